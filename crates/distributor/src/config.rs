@@ -1,0 +1,31 @@
+//! Static configuration of the distributor (`distributor:` in the YAML file).
+
+use crate::error::DistributorError;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DistributorConfig {
+    /// Largest accepted request, compressed or decompressed, in bytes.
+    pub max_recv_msg_size: usize,
+}
+
+impl Default for DistributorConfig {
+    fn default() -> Self {
+        Self {
+            max_recv_msg_size: 100 << 20,
+        }
+    }
+}
+
+impl DistributorConfig {
+    pub fn validate(&self) -> Result<(), DistributorError> {
+        if self.max_recv_msg_size < 1024 {
+            return Err(DistributorError::Config {
+                field: "distributor.max_recv_msg_size",
+                reason: format!("must be at least 1024 bytes, got {}", self.max_recv_msg_size),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,265 @@
+//! `POST /api/v1/push`: content negotiation, decoding, validation, limits, forwarding.
+
+use crate::config::DistributorConfig;
+use crate::error::DistributorError;
+use crate::metrics::{CodeLabels, Metrics, ReasonLabels};
+use crate::rate_limit::RateLimiter;
+use crate::validation::validate_batch;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use parking_lot::{Mutex, RwLock};
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use std::time::Instant;
+use strata_model::time::now_ms;
+use strata_model::{Overrides, TenancyConfig, WriteBatch};
+use strata_proto::decode::{decode_write_request_v1, decode_write_request_v2};
+use strata_storage::{PushOutcome, Pusher, RejectionKind};
+
+/// Which remote-write message a request carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtoVersion {
+    V1,
+    V2,
+}
+
+/// Content negotiation per the remote write 2.0 spec. A missing Content-Type is taken as 1.0,
+/// which is what senders older than the spec do.
+pub fn negotiate(headers: &HeaderMap) -> Result<ProtoVersion, DistributorError> {
+    if let Some(enc) = headers.get(header::CONTENT_ENCODING) {
+        let e = enc.to_str().unwrap_or("");
+        if !e.trim().eq_ignore_ascii_case("snappy") {
+            return Err(DistributorError::UnsupportedEncoding(e.to_owned()));
+        }
+    }
+    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(ProtoVersion::V1);
+    };
+    let raw = ct.to_str().unwrap_or("");
+    let mut parts = raw.split(';').map(str::trim);
+    let media = parts.next().unwrap_or("");
+    if !media.eq_ignore_ascii_case("application/x-protobuf") {
+        return Err(DistributorError::UnsupportedContentType(raw.to_owned()));
+    }
+    let mut version = ProtoVersion::V1;
+    for p in parts {
+        if let Some((k, v)) = p.split_once('=') {
+            if k.trim().eq_ignore_ascii_case("proto") {
+                version = match v.trim().trim_matches('"') {
+                    "prometheus.WriteRequest" => ProtoVersion::V1,
+                    "io.prometheus.write.v2.Request" => ProtoVersion::V2,
+                    _ => return Err(DistributorError::UnsupportedContentType(raw.to_owned())),
+                };
+            }
+        }
+    }
+    Ok(version)
+}
+
+/// The distributor component.
+pub struct Distributor {
+    cfg: DistributorConfig,
+    tenancy: TenancyConfig,
+    overrides: Arc<RwLock<Overrides>>,
+    ingesters: Arc<dyn Pusher>,
+    rate: RateLimiter,
+    metrics: Metrics,
+    buffers: Mutex<Vec<Vec<u8>>>,
+}
+
+impl std::fmt::Debug for Distributor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Distributor").field("cfg", &self.cfg).finish_non_exhaustive()
+    }
+}
+
+/// The result of a push, before it becomes an HTTP response.
+#[derive(Debug)]
+pub struct PushResult {
+    pub version: ProtoVersion,
+    pub outcome: PushOutcome,
+    pub exemplars: u64,
+}
+
+impl Distributor {
+    pub fn new(
+        cfg: DistributorConfig,
+        tenancy: TenancyConfig,
+        overrides: Arc<RwLock<Overrides>>,
+        ingesters: Arc<dyn Pusher>,
+        registry: &mut Registry,
+    ) -> Result<Arc<Self>, DistributorError> {
+        cfg.validate()?;
+        Ok(Arc::new(Self {
+            cfg,
+            tenancy,
+            overrides,
+            ingesters,
+            rate: RateLimiter::default(),
+            metrics: Metrics::new(registry),
+            buffers: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// Handles one remote-write body.
+    pub async fn push(&self, headers: &HeaderMap, body: &[u8]) -> Result<PushResult, DistributorError> {
+        let version = negotiate(headers)?;
+        let hv = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let tenant = self
+            .tenancy
+            .resolve(hv("x-scope-orgid"), hv("authorization"))?;
+        let limit = self.cfg.max_recv_msg_size;
+        if body.len() > limit {
+            return Err(DistributorError::TooLarge { size: body.len(), limit });
+        }
+        let raw_len = snap::raw::decompress_len(body).map_err(DistributorError::Snappy)?;
+        if raw_len > limit {
+            return Err(DistributorError::TooLarge { size: raw_len, limit });
+        }
+        let mut buf = self.buffers.lock().pop().unwrap_or_default();
+        buf.resize(raw_len, 0);
+        let res = self.push_decompressed(version, &tenant, body, &mut buf).await;
+        if buf.capacity() <= 16 << 20 {
+            self.buffers.lock().push(buf);
+        }
+        res
+    }
+
+    async fn push_decompressed(
+        &self,
+        version: ProtoVersion,
+        tenant: &strata_model::TenantId,
+        body: &[u8],
+        buf: &mut [u8],
+    ) -> Result<PushResult, DistributorError> {
+        let n = snap::raw::Decoder::new()
+            .decompress(body, buf)
+            .map_err(DistributorError::Snappy)?;
+        let raw = &buf[..n];
+        let mut batch = WriteBatch::default();
+        match version {
+            ProtoVersion::V1 => decode_write_request_v1(raw, &mut batch).map_err(|source| {
+                DistributorError::Decode { message: "prometheus.WriteRequest", source }
+            })?,
+            ProtoVersion::V2 => decode_write_request_v2(raw, &mut batch).map_err(|source| {
+                DistributorError::Decode { message: "io.prometheus.write.v2.Request", source }
+            })?,
+        }
+        let received = batch.sample_count() as u64;
+        self.metrics.received_samples.inc_by(received);
+        let exemplars: u64 = batch.series.iter().map(|s| u64::from(s.exemplars)).sum();
+        let limits = self.overrides.read().for_tenant(tenant.as_str()).clone();
+        let mut outcome = PushOutcome::default();
+        validate_batch(&mut batch, &limits, now_ms(), &mut outcome, |reason, n| {
+            self.metrics
+                .discarded_samples
+                .get_or_create(&ReasonLabels { reason: reason.to_owned() })
+                .inc_by(n);
+        });
+        let valid: usize = batch.series.iter().map(|s| (s.samples.end - s.samples.start) as usize).sum();
+        if !self.rate.allow(
+            tenant.as_str(),
+            limits.ingestion_rate,
+            limits.ingestion_burst_size,
+            valid,
+            Instant::now(),
+        ) {
+            self.metrics
+                .discarded_samples
+                .get_or_create(&ReasonLabels { reason: "rate-limited".into() })
+                .inc_by(received);
+            return Err(DistributorError::RateLimited {
+                tenant: tenant.to_string(),
+                rate: limits.ingestion_rate,
+                burst: limits.ingestion_burst_size,
+                samples: valid,
+            });
+        }
+        if valid > 0 || !batch.metadata.is_empty() {
+            let stored = self.ingesters.push(tenant, &batch).await?;
+            if let Some(r) = &stored.first_rejection {
+                self.metrics
+                    .discarded_samples
+                    .get_or_create(&ReasonLabels { reason: r.reason.to_owned() })
+                    .inc_by(stored.samples_rejected);
+            }
+            outcome.merge(stored);
+        }
+        Ok(PushResult { version, outcome, exemplars })
+    }
+}
+
+fn written_headers(resp: &mut Response, r: &PushResult) {
+    if r.version != ProtoVersion::V2 {
+        return;
+    }
+    let h = resp.headers_mut();
+    let num = |n: u64| HeaderValue::from_str(&n.to_string()).unwrap_or(HeaderValue::from_static("0"));
+    h.insert("x-prometheus-remote-write-samples-written", num(r.outcome.samples_written));
+    // Histograms and exemplars are not stored yet: report honestly that none were written.
+    h.insert("x-prometheus-remote-write-histograms-written", num(0));
+    h.insert("x-prometheus-remote-write-exemplars-written", num(0));
+}
+
+async fn push_handler(State(d): State<Arc<Distributor>>, headers: HeaderMap, body: Bytes) -> Response {
+    let t0 = Instant::now();
+    let resp = match d.push(&headers, &body).await {
+        Ok(r) => {
+            let mut resp = match &r.outcome.first_rejection {
+                None => StatusCode::NO_CONTENT.into_response(),
+                Some(rej) => {
+                    let status = match rej.kind {
+                        RejectionKind::BadData => StatusCode::BAD_REQUEST,
+                        RejectionKind::Limit => StatusCode::TOO_MANY_REQUESTS,
+                    };
+                    let msg = format!(
+                        "{} of {} samples rejected; first: {} ({})\n",
+                        r.outcome.samples_rejected,
+                        r.outcome.samples_rejected + r.outcome.samples_written,
+                        rej.message,
+                        rej.reason
+                    );
+                    tracing::debug!(status = status.as_u16(), reason = rej.reason, "push partially rejected");
+                    (status, msg).into_response()
+                }
+            };
+            written_headers(&mut resp, &r);
+            resp
+        }
+        Err(e) => {
+            let status = e.status();
+            if status.is_server_error() {
+                tracing::error!(error = %e, "push failed");
+            } else {
+                tracing::debug!(error = %e, "push refused");
+            }
+            d.metrics
+                .discarded_samples
+                .get_or_create(&ReasonLabels { reason: e.reason().to_owned() })
+                .inc_by(0);
+            (status, format!("{e}\n")).into_response()
+        }
+    };
+    d.metrics
+        .requests
+        .get_or_create(&CodeLabels { code: resp.status().as_u16() })
+        .inc();
+    d.metrics.request_duration.observe(t0.elapsed().as_secs_f64());
+    resp
+}
+
+/// Routes of the distributor: `/api/v1/push` (Mimir's path) and `/api/v1/write` (Prometheus's
+/// receiver path), each also under `/prometheus`.
+pub fn router(d: Arc<Distributor>) -> Router {
+    let limit = d.cfg.max_recv_msg_size;
+    Router::new()
+        .route("/api/v1/push", post(push_handler))
+        .route("/api/v1/write", post(push_handler))
+        .route("/prometheus/api/v1/push", post(push_handler))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(d)
+}

@@ -1,0 +1,105 @@
+//! Static configuration of the ingester (`ingester:` in the YAML file).
+
+use crate::error::IngesterError;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngesterConfig {
+    pub wal: WalConfig,
+    /// Lock shards per tenant head: more shards, less contention between push threads.
+    pub head_shards: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WalConfig {
+    /// Directory of segments and checkpoints, relative to the data directory if not absolute.
+    pub dir: String,
+    /// A segment is closed once it holds this many bytes.
+    pub segment_size_bytes: u64,
+    /// fsync each group commit before acknowledging. Turning it off risks losing acknowledged
+    /// samples on power loss (a process crash is still safe).
+    pub fsync: bool,
+    /// Snapshot the head and drop older segments this often.
+    #[serde(with = "humantime_serde")]
+    pub checkpoint_interval: Duration,
+    /// Also snapshot once this many segments accumulated since the last checkpoint.
+    pub checkpoint_after_segments: u64,
+}
+
+impl Default for IngesterConfig {
+    fn default() -> Self {
+        Self {
+            wal: WalConfig::default(),
+            head_shards: 16,
+        }
+    }
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        Self {
+            dir: "wal".into(),
+            segment_size_bytes: 128 << 20,
+            fsync: true,
+            checkpoint_interval: Duration::from_secs(15 * 60),
+            checkpoint_after_segments: 8,
+        }
+    }
+}
+
+impl IngesterConfig {
+    /// Checks values; errors name the field.
+    pub fn validate(&self) -> Result<(), IngesterError> {
+        if !self.head_shards.is_power_of_two() || self.head_shards > 256 {
+            return Err(IngesterError::Config {
+                field: "ingester.head_shards",
+                reason: format!("must be a power of two ≤ 256, got {}", self.head_shards),
+            });
+        }
+        if self.wal.segment_size_bytes < (1 << 20) {
+            return Err(IngesterError::Config {
+                field: "ingester.wal.segment_size_bytes",
+                reason: format!("must be at least 1 MiB, got {}", self.wal.segment_size_bytes),
+            });
+        }
+        if self.wal.checkpoint_interval < Duration::from_secs(1) {
+            return Err(IngesterError::Config {
+                field: "ingester.wal.checkpoint_interval",
+                reason: "must be at least 1s".into(),
+            });
+        }
+        if self.wal.checkpoint_after_segments == 0 {
+            return Err(IngesterError::Config {
+                field: "ingester.wal.checkpoint_after_segments",
+                reason: "must be > 0".into(),
+            });
+        }
+        if self.wal.dir.is_empty() {
+            return Err(IngesterError::Config {
+                field: "ingester.wal.dir",
+                reason: "must not be empty".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_unknown_fields_fail() {
+        IngesterConfig::default().validate().unwrap();
+        let e = serde_yaml::from_str::<IngesterConfig>("wal:\n  fsyncc: true\n").unwrap_err();
+        assert!(e.to_string().contains("fsyncc"), "{e}");
+        let c: IngesterConfig = serde_yaml::from_str("head_shards: 3\n").unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("ingester.head_shards"));
+        let c: IngesterConfig =
+            serde_yaml::from_str("wal:\n  checkpoint_interval: 5m\n").unwrap();
+        assert_eq!(c.wal.checkpoint_interval, Duration::from_secs(300));
+    }
+}

@@ -1,0 +1,40 @@
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// Errors of the ingester's own state: the WAL, checkpoints and configuration.
+#[derive(Debug, Error)]
+pub enum IngesterError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("corrupt WAL file {path} at byte {offset}: {reason}; it is not the last segment, so this is not a torn write from a crash. Move the file away to start without the data in it and after it")]
+    CorruptWal {
+        path: PathBuf,
+        offset: u64,
+        reason: &'static str,
+    },
+    #[error("unexpected file {0} in the WAL directory; remove it or point the data directory elsewhere")]
+    UnexpectedWalFile(PathBuf),
+    #[error("WAL record refers to series {id} of tenant {tenant:?}, which no earlier record defines")]
+    UnknownSeries { tenant: String, id: u32 },
+    #[error("invalid tenant {0:?} in WAL")]
+    BadTenant(String),
+    #[error("corrupt chunk for series {id} of tenant {tenant:?} in checkpoint")]
+    CorruptChunk { tenant: String, id: u32 },
+    #[error("invalid configuration: {field}: {reason}")]
+    Config { field: &'static str, reason: String },
+    #[error("WAL failure: {0}")]
+    Wal(#[source] std::sync::Arc<std::io::Error>),
+}
+
+impl IngesterError {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}

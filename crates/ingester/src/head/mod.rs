@@ -1,0 +1,460 @@
+//! One tenant's in-memory head: series sharded over mutexes by label hash, a postings index,
+//! and metric metadata.
+//!
+//! Lock order is shard → postings (write, only to register a new series) → WAL pending buffer.
+//! WAL records of a series are queued while its shard lock is held, so for any one series the
+//! WAL order equals the in-memory order, and a series record always precedes its samples.
+
+pub mod key;
+pub mod postings;
+pub mod series;
+
+use crate::wal::record::RecordWriter;
+use crate::wal::Wal;
+use hashbrown::HashTable;
+use parking_lot::{Mutex, RwLock};
+use postings::Postings;
+use series::{AppendResult, MemSeries};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use strata_model::labels::fmt_series;
+use strata_model::time::format_rfc3339_ms;
+use strata_model::{Labels, Limits, Matcher, MetricMetadata, Sample, TenantId, WriteBatch};
+use strata_storage::query::{Series, SeriesMetadata};
+use strata_storage::{PushOutcome, Rejection, RejectionKind};
+
+#[derive(Debug, Default)]
+struct Shard {
+    table: HashTable<u32>,
+    series: Vec<MemSeries>,
+}
+
+impl Shard {
+    fn find(&self, hash: u64, key: &[u8]) -> Option<u32> {
+        let series = &self.series;
+        self.table
+            .find(hash, |&i| {
+                let s = &series[i as usize];
+                s.hash == hash && &*s.key == key
+            })
+            .copied()
+    }
+
+    fn insert(&mut self, s: MemSeries) -> u32 {
+        let local = self.series.len() as u32;
+        let hash = s.hash;
+        self.series.push(s);
+        let series = &self.series;
+        self.table
+            .insert_unique(hash, local, |&i| series[i as usize].hash);
+        local
+    }
+}
+
+/// Per-request scratch space, reused across requests to avoid allocation.
+#[derive(Debug, Default)]
+pub struct AppendScratch {
+    keys: Vec<u8>,
+    key_ends: Vec<u32>,
+    hashes: Vec<u64>,
+    order: Vec<(u32, u32)>,
+    series_records: RecordWriter,
+    sample_records: RecordWriter,
+}
+
+/// The head of one tenant.
+#[derive(Debug)]
+pub struct TenantHead {
+    pub tenant: TenantId,
+    shards: Box<[Mutex<Shard>]>,
+    mask: u64,
+    postings: RwLock<Postings>,
+    metadata: Mutex<HashMap<String, SeriesMetadata>>,
+    min_t: AtomicI64,
+    max_t: AtomicI64,
+}
+
+#[inline]
+fn location(shard: usize, local: u32) -> u32 {
+    (local << 8) | shard as u32
+}
+
+#[inline]
+fn split_location(loc: u32) -> (usize, usize) {
+    ((loc & 0xff) as usize, (loc >> 8) as usize)
+}
+
+fn describe(key: &[u8]) -> String {
+    let mut s = String::new();
+    let _ = fmt_series(&mut s, key::pairs(key));
+    s
+}
+
+impl TenantHead {
+    pub fn new(tenant: TenantId, shards: usize) -> Self {
+        Self {
+            tenant,
+            shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
+            mask: (shards - 1) as u64,
+            postings: RwLock::new(Postings::default()),
+            metadata: Mutex::new(HashMap::new()),
+            min_t: AtomicI64::new(i64::MAX),
+            max_t: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    /// Active series.
+    pub fn num_series(&self) -> usize {
+        self.postings.read().len()
+    }
+
+    fn shard_of(&self, hash: u64) -> usize {
+        // High bits pick the shard; the hash table uses the low bits.
+        ((hash >> 48) & self.mask) as usize
+    }
+
+    fn note_time_range(&self, min_t: i64, max_t: i64) {
+        if min_t <= max_t {
+            self.min_t.fetch_min(min_t, Ordering::Relaxed);
+            self.max_t.fetch_max(max_t, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the head may hold samples in `[start, end]`.
+    pub fn overlaps(&self, start: i64, end: i64) -> bool {
+        self.min_t.load(Ordering::Relaxed) <= end && self.max_t.load(Ordering::Relaxed) >= start
+    }
+
+    /// Appends a batch, queueing WAL records for what was stored. Returns the WAL sequence to
+    /// wait on before acknowledging (0 if nothing needs to be made durable).
+    pub fn append(
+        &self,
+        batch: &WriteBatch<'_>,
+        limits: &Limits,
+        wal: &Wal,
+        scratch: &mut AppendScratch,
+        outcome: &mut PushOutcome,
+    ) -> u64 {
+        let s = scratch;
+        s.keys.clear();
+        s.key_ends.clear();
+        s.hashes.clear();
+        s.order.clear();
+        for i in 0..batch.series.len() {
+            let start = s.keys.len();
+            key::encode_into(batch.series_labels(i), &mut s.keys);
+            s.key_ends.push(s.keys.len() as u32);
+            let h = key::hash(&s.keys[start..]);
+            s.hashes.push(h);
+            if !batch.series_samples(i).is_empty() {
+                s.order.push((self.shard_of(h) as u32, i as u32));
+            }
+        }
+        s.order.sort_unstable();
+        let tenant = self.tenant.as_str();
+        let mut seq = 0;
+        let mut g = 0;
+        while g < s.order.len() {
+            let shard_idx = s.order[g].0 as usize;
+            let mut end = g;
+            while end < s.order.len() && s.order[end].0 as usize == shard_idx {
+                end += 1;
+            }
+            let mut shard = self.shards[shard_idx].lock();
+            s.series_records.clear();
+            s.sample_records.clear();
+            let mut rec = s.sample_records.begin_samples(tenant);
+            let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+            for &(_, i) in &s.order[g..end] {
+                let i = i as usize;
+                let kstart = if i == 0 { 0 } else { s.key_ends[i - 1] as usize };
+                let key = &s.keys[kstart..s.key_ends[i] as usize];
+                let hash = s.hashes[i];
+                let samples = batch.series_samples(i);
+                let local = match shard.find(hash, key) {
+                    Some(l) => l,
+                    None => {
+                        let max = limits.max_series_per_tenant;
+                        let mut postings = self.postings.write();
+                        if max > 0 && postings.len() as u64 >= max {
+                            drop(postings);
+                            outcome.reject(samples.len() as u64, || Rejection {
+                                kind: RejectionKind::Limit,
+                                reason: "max-series-per-tenant",
+                                message: format!(
+                                    "per-tenant series limit of {max} exceeded for tenant {tenant}; series {} was not created. Raise limits.max_series_per_tenant or reduce cardinality",
+                                    describe(key)
+                                ),
+                            });
+                            continue;
+                        }
+                        let local = shard.series.len() as u32;
+                        let id = postings.add(location(shard_idx, local), key::pairs(key));
+                        drop(postings);
+                        s.series_records.series(tenant, id, key);
+                        shard.insert(MemSeries::new(key.into(), hash, id))
+                    }
+                };
+                let series = &mut shard.series[local as usize];
+                for smp in samples {
+                    match series.append(smp.t, smp.v) {
+                        AppendResult::Appended => {
+                            s.sample_records.sample(&mut rec, series.id, smp.t, smp.v);
+                            outcome.samples_written += 1;
+                            lo = lo.min(smp.t);
+                            hi = hi.max(smp.t);
+                        }
+                        AppendResult::Duplicate => outcome.samples_written += 1,
+                        AppendResult::OutOfOrder { newest } => {
+                            outcome.reject(1, || Rejection {
+                                kind: RejectionKind::BadData,
+                                reason: "sample-out-of-order",
+                                message: format!(
+                                    "out-of-order sample: timestamp {} is older than the newest sample of the series at {}; series {}",
+                                    format_rfc3339_ms(smp.t),
+                                    format_rfc3339_ms(newest),
+                                    describe(key)
+                                ),
+                            })
+                        }
+                        AppendResult::DuplicateTimestamp => outcome.reject(1, || Rejection {
+                            kind: RejectionKind::BadData,
+                            reason: "sample-duplicate-timestamp",
+                            message: format!(
+                                "duplicate sample for timestamp {} with a different value ({}); series {}",
+                                format_rfc3339_ms(smp.t),
+                                smp.v,
+                                describe(key)
+                            ),
+                        }),
+                    }
+                }
+            }
+            s.sample_records.end_samples(rec);
+            if !s.series_records.is_empty() || !s.sample_records.is_empty() {
+                seq = wal.append_parts(&[&s.series_records.buf, &s.sample_records.buf]);
+            }
+            drop(shard);
+            self.note_time_range(lo, hi);
+            g = end;
+        }
+        seq
+    }
+
+    /// Records metadata; returns the entries that changed (to be logged).
+    pub fn update_metadata<'a>(&self, md: &[MetricMetadata<'a>]) -> Vec<MetricMetadata<'a>> {
+        let mut map = self.metadata.lock();
+        let mut changed = Vec::new();
+        for m in md {
+            if m.family.is_empty() {
+                continue;
+            }
+            let same = map.get(m.family).is_some_and(|e| {
+                e.metric_type == m.metric_type && e.help == m.help && e.unit == m.unit
+            });
+            if !same {
+                map.insert(
+                    m.family.to_owned(),
+                    SeriesMetadata {
+                        family: m.family.to_owned(),
+                        metric_type: m.metric_type,
+                        help: m.help.to_owned(),
+                        unit: m.unit.to_owned(),
+                    },
+                );
+                changed.push(m.clone());
+            }
+        }
+        changed
+    }
+
+    pub fn metadata(&self, metric: Option<&str>) -> Vec<SeriesMetadata> {
+        let map = self.metadata.lock();
+        let mut v: Vec<SeriesMetadata> = match metric {
+            Some(m) => map.get(m).cloned().into_iter().collect(),
+            None => map.values().cloned().collect(),
+        };
+        v.sort_by(|a, b| a.family.cmp(&b.family));
+        v
+    }
+
+    // ---- replay (no WAL, no limits) ----
+
+    /// Finds or creates a series during replay; returns its location.
+    pub fn replay_series(&self, key: &[u8]) -> u32 {
+        let hash = key::hash(key);
+        let shard_idx = self.shard_of(hash);
+        let mut shard = self.shards[shard_idx].lock();
+        if let Some(l) = shard.find(hash, key) {
+            return location(shard_idx, l);
+        }
+        let local = shard.series.len() as u32;
+        let id = self
+            .postings
+            .write()
+            .add(location(shard_idx, local), key::pairs(key));
+        shard.insert(MemSeries::new(key.into(), hash, id));
+        location(shard_idx, local)
+    }
+
+    /// Appends a replayed sample; samples already present (a checkpoint overlaps the first
+    /// segment after it) are skipped.
+    pub fn replay_sample(&self, loc: u32, t: i64, v: f64) {
+        let (shard_idx, local) = split_location(loc);
+        let mut shard = self.shards[shard_idx].lock();
+        if shard.series[local].append(t, v) == AppendResult::Appended {
+            drop(shard);
+            self.note_time_range(t, t);
+        }
+    }
+
+    /// Restores a series from a checkpoint.
+    pub fn restore_series(&self, key: &[u8], chunks: Vec<Box<[u8]>>) -> Result<u32, &'static str> {
+        let loc = self.replay_series(key);
+        let (shard_idx, local) = split_location(loc);
+        let mut shard = self.shards[shard_idx].lock();
+        let s = &mut shard.series[local];
+        s.restore_chunks(chunks)?;
+        let mut all = Vec::new();
+        s.samples_in(i64::MIN, i64::MAX, &mut all);
+        drop(shard);
+        if let (Some(a), Some(b)) = (all.first(), all.last()) {
+            self.note_time_range(a.t, b.t);
+        }
+        Ok(loc)
+    }
+
+    /// Writes every series with its chunks and the metadata as checkpoint records.
+    pub fn snapshot(&self, out: &mut RecordWriter, mut flush: impl FnMut(&mut RecordWriter) -> std::io::Result<()>) -> std::io::Result<()> {
+        let tenant = self.tenant.as_str();
+        for shard in self.shards.iter() {
+            let shard = shard.lock();
+            for s in &shard.series {
+                out.series_snapshot(tenant, s.id, &s.key, s.chunks());
+                if out.buf.len() > 1 << 20 {
+                    flush(out)?;
+                }
+            }
+        }
+        for m in self.metadata.lock().values() {
+            out.metadata(
+                tenant,
+                &MetricMetadata {
+                    family: &m.family,
+                    metric_type: m.metric_type,
+                    help: &m.help,
+                    unit: &m.unit,
+                },
+            );
+        }
+        flush(out)
+    }
+
+    // ---- queries ----
+
+    fn matching_locations(&self, matchers: &[Matcher]) -> Vec<u32> {
+        let postings = self.postings.read();
+        let mut locs: Vec<u32> = postings
+            .select(matchers)
+            .into_iter()
+            .map(|id| postings.location(id))
+            .collect();
+        drop(postings);
+        locs.sort_unstable_by_key(|l| (l & 0xff, l >> 8));
+        locs
+    }
+
+    /// Visits matching series shard by shard (each shard locked once).
+    fn for_each_match(&self, matchers: &[Matcher], mut f: impl FnMut(&MemSeries)) {
+        let locs = self.matching_locations(matchers);
+        let mut i = 0;
+        while i < locs.len() {
+            let (shard_idx, _) = split_location(locs[i]);
+            let shard = self.shards[shard_idx].lock();
+            while i < locs.len() && split_location(locs[i]).0 == shard_idx {
+                f(&shard.series[split_location(locs[i]).1]);
+                i += 1;
+            }
+        }
+    }
+
+    pub fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<Series> {
+        if !self.overlaps(start, end) {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        let mut raw: Vec<(Box<[u8]>, Vec<Sample>)> = Vec::new();
+        self.for_each_match(matchers, |s| {
+            let mut samples = Vec::new();
+            s.samples_in(start, end, &mut samples);
+            if !samples.is_empty() {
+                raw.push((s.key.clone(), samples));
+            }
+        });
+        for (k, samples) in raw {
+            out.push(Series {
+                labels: key::to_labels(&k),
+                samples,
+            });
+        }
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        out
+    }
+
+    pub fn series(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<Labels> {
+        if !self.overlaps(start, end) {
+            return Vec::new();
+        }
+        let mut keys: Vec<Box<[u8]>> = Vec::new();
+        self.for_each_match(matchers, |s| {
+            if s.has_sample_in(start, end) {
+                keys.push(s.key.clone());
+            }
+        });
+        let mut out: Vec<Labels> = keys.iter().map(|k| key::to_labels(k)).collect();
+        out.sort();
+        out
+    }
+
+    pub fn label_names(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<String> {
+        if !self.overlaps(start, end) {
+            return Vec::new();
+        }
+        if matchers.is_empty() {
+            return self.postings.read().label_names();
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for l in self.series(matchers, start, end) {
+            for label in &l {
+                if !names.contains(&label.name) {
+                    names.insert(label.name.clone());
+                }
+            }
+        }
+        names.into_iter().collect()
+    }
+
+    pub fn label_values(&self, name: &str, matchers: &[Matcher], start: i64, end: i64) -> Vec<String> {
+        if !self.overlaps(start, end) {
+            return Vec::new();
+        }
+        if matchers.is_empty() {
+            return self.postings.read().label_values(name);
+        }
+        let mut values = std::collections::BTreeSet::new();
+        for l in self.series(matchers, start, end) {
+            if let Some(v) = l.get(name) {
+                values.insert(v.to_owned());
+            }
+        }
+        values.into_iter().collect()
+    }
+
+    /// Approximate heap bytes of series data (labels and chunks).
+    pub fn heap_bytes(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().series.iter().map(MemSeries::heap_bytes).sum::<usize>())
+            .sum()
+    }
+}

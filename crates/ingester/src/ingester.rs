@@ -1,0 +1,344 @@
+use crate::config::IngesterConfig;
+use crate::error::IngesterError;
+use crate::head::{AppendScratch, TenantHead};
+use crate::metrics::{Metrics, ReasonLabels};
+use crate::wal::record::{Record, RecordWriter};
+use crate::wal::{self, sync_dir, Wal, WalOptions};
+use async_trait::async_trait;
+use parking_lot::{Mutex, RwLock};
+use prometheus_client::registry::Registry;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use strata_model::{Labels, Matcher, Overrides, TenantId, WriteBatch};
+use strata_storage::query::{Series, SeriesMetadata};
+use strata_storage::{PushError, PushOutcome, Pusher, QueryError, Queryable};
+
+/// The ingester component.
+#[derive(Debug)]
+pub struct Ingester {
+    cfg: IngesterConfig,
+    wal_dir: PathBuf,
+    tenants: RwLock<HashMap<TenantId, Arc<TenantHead>>>,
+    wal: Wal,
+    overrides: Arc<RwLock<Overrides>>,
+    metrics: Metrics,
+    scratch: Mutex<Vec<AppendScratch>>,
+    stopping: AtomicBool,
+    checkpoint_lock: tokio::sync::Mutex<()>,
+    last_checkpoint_segment: Mutex<u64>,
+}
+
+impl Ingester {
+    /// Opens the ingester under `data_dir`: replays the newest checkpoint and the WAL segments
+    /// after it, then starts a fresh segment.
+    pub fn open(
+        cfg: IngesterConfig,
+        data_dir: &Path,
+        overrides: Arc<RwLock<Overrides>>,
+        registry: &mut Registry,
+    ) -> Result<Arc<Self>, IngesterError> {
+        cfg.validate()?;
+        let wal_dir = data_dir.join(&cfg.wal.dir);
+        std::fs::create_dir_all(&wal_dir).map_err(|e| IngesterError::io(&wal_dir, e))?;
+        let metrics = Metrics::new(registry);
+        let t0 = Instant::now();
+        let files = wal::list(&wal_dir)?;
+        let tenants = RwLock::new(HashMap::new());
+        let mut replayer = Replayer {
+            tenants: &tenants,
+            shards: cfg.head_shards,
+            ids: HashMap::new(),
+            samples: 0,
+        };
+        if let Some((idx, path)) = &files.checkpoint {
+            tracing::info!(checkpoint = %path.display(), "loading head checkpoint");
+            wal::read_segment(path, false, |r| replayer.apply(r))?;
+            let _ = idx;
+        }
+        let first = files.checkpoint.as_ref().map_or(0, |(i, _)| *i);
+        let replay: Vec<&(u64, PathBuf)> = files.segments.iter().filter(|(i, _)| *i >= first).collect();
+        for (n, (_, path)) in replay.iter().enumerate() {
+            let last = n + 1 == replay.len();
+            let dropped = wal::read_segment(path, last, |r| replayer.apply(r))?;
+            if dropped > 0 {
+                tracing::warn!(segment = %path.display(), dropped, "dropped a torn WAL tail");
+            }
+        }
+        // Segments older than the checkpoint are already in it; a crash may have left them.
+        for (i, path) in &files.segments {
+            if *i < first {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        for p in &files.stale_checkpoints {
+            let _ = std::fs::remove_file(p);
+        }
+        let next_segment = files.segments.last().map_or(first, |(i, _)| i + 1).max(first);
+        let n_series: usize = tenants.read().values().map(|h: &Arc<TenantHead>| h.num_series()).sum();
+        let took = t0.elapsed();
+        metrics.replay_duration_seconds.set(took.as_secs_f64());
+        metrics.memory_series.set(n_series as i64);
+        tracing::info!(
+            series = n_series,
+            samples = replayer.samples,
+            segments = replay.len(),
+            took_ms = took.as_millis() as u64,
+            "WAL replay finished"
+        );
+        let wal = Wal::start(
+            WalOptions {
+                dir: wal_dir.clone(),
+                segment_size: cfg.wal.segment_size_bytes,
+                fsync: cfg.wal.fsync,
+            },
+            next_segment,
+            Arc::new(metrics.clone()),
+        )?;
+        metrics.wal_segment_current.set(next_segment as i64);
+        Ok(Arc::new(Self {
+            cfg,
+            wal_dir,
+            tenants,
+            wal,
+            overrides,
+            metrics,
+            scratch: Mutex::new(Vec::new()),
+            stopping: AtomicBool::new(false),
+            checkpoint_lock: tokio::sync::Mutex::new(()),
+            last_checkpoint_segment: Mutex::new(next_segment),
+        }))
+    }
+
+    fn head(&self, tenant: &TenantId) -> Arc<TenantHead> {
+        if let Some(h) = self.tenants.read().get(tenant) {
+            return h.clone();
+        }
+        let mut w = self.tenants.write();
+        let h = w
+            .entry(tenant.clone())
+            .or_insert_with(|| Arc::new(TenantHead::new(tenant.clone(), self.cfg.head_shards)))
+            .clone();
+        self.metrics.tenants.set(w.len() as i64);
+        h
+    }
+
+    fn existing_head(&self, tenant: &TenantId) -> Option<Arc<TenantHead>> {
+        self.tenants.read().get(tenant).cloned()
+    }
+
+    /// Series across tenants.
+    pub fn num_series(&self) -> usize {
+        self.tenants.read().values().map(|h| h.num_series()).sum()
+    }
+
+    /// Snapshots every head into `checkpoint.N` and deletes the WAL segments below N.
+    pub async fn checkpoint(self: &Arc<Self>) -> Result<(), IngesterError> {
+        let _guard = self.checkpoint_lock.lock().await;
+        let t0 = Instant::now();
+        let idx = self.wal.rotate().await.map_err(IngesterError::Wal)?;
+        let this = self.clone();
+        let res = tokio::task::spawn_blocking(move || this.write_checkpoint(idx))
+            .await
+            .unwrap_or_else(|e| Err(IngesterError::io(Path::new("checkpoint task"), std::io::Error::other(e.to_string()))));
+        match &res {
+            Ok(()) => {
+                *self.last_checkpoint_segment.lock() = idx;
+                self.metrics.checkpoints.inc();
+                self.metrics.checkpoint_duration_seconds.set(t0.elapsed().as_secs_f64());
+                tracing::info!(segment = idx, took_ms = t0.elapsed().as_millis() as u64, "head checkpoint written");
+            }
+            Err(e) => {
+                self.metrics.checkpoint_failures.inc();
+                tracing::error!(error = %e, "head checkpoint failed; WAL segments are kept");
+            }
+        }
+        res
+    }
+
+    fn write_checkpoint(&self, idx: u64) -> Result<(), IngesterError> {
+        let tmp = self.wal_dir.join(format!("checkpoint.{idx:08}.tmp"));
+        let dst = self.wal_dir.join(format!("checkpoint.{idx:08}"));
+        let io = |e| IngesterError::io(&tmp, e);
+        let file = std::fs::File::create(&tmp).map_err(io)?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        let mut rec = RecordWriter::default();
+        let heads: Vec<Arc<TenantHead>> = self.tenants.read().values().cloned().collect();
+        for h in heads {
+            h.snapshot(&mut rec, |r| {
+                w.write_all(&r.buf)?;
+                r.clear();
+                Ok(())
+            })
+            .map_err(io)?;
+        }
+        let file = w.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)?;
+        drop(file);
+        std::fs::rename(&tmp, &dst).map_err(io)?;
+        sync_dir(&self.wal_dir).map_err(|e| IngesterError::io(&self.wal_dir, e))?;
+        let files = wal::list(&self.wal_dir)?;
+        for (i, p) in files.segments {
+            if i < idx {
+                std::fs::remove_file(&p).map_err(|e| IngesterError::io(&p, e))?;
+            }
+        }
+        for p in files.stale_checkpoints {
+            std::fs::remove_file(&p).map_err(|e| IngesterError::io(&p, e))?;
+        }
+        Ok(())
+    }
+
+    /// Periodic work: checkpoints and gauges. Returns when `shutdown` resolves.
+    pub async fn run_background(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        let mut last_checkpoint = Instant::now();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            self.metrics.memory_series.set(self.num_series() as i64);
+            let current = self.metrics.wal_segment_current.get() as u64;
+            let since = current.saturating_sub(*self.last_checkpoint_segment.lock());
+            if last_checkpoint.elapsed() >= self.cfg.wal.checkpoint_interval
+                || since >= self.cfg.wal.checkpoint_after_segments
+            {
+                last_checkpoint = Instant::now();
+                let _ = self.checkpoint().await;
+            }
+        }
+    }
+
+    /// Stops accepting pushes, writes a final checkpoint (fast restart) and closes the WAL.
+    pub async fn shutdown(self: &Arc<Self>) {
+        self.stopping.store(true, Ordering::SeqCst);
+        if let Err(e) = self.checkpoint().await {
+            tracing::error!(error = %e, "final checkpoint failed; the WAL will be replayed at start");
+        }
+        self.wal.close();
+    }
+}
+
+/// Applies replayed records to the heads, mapping WAL series ids to head locations.
+struct Replayer<'a> {
+    tenants: &'a RwLock<HashMap<TenantId, Arc<TenantHead>>>,
+    shards: usize,
+    ids: HashMap<String, (Arc<TenantHead>, HashMap<u32, u32>)>,
+    samples: u64,
+}
+
+impl Replayer<'_> {
+    fn tenant(&mut self, tenant: &str) -> Result<&mut (Arc<TenantHead>, HashMap<u32, u32>), IngesterError> {
+        if !self.ids.contains_key(tenant) {
+            let id = TenantId::new(tenant).map_err(|_| IngesterError::BadTenant(tenant.to_owned()))?;
+            let head = self
+                .tenants
+                .write()
+                .entry(id.clone())
+                .or_insert_with(|| Arc::new(TenantHead::new(id, self.shards)))
+                .clone();
+            self.ids.insert(tenant.to_owned(), (head, HashMap::new()));
+        }
+        Ok(self.ids.get_mut(tenant).expect("inserted above"))
+    }
+
+    fn apply(&mut self, rec: Record<'_>) -> Result<(), IngesterError> {
+        match rec {
+            Record::Series { tenant, id, key } => {
+                let (head, ids) = self.tenant(tenant)?;
+                let loc = head.replay_series(key);
+                ids.insert(id, loc);
+            }
+            Record::Samples { tenant, samples } => {
+                let n = samples.len() as u64;
+                let (head, ids) = self.tenant(tenant)?;
+                for (id, t, v) in samples {
+                    let loc = *ids.get(&id).ok_or_else(|| IngesterError::UnknownSeries {
+                        tenant: tenant.to_owned(),
+                        id,
+                    })?;
+                    head.replay_sample(loc, t, v);
+                }
+                self.samples += n;
+            }
+            Record::Metadata { tenant, metadata } => {
+                let (head, _) = self.tenant(tenant)?;
+                head.update_metadata(&[metadata]);
+            }
+            Record::SeriesSnapshot { tenant, id, key, chunks } => {
+                let (head, ids) = self.tenant(tenant)?;
+                let chunks = chunks.into_iter().map(Box::from).collect();
+                let loc = head.restore_series(key, chunks).map_err(|_| IngesterError::CorruptChunk {
+                    tenant: tenant.to_owned(),
+                    id,
+                })?;
+                ids.insert(id, loc);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Pusher for Ingester {
+    async fn push(&self, tenant: &TenantId, batch: &WriteBatch<'_>) -> Result<PushOutcome, PushError> {
+        if self.stopping.load(Ordering::Relaxed) {
+            return Err(PushError::Unavailable("ingester", "shutting down"));
+        }
+        let head = self.head(tenant);
+        let limits = self.overrides.read().for_tenant(tenant.as_str()).clone();
+        let mut scratch = self.scratch.lock().pop().unwrap_or_default();
+        let mut outcome = PushOutcome::default();
+        let mut seq = head.append(batch, &limits, &self.wal, &mut scratch, &mut outcome);
+        let changed = head.update_metadata(&batch.metadata);
+        if !changed.is_empty() {
+            let mut rec = RecordWriter::default();
+            for m in &changed {
+                rec.metadata(tenant.as_str(), m);
+            }
+            seq = self.wal.append(&rec.buf);
+        }
+        self.scratch.lock().push(scratch);
+        self.metrics.samples_appended.inc_by(outcome.samples_written);
+        if let Some(r) = &outcome.first_rejection {
+            self.metrics
+                .samples_rejected
+                .get_or_create(&ReasonLabels { reason: r.reason.to_owned() })
+                .inc_by(outcome.samples_rejected);
+        }
+        if seq > 0 {
+            self.wal
+                .wait_durable(seq)
+                .await
+                .map_err(|e| PushError::Wal(std::io::Error::new(e.kind(), e.to_string())))?;
+        }
+        Ok(outcome)
+    }
+}
+
+#[async_trait]
+impl Queryable for Ingester {
+    async fn select(&self, tenant: &TenantId, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<Series>, QueryError> {
+        Ok(self.existing_head(tenant).map(|h| h.select(matchers, start, end)).unwrap_or_default())
+    }
+
+    async fn series(&self, tenant: &TenantId, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<Labels>, QueryError> {
+        Ok(self.existing_head(tenant).map(|h| h.series(matchers, start, end)).unwrap_or_default())
+    }
+
+    async fn label_names(&self, tenant: &TenantId, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<String>, QueryError> {
+        Ok(self.existing_head(tenant).map(|h| h.label_names(matchers, start, end)).unwrap_or_default())
+    }
+
+    async fn label_values(&self, tenant: &TenantId, name: &str, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<String>, QueryError> {
+        Ok(self.existing_head(tenant).map(|h| h.label_values(name, matchers, start, end)).unwrap_or_default())
+    }
+
+    async fn metadata(&self, tenant: &TenantId, metric: Option<&str>) -> Result<Vec<SeriesMetadata>, QueryError> {
+        Ok(self.existing_head(tenant).map(|h| h.metadata(metric)).unwrap_or_default())
+    }
+}

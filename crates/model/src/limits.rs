@@ -1,0 +1,132 @@
+//! Per-tenant limits, kept apart from static component configuration so that operators can
+//! override them per tenant at run time (Mimir's "runtime overrides").
+
+use crate::ModelError;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Limits that apply to one tenant. Zero means "unlimited" for the count and rate limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Sustained samples per second accepted from this tenant (token bucket rate). 0 = no limit.
+    pub ingestion_rate: f64,
+    /// Token bucket size in samples: the largest burst accepted at once.
+    pub ingestion_burst_size: u64,
+    /// Active series the tenant may hold in one ingester's head. 0 = no limit.
+    pub max_series_per_tenant: u64,
+    /// Most labels one series may carry, `__name__` included.
+    pub max_label_names_per_series: usize,
+    /// Longest label name, in bytes.
+    pub max_label_name_length: usize,
+    /// Longest label value, in bytes.
+    pub max_label_value_length: usize,
+    /// Samples further than this in the future (relative to the receiver's clock) are rejected.
+    #[serde(with = "humantime_serde")]
+    pub creation_grace_period: Duration,
+    /// Samples older than this (relative to now) are rejected; zero disables the check.
+    #[serde(with = "humantime_serde")]
+    pub past_grace_period: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            ingestion_rate: 0.0,
+            ingestion_burst_size: 0,
+            max_series_per_tenant: 0,
+            max_label_names_per_series: 30,
+            max_label_name_length: 1024,
+            max_label_value_length: 2048,
+            creation_grace_period: Duration::from_secs(10 * 60),
+            past_grace_period: Duration::ZERO,
+        }
+    }
+}
+
+impl Limits {
+    /// Checks internal consistency; the error names the field under `prefix`.
+    pub fn validate(&self, prefix: &str) -> Result<(), ModelError> {
+        let bad = |field: &str, reason: &'static str| ModelError::InvalidLimit {
+            field: format!("{prefix}.{field}"),
+            reason,
+        };
+        if !(self.ingestion_rate >= 0.0 && self.ingestion_rate.is_finite()) {
+            return Err(bad("ingestion_rate", "must be a finite number >= 0"));
+        }
+        if self.ingestion_rate > 0.0 && self.ingestion_burst_size == 0 {
+            return Err(bad(
+                "ingestion_burst_size",
+                "must be > 0 when ingestion_rate is set (a burst of 0 would reject every request)",
+            ));
+        }
+        if self.max_label_names_per_series == 0 {
+            return Err(bad("max_label_names_per_series", "must be > 0"));
+        }
+        if self.max_label_name_length == 0 {
+            return Err(bad("max_label_name_length", "must be > 0"));
+        }
+        if self.max_label_value_length == 0 {
+            return Err(bad("max_label_value_length", "must be > 0"));
+        }
+        Ok(())
+    }
+}
+
+/// Defaults plus per-tenant overrides.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Overrides {
+    /// Limits of tenants that have no entry in `tenants`.
+    pub defaults: Limits,
+    /// Per-tenant replacements of the whole limits block.
+    pub tenants: HashMap<String, Limits>,
+}
+
+impl Overrides {
+    pub fn for_tenant(&self, tenant: &str) -> &Limits {
+        self.tenants.get(tenant).unwrap_or(&self.defaults)
+    }
+
+    /// Validates defaults and every tenant's block; the error names the tenant and field.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        self.defaults.validate("limits.defaults")?;
+        for (t, l) in &self.tenants {
+            l.validate(&format!("limits.tenants.{t}"))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_tenant_override_wins() {
+        let mut o = Overrides::default();
+        let l = Limits {
+            max_series_per_tenant: 5,
+            ..Limits::default()
+        };
+        o.tenants.insert("t1".into(), l);
+        assert_eq!(o.for_tenant("t1").max_series_per_tenant, 5);
+        assert_eq!(o.for_tenant("t2").max_series_per_tenant, 0);
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut o = Overrides::default();
+        o.tenants.insert(
+            "t".into(),
+            Limits {
+                ingestion_rate: 10.0,
+                ingestion_burst_size: 0,
+                ..Limits::default()
+            },
+        );
+        let e = o.validate().unwrap_err().to_string();
+        assert!(e.starts_with("limits.tenants.t.ingestion_burst_size"), "{e}");
+    }
+}

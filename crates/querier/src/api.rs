@@ -1,0 +1,212 @@
+//! Handlers of the Prometheus HTTP API that read series metadata: `series`, `labels`,
+//! `label/<name>/values`, `metadata`, and remote read.
+
+use crate::config::QuerierConfig;
+use crate::error::ApiError;
+use crate::params::Params;
+use crate::remote_read;
+use crate::selector::parse_selector;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use strata_model::{Labels, Matcher, TenancyConfig, TenantId};
+use strata_storage::Queryable;
+
+/// The querier component.
+pub struct Querier {
+    pub(crate) cfg: QuerierConfig,
+    tenancy: TenancyConfig,
+    pub(crate) store: Arc<dyn Queryable>,
+}
+
+impl std::fmt::Debug for Querier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Querier").field("cfg", &self.cfg).finish_non_exhaustive()
+    }
+}
+
+impl Querier {
+    pub fn new(cfg: QuerierConfig, tenancy: TenancyConfig, store: Arc<dyn Queryable>) -> Result<Arc<Self>, ApiError> {
+        cfg.validate()?;
+        Ok(Arc::new(Self { cfg, tenancy, store }))
+    }
+
+    pub(crate) fn tenant(&self, headers: &HeaderMap) -> Result<TenantId, ApiError> {
+        let hv = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+        Ok(self.tenancy.resolve(hv("x-scope-orgid"), hv("authorization"))?)
+    }
+}
+
+fn params(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Params {
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    Params::parse(uri.query(), is_form.then_some(body))
+}
+
+/// Parses every `match[]`; `required` mirrors the endpoints where Prometheus demands one.
+fn matcher_sets(p: &Params, required: bool) -> Result<Vec<Vec<Matcher>>, ApiError> {
+    let raw = p.all("match[]");
+    if raw.is_empty() && required {
+        return Err(ApiError::BadData("no match[] parameter provided".into()));
+    }
+    let mut sets = Vec::new();
+    for s in raw {
+        sets.extend(parse_selector(s).map_err(ApiError::BadData)?);
+    }
+    Ok(sets)
+}
+
+fn json_ok(data: String) -> Response {
+    let mut body = String::with_capacity(data.len() + 32);
+    body.push_str(r#"{"status":"success","data":"#);
+    body.push_str(&data);
+    body.push('}');
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn push_json_str(out: &mut String, s: &str) {
+    // serde_json escapes exactly as JSON requires; it cannot fail for a &str.
+    out.push_str(&serde_json::to_string(s).unwrap_or_default());
+}
+
+fn json_strings<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    let mut out = String::from("[");
+    for (i, s) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_json_str(&mut out, s);
+    }
+    out.push(']');
+    out
+}
+
+pub(crate) fn json_labels(out: &mut String, l: &Labels) {
+    out.push('{');
+    for (i, label) in l.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_json_str(out, &label.name);
+        out.push(':');
+        push_json_str(out, &label.value);
+    }
+    out.push('}');
+}
+
+async fn series(State(q): State<Arc<Querier>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let p = params(&uri, &headers, &body);
+    let tenant = q.tenant(&headers)?;
+    let sets = matcher_sets(&p, true)?;
+    let (start, end) = p.range()?;
+    let mut all: BTreeSet<Labels> = BTreeSet::new();
+    for set in &sets {
+        for l in q.store.series(&tenant, set, start, end).await? {
+            all.insert(l);
+            if all.len() > q.cfg.max_series_per_request {
+                return Err(ApiError::Execution(format!(
+                    "the query matches more than {} series (querier.max_series_per_request); narrow the selector or the time range",
+                    q.cfg.max_series_per_request
+                )));
+            }
+        }
+    }
+    let mut out = String::from("[");
+    for (i, l) in all.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json_labels(&mut out, l);
+    }
+    out.push(']');
+    Ok(json_ok(out))
+}
+
+async fn labels(State(q): State<Arc<Querier>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let p = params(&uri, &headers, &body);
+    let tenant = q.tenant(&headers)?;
+    let sets = matcher_sets(&p, false)?;
+    let (start, end) = p.range()?;
+    let mut names = BTreeSet::new();
+    if sets.is_empty() {
+        names.extend(q.store.label_names(&tenant, &[], start, end).await?);
+    }
+    for set in &sets {
+        names.extend(q.store.label_names(&tenant, set, start, end).await?);
+    }
+    Ok(json_ok(json_strings(names.iter().map(String::as_str))))
+}
+
+async fn label_values(
+    State(q): State<Arc<Querier>>,
+    Path(name): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let p = params(&uri, &headers, &body);
+    let tenant = q.tenant(&headers)?;
+    if !is_label_name(&name) {
+        return Err(ApiError::BadData(format!("invalid label name: {name:?}")));
+    }
+    let sets = matcher_sets(&p, false)?;
+    let (start, end) = p.range()?;
+    let mut values = BTreeSet::new();
+    if sets.is_empty() {
+        values.extend(q.store.label_values(&tenant, &name, &[], start, end).await?);
+    }
+    for set in &sets {
+        values.extend(q.store.label_values(&tenant, &name, set, start, end).await?);
+    }
+    Ok(json_ok(json_strings(values.iter().map(String::as_str))))
+}
+
+fn is_label_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
+        && b[1..].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+}
+
+async fn metadata(State(q): State<Arc<Querier>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let p = params(&uri, &headers, &body);
+    let tenant = q.tenant(&headers)?;
+    let limit = match p.get("limit") {
+        None | Some("") => None,
+        Some(s) => Some(s.parse::<i64>().map_err(|_| ApiError::BadData("limit must be a number".into()))?),
+    };
+    let metric = p.get("metric").filter(|m| !m.is_empty());
+    let md = q.store.metadata(&tenant, metric).await?;
+    let mut map = serde_json::Map::new();
+    for m in md {
+        if limit.is_some_and(|l| l >= 0 && map.len() as i64 >= l) {
+            break;
+        }
+        map.insert(
+            m.family,
+            serde_json::json!([{ "type": m.metric_type.as_str(), "help": m.help, "unit": m.unit }]),
+        );
+    }
+    Ok(json_ok(serde_json::Value::Object(map).to_string()))
+}
+
+/// Routes, each under `/api/v1` and `/prometheus/api/v1`.
+pub fn router(q: Arc<Querier>) -> Router {
+    let api = Router::new()
+        .route("/series", get(series).post(series))
+        .route("/labels", get(labels).post(labels))
+        .route("/label/{name}/values", get(label_values))
+        .route("/metadata", get(metadata))
+        .route("/read", post(remote_read::handler))
+        .with_state(q);
+    Router::new()
+        .nest("/api/v1", api.clone())
+        .nest("/prometheus/api/v1", api)
+}

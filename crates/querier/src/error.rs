@@ -1,0 +1,54 @@
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use thiserror::Error;
+
+/// An API error, rendered exactly as Prometheus renders it:
+/// `{"status":"error","errorType":"bad_data","error":"..."}`.
+#[derive(Debug, Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadData(String),
+    #[error("{0}")]
+    Execution(String),
+    #[error("{0}")]
+    Unauthorized(#[from] strata_model::TenantError),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("invalid configuration: {field}: {reason}")]
+    Config { field: &'static str, reason: &'static str },
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::BadData(_) => (StatusCode::BAD_REQUEST, "bad_data"),
+            Self::Execution(_) => (StatusCode::UNPROCESSABLE_ENTITY, "execution"),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "bad_data"),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Config { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl From<strata_storage::QueryError> for ApiError {
+    fn from(e: strata_storage::QueryError) -> Self {
+        use strata_storage::QueryError as Q;
+        match e {
+            Q::BadData(m) => Self::BadData(m),
+            Q::LimitExceeded(_) => Self::Execution(e.to_string()),
+            Q::Unavailable(_) => Self::Unavailable(e.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, error_type) = self.parts();
+        // Field order as Prometheus writes it.
+        let body = format!(
+            r#"{{"status":"error","errorType":"{error_type}","error":{}}}"#,
+            serde_json::Value::String(self.to_string())
+        );
+        (status, [("content-type", "application/json")], body).into_response()
+    }
+}

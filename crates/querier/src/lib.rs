@@ -1,0 +1,13 @@
+//! The querier's HTTP API: the Prometheus query endpoints over a storage-agnostic
+//! [`strata_storage::Queryable`], served under `/api/v1` and Mimir's `/prometheus/api/v1`.
+
+mod api;
+pub mod config;
+mod error;
+mod params;
+mod remote_read;
+pub mod selector;
+
+pub use api::{router, Querier};
+pub use config::QuerierConfig;
+pub use error::ApiError;

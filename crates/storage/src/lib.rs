@@ -1,0 +1,14 @@
+//! Interfaces between components: appending write batches and querying series.
+//!
+//! A distributor pushes to a [`Pusher`] without knowing whether the ingester lives in the same
+//! process or behind gRPC; the query API reads from a [`Queryable`] without knowing whether the
+//! data sits in an ingester's head or in blocks. Component crates depend on these traits, never
+//! on each other.
+
+mod error;
+pub mod push;
+pub mod query;
+
+pub use error::{PushError, QueryError};
+pub use push::{PushOutcome, Pusher, Rejection, RejectionKind};
+pub use query::{Queryable, Series, SeriesMetadata};

@@ -1,0 +1,200 @@
+//! The configuration file: one section per component, every field defaulted, unknown fields
+//! rejected. Command-line flags override the file.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use strata_distributor::DistributorConfig;
+use strata_ingester::IngesterConfig;
+use strata_model::{Limits, TenancyConfig};
+use strata_querier::QuerierConfig;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where every component keeps its state.
+    pub data_dir: PathBuf,
+    pub server: ServerConfig,
+    pub tenancy: TenancyConfig,
+    /// Default per-tenant limits; per-tenant overrides live in the runtime config file.
+    pub limits: Limits,
+    pub runtime_config: RuntimeConfigOptions,
+    pub distributor: DistributorConfig,
+    pub ingester: IngesterConfig,
+    pub querier: QuerierConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub http_listen_address: String,
+    /// `error`, `warn`, `info`, `debug` or `trace` (or a tracing filter directive).
+    pub log_level: String,
+    /// `logfmt` (human-readable) or `json`.
+    pub log_format: LogFormat,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    #[serde(with = "humantime_serde")]
+    pub graceful_shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Logfmt,
+    Json,
+}
+
+/// The runtime config file holds per-tenant limit overrides and is re-read periodically, so
+/// limits change without a restart (Mimir's runtime config).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfigOptions {
+    /// YAML file with `overrides: {<tenant>: {<limit>: <value>}}`; empty = none.
+    pub file: String,
+    #[serde(with = "humantime_serde")]
+    pub period: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            server: ServerConfig::default(),
+            tenancy: TenancyConfig::default(),
+            limits: Limits::default(),
+            runtime_config: RuntimeConfigOptions::default(),
+            distributor: DistributorConfig::default(),
+            ingester: IngesterConfig::default(),
+            querier: QuerierConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            http_listen_address: "127.0.0.1:9009".into(),
+            log_level: "info".into(),
+            log_format: LogFormat::Logfmt,
+            graceful_shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for RuntimeConfigOptions {
+    fn default() -> Self {
+        Self {
+            file: String::new(),
+            period: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The runtime config file's content.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    pub overrides: std::collections::HashMap<String, Limits>,
+}
+
+impl Config {
+    /// Reads and parses a YAML file; errors carry the file name, line and the offending field.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        Ok(serde_yaml::from_str(text)?)
+    }
+
+    /// Validates every section; the error names the field.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.data_dir.as_os_str().is_empty() {
+            anyhow::bail!("data_dir: must not be empty");
+        }
+        self.server
+            .http_listen_address
+            .parse::<std::net::SocketAddr>()
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "server.http_listen_address: {:?} is not host:port ({e})",
+                    self.server.http_listen_address
+                )
+            })?;
+        tracing_subscriber::EnvFilter::try_new(&self.server.log_level)
+            .map_err(|e| anyhow::anyhow!("server.log_level: {:?}: {e}", self.server.log_level))?;
+        self.tenancy
+            .validate()
+            .map_err(|e| anyhow::anyhow!("tenancy.single_tenant_id: {e}"))?;
+        self.limits.validate("limits")?;
+        if self.runtime_config.period < Duration::from_secs(1) {
+            anyhow::bail!("runtime_config.period: must be at least 1s");
+        }
+        self.distributor.validate()?;
+        self.ingester.validate()?;
+        self.querier.validate()?;
+        Ok(())
+    }
+}
+
+impl RuntimeConfig {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read runtime config {}: {e}", path.display()))?;
+        let rc: Self = if text.trim().is_empty() {
+            Self::default()
+        } else {
+            serde_yaml::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("runtime config {}: {e}", path.display()))?
+        };
+        for (tenant, l) in &rc.overrides {
+            l.validate(&format!("overrides.{tenant}"))?;
+        }
+        Ok(rc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c, Config::default());
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_field_is_named_with_its_location() {
+        let e = Config::parse("ingester:\n  wal:\n    segment_sise_bytes: 5\n").unwrap_err().to_string();
+        assert!(e.contains("segment_sise_bytes"), "{e}");
+        assert!(e.contains("line 3"), "{e}");
+        let e = Config::parse("bogus: 1\n").unwrap_err().to_string();
+        assert!(e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let c = Config::parse("server:\n  http_listen_address: nowhere\n").unwrap();
+        assert!(c.validate().unwrap_err().to_string().starts_with("server.http_listen_address"));
+        let c = Config::parse("limits:\n  ingestion_rate: 5\n").unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.starts_with("limits.ingestion_burst_size"), "{e}");
+        let e = Config::parse("ingester:\n  wal:\n    checkpoint_interval: soon\n").unwrap_err().to_string();
+        assert!(e.contains("checkpoint_interval"), "{e}");
+        let c = Config::parse("tenancy:\n  mode: header\n  single_tenant_id: 'a/b'\n").unwrap();
+        assert!(c.validate().unwrap_err().to_string().starts_with("tenancy.single_tenant_id"));
+    }
+
+    #[test]
+    fn default_config_round_trips_through_yaml() {
+        let text = serde_yaml::to_string(&Config::default()).unwrap();
+        assert_eq!(Config::parse(&text).unwrap(), Config::default());
+    }
+}

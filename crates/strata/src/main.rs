@@ -1,0 +1,49 @@
+//! `strata`: every component in one process by default, or the ones named by `--target`.
+
+mod app;
+mod config;
+mod modules;
+
+use clap::Parser;
+use std::path::PathBuf;
+
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// Strata: long-term storage for Prometheus metrics.
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, about)]
+pub struct Cli {
+    /// YAML configuration file; every field has a default (see --print-default-config).
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Comma-separated components to run.
+    #[arg(long, default_value = "all", value_name = "TARGET")]
+    pub target: String,
+    /// Overrides server.http_listen_address.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub http_listen_address: Option<String>,
+    /// Overrides data_dir (default ./data).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Overrides server.log_level.
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Prints the configuration with every default, then exits.
+    #[arg(long)]
+    pub print_default_config: bool,
+    /// Validates the configuration and exits.
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match app::run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("strata: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}

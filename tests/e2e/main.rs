@@ -1,0 +1,50 @@
+//! End-to-end tests: the real `strata` binary, driven over HTTP, next to a real Prometheus and
+//! node_exporter. One test binary; each scenario lives in its own module.
+//!
+//! Run (the strata binary must be built first; this package does not build it):
+//!
+//! ```text
+//! export CARGO_TARGET_DIR=$HOME/.cache/strata-target
+//! cargo build -p strata && cargo test -p strata-tests -- --test-threads 1
+//! ```
+//!
+//! Requirements: `apt-get install prometheus prometheus-node-exporter`. A missing binary fails
+//! every test with a message naming it; nothing is skipped. `STRATA_BIN`, `PROMETHEUS_BIN` and
+//! `NODE_EXPORTER_BIN` override the locations.
+
+#![allow(clippy::print_stdout)]
+
+mod bad_requests;
+mod kill9;
+mod prometheus_series;
+
+use strata_tests::{check_executable, node_exporter_bin, prometheus_bin, strata_bin};
+
+/// Fails the calling test, naming every missing binary and how to get it. Called first by every
+/// test so that an incomplete environment is reported as such rather than as a strange failure
+/// deeper in a scenario.
+pub(crate) fn require_environment() {
+    let checks = [
+        check_executable(
+            "strata binary",
+            &strata_bin(),
+            "build it first with `cargo build -p strata` (same CARGO_TARGET_DIR) or set STRATA_BIN",
+        ),
+        check_executable(
+            "prometheus",
+            &prometheus_bin(),
+            "install it with `apt-get install prometheus` or set PROMETHEUS_BIN",
+        ),
+        check_executable(
+            "node_exporter",
+            &node_exporter_bin(),
+            "install it with `apt-get install prometheus-node-exporter` or set NODE_EXPORTER_BIN",
+        ),
+    ];
+    let missing: Vec<String> = checks.into_iter().filter_map(Result::err).collect();
+    assert!(
+        missing.is_empty(),
+        "the e2e environment is incomplete:\n  - {}",
+        missing.join("\n  - ")
+    );
+}
