@@ -25,6 +25,7 @@ KEEP_DATA=0
 STRATA_EXTRA_ARGS=""
 PORT_BASE=19400
 REPEAT=1
+RETRIES=2
 
 usage() {
     cat <<EOF
@@ -40,6 +41,8 @@ usage: $0 [options]
   --max-run-secs SECS       time limit for posting to one target (default $MAX_RUN)
   --wait-idle SECS          wait up to SECS for other CPU load to stop before each target (default $WAIT_IDLE; 0 = don't)
   --repeat N                run the whole sequence of targets N times (interleaved); the table shows medians (default $REPEAT)
+  --retries N               run a target again (fresh) when other processes used >10% of a core during its run,
+                            up to N times (default $RETRIES); the report leaves disturbed runs out of the medians
   --keep-data               keep each target's data dir in the results dir
   --strata-args "ARGS"      extra arguments for the strata binary
   --port-base N             ports N (strata), N+1 (victoriametrics), N+2 (prometheus) (default $PORT_BASE)
@@ -60,6 +63,7 @@ while [[ $# -gt 0 ]]; do
         --wait-idle) WAIT_IDLE="$2"; shift 2 ;;
         --keep-data) KEEP_DATA=1; shift ;;
         --repeat) REPEAT="$2"; shift 2 ;;
+        --retries) RETRIES="$2"; shift 2 ;;
         --strata-args) STRATA_EXTRA_ARGS="$2"; shift 2 ;;
         --port-base) PORT_BASE="$2"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
@@ -254,8 +258,10 @@ verify() { # name base_url
     fi
 }
 
+LAST_DISTURBED=false
 run_target() {
     local name="$1" port data ready push
+    LAST_DISTURBED=false
     case "$name" in
         strata) port=$PORT_BASE ;;
         victoriametrics) port=$((PORT_BASE + 1)) ;;
@@ -302,6 +308,7 @@ run_target() {
         --target "$name" --settle-secs "$SETTLE" --max-run-secs "$MAX_RUN" --json-out "$RESULTS" \
         >"$WORK/bench.txt" 2>&1 || rc=$?
     cat "$WORK/bench.txt" >>"$OUT/$name.bench.txt"
+    LAST_DISTURBED=$(grep '^{' "$WORK/bench.txt" | tail -1 | jq -r '.disturbed // false' 2>/dev/null || echo false)
     grep -v '^{' "$WORK/bench.txt" >&2 || true
     if [[ "$rc" == 3 ]]; then
         note "$name: some requests failed or were skipped (see $OUT/$name.bench.txt)"
@@ -327,7 +334,15 @@ for ((rep = 1; rep <= REPEAT; rep++)); do
         if [[ "$t" == strata && "$STRATA_OK" != 1 ]]; then
             continue
         fi
-        run_target "$t"
+        for ((attempt = 0; attempt <= RETRIES; attempt++)); do
+            run_target "$t"
+            [[ "$LAST_DISTURBED" == true ]] || break
+            if (( attempt < RETRIES )); then
+                log "$t: run disturbed by other processes; running it again"
+            else
+                note "$t: every attempt of repetition $rep was disturbed by other processes"
+            fi
+        done
     done
 done
 

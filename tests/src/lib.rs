@@ -409,9 +409,6 @@ impl Strata {
             .arg(dir.data_dir())
             .arg("--http-listen-address")
             .arg(addr.to_string());
-        if std::env::var_os("RUST_LOG").is_none() {
-            cmd.env("RUST_LOG", "info");
-        }
         let mut process = ProcessGuard::spawn("strata", cmd, dir.root());
         let client = http_client();
         wait_until_ready(
@@ -751,7 +748,11 @@ mod tests {
         let p = dir.path().join("log");
         std::fs::write(&p, "0123456789").expect("write");
         assert_eq!(tail_of_file(&p, 100), "0123456789");
-        assert!(tail_of_file(&p, 3).ends_with("\n789"), "{}", tail_of_file(&p, 3));
+        assert!(
+            tail_of_file(&p, 3).ends_with("\n789"),
+            "{}",
+            tail_of_file(&p, 3)
+        );
         assert!(tail_of_file(&dir.path().join("missing"), 3).starts_with("<cannot read"));
     }
 }

@@ -23,7 +23,10 @@ impl DistributorConfig {
         if self.max_recv_msg_size < 1024 {
             return Err(DistributorError::Config {
                 field: "distributor.max_recv_msg_size",
-                reason: format!("must be at least 1024 bytes, got {}", self.max_recv_msg_size),
+                reason: format!(
+                    "must be at least 1024 bytes, got {}",
+                    self.max_recv_msg_size
+                ),
             });
         }
         Ok(())

@@ -45,7 +45,9 @@ impl DistributorError {
             Self::Snappy(_) | Self::Decode { .. } => StatusCode::BAD_REQUEST,
             Self::Tenant(_) => StatusCode::UNAUTHORIZED,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Push(strata_storage::PushError::Unavailable(..)) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Push(strata_storage::PushError::Unavailable(..)) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Push(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

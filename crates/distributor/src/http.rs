@@ -73,7 +73,9 @@ pub struct Distributor {
 
 impl std::fmt::Debug for Distributor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Distributor").field("cfg", &self.cfg).finish_non_exhaustive()
+        f.debug_struct("Distributor")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
     }
 }
 
@@ -106,7 +108,11 @@ impl Distributor {
     }
 
     /// Handles one remote-write body.
-    pub async fn push(&self, headers: &HeaderMap, body: &[u8]) -> Result<PushResult, DistributorError> {
+    pub async fn push(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<PushResult, DistributorError> {
         let version = negotiate(headers)?;
         let hv = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         let tenant = self
@@ -114,15 +120,23 @@ impl Distributor {
             .resolve(hv("x-scope-orgid"), hv("authorization"))?;
         let limit = self.cfg.max_recv_msg_size;
         if body.len() > limit {
-            return Err(DistributorError::TooLarge { size: body.len(), limit });
+            return Err(DistributorError::TooLarge {
+                size: body.len(),
+                limit,
+            });
         }
         let raw_len = snap::raw::decompress_len(body).map_err(DistributorError::Snappy)?;
         if raw_len > limit {
-            return Err(DistributorError::TooLarge { size: raw_len, limit });
+            return Err(DistributorError::TooLarge {
+                size: raw_len,
+                limit,
+            });
         }
         let mut buf = self.buffers.lock().pop().unwrap_or_default();
         buf.resize(raw_len, 0);
-        let res = self.push_decompressed(version, &tenant, body, &mut buf).await;
+        let res = self
+            .push_decompressed(version, &tenant, body, &mut buf)
+            .await;
         if buf.capacity() <= 16 << 20 {
             self.buffers.lock().push(buf);
         }
@@ -143,10 +157,16 @@ impl Distributor {
         let mut batch = WriteBatch::default();
         match version {
             ProtoVersion::V1 => decode_write_request_v1(raw, &mut batch).map_err(|source| {
-                DistributorError::Decode { message: "prometheus.WriteRequest", source }
+                DistributorError::Decode {
+                    message: "prometheus.WriteRequest",
+                    source,
+                }
             })?,
             ProtoVersion::V2 => decode_write_request_v2(raw, &mut batch).map_err(|source| {
-                DistributorError::Decode { message: "io.prometheus.write.v2.Request", source }
+                DistributorError::Decode {
+                    message: "io.prometheus.write.v2.Request",
+                    source,
+                }
             })?,
         }
         let received = batch.sample_count() as u64;
@@ -157,10 +177,16 @@ impl Distributor {
         validate_batch(&mut batch, &limits, now_ms(), &mut outcome, |reason, n| {
             self.metrics
                 .discarded_samples
-                .get_or_create(&ReasonLabels { reason: reason.to_owned() })
+                .get_or_create(&ReasonLabels {
+                    reason: reason.to_owned(),
+                })
                 .inc_by(n);
         });
-        let valid: usize = batch.series.iter().map(|s| (s.samples.end - s.samples.start) as usize).sum();
+        let valid: usize = batch
+            .series
+            .iter()
+            .map(|s| (s.samples.end - s.samples.start) as usize)
+            .sum();
         if !self.rate.allow(
             tenant.as_str(),
             limits.ingestion_rate,
@@ -170,7 +196,9 @@ impl Distributor {
         ) {
             self.metrics
                 .discarded_samples
-                .get_or_create(&ReasonLabels { reason: "rate-limited".into() })
+                .get_or_create(&ReasonLabels {
+                    reason: "rate-limited".into(),
+                })
                 .inc_by(received);
             return Err(DistributorError::RateLimited {
                 tenant: tenant.to_string(),
@@ -184,12 +212,18 @@ impl Distributor {
             if let Some(r) = &stored.first_rejection {
                 self.metrics
                     .discarded_samples
-                    .get_or_create(&ReasonLabels { reason: r.reason.to_owned() })
+                    .get_or_create(&ReasonLabels {
+                        reason: r.reason.to_owned(),
+                    })
                     .inc_by(stored.samples_rejected);
             }
             outcome.merge(stored);
         }
-        Ok(PushResult { version, outcome, exemplars })
+        Ok(PushResult {
+            version,
+            outcome,
+            exemplars,
+        })
     }
 }
 
@@ -198,14 +232,22 @@ fn written_headers(resp: &mut Response, r: &PushResult) {
         return;
     }
     let h = resp.headers_mut();
-    let num = |n: u64| HeaderValue::from_str(&n.to_string()).unwrap_or(HeaderValue::from_static("0"));
-    h.insert("x-prometheus-remote-write-samples-written", num(r.outcome.samples_written));
+    let num =
+        |n: u64| HeaderValue::from_str(&n.to_string()).unwrap_or(HeaderValue::from_static("0"));
+    h.insert(
+        "x-prometheus-remote-write-samples-written",
+        num(r.outcome.samples_written),
+    );
     // Histograms and exemplars are not stored yet: report honestly that none were written.
     h.insert("x-prometheus-remote-write-histograms-written", num(0));
     h.insert("x-prometheus-remote-write-exemplars-written", num(0));
 }
 
-async fn push_handler(State(d): State<Arc<Distributor>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn push_handler(
+    State(d): State<Arc<Distributor>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let t0 = Instant::now();
     let resp = match d.push(&headers, &body).await {
         Ok(r) => {
@@ -223,7 +265,11 @@ async fn push_handler(State(d): State<Arc<Distributor>>, headers: HeaderMap, bod
                         rej.message,
                         rej.reason
                     );
-                    tracing::debug!(status = status.as_u16(), reason = rej.reason, "push partially rejected");
+                    tracing::debug!(
+                        status = status.as_u16(),
+                        reason = rej.reason,
+                        "push partially rejected"
+                    );
                     (status, msg).into_response()
                 }
             };
@@ -239,16 +285,22 @@ async fn push_handler(State(d): State<Arc<Distributor>>, headers: HeaderMap, bod
             }
             d.metrics
                 .discarded_samples
-                .get_or_create(&ReasonLabels { reason: e.reason().to_owned() })
+                .get_or_create(&ReasonLabels {
+                    reason: e.reason().to_owned(),
+                })
                 .inc_by(0);
             (status, format!("{e}\n")).into_response()
         }
     };
     d.metrics
         .requests
-        .get_or_create(&CodeLabels { code: resp.status().as_u16() })
+        .get_or_create(&CodeLabels {
+            code: resp.status().as_u16(),
+        })
         .inc();
-    d.metrics.request_duration.observe(t0.elapsed().as_secs_f64());
+    d.metrics
+        .request_duration
+        .observe(t0.elapsed().as_secs_f64());
     resp
 }
 

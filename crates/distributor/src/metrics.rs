@@ -33,10 +33,26 @@ impl Metrics {
             request_duration: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
         };
         let r = registry.sub_registry_with_prefix("strata_distributor");
-        r.register("requests", "Remote-write requests by response status", m.requests.clone());
-        r.register("received_samples", "Samples received in remote-write requests", m.received_samples.clone());
-        r.register("discarded_samples", "Samples not stored, by reason", m.discarded_samples.clone());
-        r.register("request_duration_seconds", "Time to handle a remote-write request", m.request_duration.clone());
+        r.register(
+            "requests",
+            "Remote-write requests by response status",
+            m.requests.clone(),
+        );
+        r.register(
+            "received_samples",
+            "Samples received in remote-write requests",
+            m.received_samples.clone(),
+        );
+        r.register(
+            "discarded_samples",
+            "Samples not stored, by reason",
+            m.discarded_samples.clone(),
+        );
+        r.register(
+            "request_duration_seconds",
+            "Time to handle a remote-write request",
+            m.request_duration.clone(),
+        );
         m
     }
 }

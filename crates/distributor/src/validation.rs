@@ -22,7 +22,9 @@ pub fn is_valid_label_name(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && (b[0].is_ascii_alphabetic() || b[0] == b'_')
-        && b[1..].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'_')
 }
 
 fn series_string(labels: &[(&str, &str)]) -> String {
@@ -61,7 +63,10 @@ fn check_labels(labels: &[(&str, &str)], limits: &Limits) -> Option<(&'static st
         if *n == METRIC_NAME {
             name = Some(*v);
         } else if !is_valid_label_name(n) {
-            return Some(("label-invalid", format!("invalid label name {n:?} in series {}", series())));
+            return Some((
+                "label-invalid",
+                format!("invalid label name {n:?} in series {}", series()),
+            ));
         }
         if n.len() > limits.max_label_name_length {
             return Some((
@@ -88,21 +93,31 @@ fn check_labels(labels: &[(&str, &str)], limits: &Limits) -> Option<(&'static st
         if i > 0 {
             let prev = labels[i - 1].0;
             if prev == *n {
-                return Some(("duplicate-label-names", format!("duplicate label name {n:?} in series {}", series())));
+                return Some((
+                    "duplicate-label-names",
+                    format!("duplicate label name {n:?} in series {}", series()),
+                ));
             }
             if prev > *n {
                 return Some((
                     "labels-not-sorted",
-                    format!("label names are not sorted ({prev:?} comes before {n:?}) in series {}", series()),
+                    format!(
+                        "label names are not sorted ({prev:?} comes before {n:?}) in series {}",
+                        series()
+                    ),
                 ));
             }
         }
     }
     match name {
-        None => Some(("missing-metric-name", format!("series has no metric name (__name__): {}", series()))),
-        Some(m) if !is_valid_metric_name(m) => {
-            Some(("metric-name-invalid", format!("invalid metric name {m:?} in series {}", series())))
-        }
+        None => Some((
+            "missing-metric-name",
+            format!("series has no metric name (__name__): {}", series()),
+        )),
+        Some(m) if !is_valid_metric_name(m) => Some((
+            "metric-name-invalid",
+            format!("invalid metric name {m:?} in series {}", series()),
+        )),
         _ => None,
     }
 }
@@ -135,7 +150,10 @@ pub fn validate_batch(
         // Prometheus treats an empty label value as an absent label: drop such pairs.
         let lr = batch.series[i].labels.clone();
         let range = lr.start as usize..lr.end as usize;
-        if batch.labels[range.clone()].iter().any(|(_, v)| v.is_empty()) {
+        if batch.labels[range.clone()]
+            .iter()
+            .any(|(_, v)| v.is_empty())
+        {
             let mut w = range.start;
             for r in range.clone() {
                 if !batch.labels[r].1.is_empty() {
@@ -219,7 +237,9 @@ mod tests {
 
     const NOW: i64 = 1_700_000_000_000;
 
-    fn run(series: &[(&[(&'static str, &'static str)], &[i64])]) -> (WriteBatch<'static>, PushOutcome, Vec<&'static str>) {
+    type SeriesSpec<'a> = (&'a [(&'static str, &'static str)], &'a [i64]);
+
+    fn run(series: &[SeriesSpec<'_>]) -> (WriteBatch<'static>, PushOutcome, Vec<&'static str>) {
         let mut b = WriteBatch::default();
         for (labels, ts) in series {
             let samples: Vec<Sample> = ts.iter().map(|&t| Sample::new(t, 1.0)).collect();
@@ -227,7 +247,9 @@ mod tests {
         }
         let mut o = PushOutcome::default();
         let mut reasons = Vec::new();
-        validate_batch(&mut b, &Limits::default(), NOW, &mut o, |r, _| reasons.push(r));
+        validate_batch(&mut b, &Limits::default(), NOW, &mut o, |r, _| {
+            reasons.push(r)
+        });
         (b, o, reasons)
     }
 
@@ -242,13 +264,20 @@ mod tests {
     #[test]
     fn each_failure_has_its_reason_and_keeps_the_rest() {
         let long_value: &'static str = Box::leak("v".repeat(3000).into_boxed_str());
-        let too_long: &'static [(&str, &str)] = Box::leak(Box::new([("__name__", "up"), ("a", long_value)]));
+        let too_long: &'static [(&str, &str)] =
+            Box::leak(Box::new([("__name__", "up"), ("a", long_value)]));
         let cases: Vec<(&[(&str, &str)], &str)> = vec![
             (&[("job", "x")], "missing-metric-name"),
             (&[("__name__", "1up")], "metric-name-invalid"),
             (&[("__name__", "up"), ("bad-name", "x")], "label-invalid"),
-            (&[("__name__", "up"), ("b", "x"), ("a", "y")], "labels-not-sorted"),
-            (&[("__name__", "up"), ("a", "x"), ("a", "y")], "duplicate-label-names"),
+            (
+                &[("__name__", "up"), ("b", "x"), ("a", "y")],
+                "labels-not-sorted",
+            ),
+            (
+                &[("__name__", "up"), ("a", "x"), ("a", "y")],
+                "duplicate-label-names",
+            ),
             (too_long, "label-value-too-long"),
         ];
         for (labels, want) in cases {
@@ -271,7 +300,10 @@ mod tests {
         b.push_series(&labels, &[Sample::new(NOW, 1.0)]);
         let mut o = PushOutcome::default();
         validate_batch(&mut b, &Limits::default(), NOW, &mut o, |_, _| {});
-        assert_eq!(o.first_rejection.unwrap().reason, "max-label-names-per-series");
+        assert_eq!(
+            o.first_rejection.unwrap().reason,
+            "max-label-names-per-series"
+        );
     }
 
     #[test]

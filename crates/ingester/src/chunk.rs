@@ -384,7 +384,9 @@ mod tests {
         for &(t, v) in samples {
             a.append(t, v);
         }
-        let got: Vec<(i64, u64)> = XorIter::new(a.bytes()).map(|s| (s.t, s.v.to_bits())).collect();
+        let got: Vec<(i64, u64)> = XorIter::new(a.bytes())
+            .map(|s| (s.t, s.v.to_bits()))
+            .collect();
         let want: Vec<(i64, u64)> = samples.iter().map(|&(t, v)| (t, v.to_bits())).collect();
         assert_eq!(got, want);
         let reopened = XorAppender::from_bytes(a.bytes()).expect("reopen");
@@ -419,7 +421,12 @@ mod tests {
             (i64::MAX - 10, 7.0),
             (i64::MAX, 8.0),
         ]);
-        round_trip(&[(5, 1.0), (5 + (1 << 13), 1.0), (5 + (1 << 13) + (1 << 16), 1.0), (5 + (1 << 30), 2.0)]);
+        round_trip(&[
+            (5, 1.0),
+            (5 + (1 << 13), 1.0),
+            (5 + (1 << 13) + (1 << 16), 1.0),
+            (5 + (1 << 30), 2.0),
+        ]);
     }
 
     #[test]
@@ -431,7 +438,11 @@ mod tests {
             a.append(1_700_000_000_000 + i * 15_000, v);
         }
         // Header 2 B + first sample 16 B; the rest must be far below 8 B per sample.
-        assert!(a.bytes().len() < 2 + 16 + 119 * 3, "{} bytes", a.bytes().len());
+        assert!(
+            a.bytes().len() < 2 + 16 + 119 * 3,
+            "{} bytes",
+            a.bytes().len()
+        );
         assert!(a.is_full());
     }
 

@@ -62,7 +62,10 @@ impl IngesterConfig {
         if self.wal.segment_size_bytes < (1 << 20) {
             return Err(IngesterError::Config {
                 field: "ingester.wal.segment_size_bytes",
-                reason: format!("must be at least 1 MiB, got {}", self.wal.segment_size_bytes),
+                reason: format!(
+                    "must be at least 1 MiB, got {}",
+                    self.wal.segment_size_bytes
+                ),
             });
         }
         if self.wal.checkpoint_interval < Duration::from_secs(1) {
@@ -97,9 +100,12 @@ mod tests {
         let e = serde_yaml::from_str::<IngesterConfig>("wal:\n  fsyncc: true\n").unwrap_err();
         assert!(e.to_string().contains("fsyncc"), "{e}");
         let c: IngesterConfig = serde_yaml::from_str("head_shards: 3\n").unwrap();
-        assert!(c.validate().unwrap_err().to_string().contains("ingester.head_shards"));
-        let c: IngesterConfig =
-            serde_yaml::from_str("wal:\n  checkpoint_interval: 5m\n").unwrap();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("ingester.head_shards"));
+        let c: IngesterConfig = serde_yaml::from_str("wal:\n  checkpoint_interval: 5m\n").unwrap();
         assert_eq!(c.wal.checkpoint_interval, Duration::from_secs(300));
     }
 }

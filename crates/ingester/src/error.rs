@@ -16,9 +16,13 @@ pub enum IngesterError {
         offset: u64,
         reason: &'static str,
     },
-    #[error("unexpected file {0} in the WAL directory; remove it or point the data directory elsewhere")]
+    #[error(
+        "unexpected file {0} in the WAL directory; remove it or point the data directory elsewhere"
+    )]
     UnexpectedWalFile(PathBuf),
-    #[error("WAL record refers to series {id} of tenant {tenant:?}, which no earlier record defines")]
+    #[error(
+        "WAL record refers to series {id} of tenant {tenant:?}, which no earlier record defines"
+    )]
     UnknownSeries { tenant: String, id: u32 },
     #[error("invalid tenant {0:?} in WAL")]
     BadTenant(String),

@@ -60,7 +60,8 @@ impl Ingester {
             let _ = idx;
         }
         let first = files.checkpoint.as_ref().map_or(0, |(i, _)| *i);
-        let replay: Vec<&(u64, PathBuf)> = files.segments.iter().filter(|(i, _)| *i >= first).collect();
+        let replay: Vec<&(u64, PathBuf)> =
+            files.segments.iter().filter(|(i, _)| *i >= first).collect();
         for (n, (_, path)) in replay.iter().enumerate() {
             let last = n + 1 == replay.len();
             let dropped = wal::read_segment(path, last, |r| replayer.apply(r))?;
@@ -77,8 +78,16 @@ impl Ingester {
         for p in &files.stale_checkpoints {
             let _ = std::fs::remove_file(p);
         }
-        let next_segment = files.segments.last().map_or(first, |(i, _)| i + 1).max(first);
-        let n_series: usize = tenants.read().values().map(|h: &Arc<TenantHead>| h.num_series()).sum();
+        let next_segment = files
+            .segments
+            .last()
+            .map_or(first, |(i, _)| i + 1)
+            .max(first);
+        let n_series: usize = tenants
+            .read()
+            .values()
+            .map(|h: &Arc<TenantHead>| h.num_series())
+            .sum();
         let took = t0.elapsed();
         metrics.replay_duration_seconds.set(took.as_secs_f64());
         metrics.memory_series.set(n_series as i64);
@@ -143,13 +152,24 @@ impl Ingester {
         let this = self.clone();
         let res = tokio::task::spawn_blocking(move || this.write_checkpoint(idx))
             .await
-            .unwrap_or_else(|e| Err(IngesterError::io(Path::new("checkpoint task"), std::io::Error::other(e.to_string()))));
+            .unwrap_or_else(|e| {
+                Err(IngesterError::io(
+                    Path::new("checkpoint task"),
+                    std::io::Error::other(e.to_string()),
+                ))
+            });
         match &res {
             Ok(()) => {
                 *self.last_checkpoint_segment.lock() = idx;
                 self.metrics.checkpoints.inc();
-                self.metrics.checkpoint_duration_seconds.set(t0.elapsed().as_secs_f64());
-                tracing::info!(segment = idx, took_ms = t0.elapsed().as_millis() as u64, "head checkpoint written");
+                self.metrics
+                    .checkpoint_duration_seconds
+                    .set(t0.elapsed().as_secs_f64());
+                tracing::info!(
+                    segment = idx,
+                    took_ms = t0.elapsed().as_millis() as u64,
+                    "head checkpoint written"
+                );
             }
             Err(e) => {
                 self.metrics.checkpoint_failures.inc();
@@ -232,9 +252,13 @@ struct Replayer<'a> {
 }
 
 impl Replayer<'_> {
-    fn tenant(&mut self, tenant: &str) -> Result<&mut (Arc<TenantHead>, HashMap<u32, u32>), IngesterError> {
+    fn tenant(
+        &mut self,
+        tenant: &str,
+    ) -> Result<&mut (Arc<TenantHead>, HashMap<u32, u32>), IngesterError> {
         if !self.ids.contains_key(tenant) {
-            let id = TenantId::new(tenant).map_err(|_| IngesterError::BadTenant(tenant.to_owned()))?;
+            let id =
+                TenantId::new(tenant).map_err(|_| IngesterError::BadTenant(tenant.to_owned()))?;
             let head = self
                 .tenants
                 .write()
@@ -269,13 +293,20 @@ impl Replayer<'_> {
                 let (head, _) = self.tenant(tenant)?;
                 head.update_metadata(&[metadata]);
             }
-            Record::SeriesSnapshot { tenant, id, key, chunks } => {
+            Record::SeriesSnapshot {
+                tenant,
+                id,
+                key,
+                chunks,
+            } => {
                 let (head, ids) = self.tenant(tenant)?;
                 let chunks = chunks.into_iter().map(Box::from).collect();
-                let loc = head.restore_series(key, chunks).map_err(|_| IngesterError::CorruptChunk {
-                    tenant: tenant.to_owned(),
-                    id,
-                })?;
+                let loc =
+                    head.restore_series(key, chunks)
+                        .map_err(|_| IngesterError::CorruptChunk {
+                            tenant: tenant.to_owned(),
+                            id,
+                        })?;
                 ids.insert(id, loc);
             }
         }
@@ -285,7 +316,11 @@ impl Replayer<'_> {
 
 #[async_trait]
 impl Pusher for Ingester {
-    async fn push(&self, tenant: &TenantId, batch: &WriteBatch<'_>) -> Result<PushOutcome, PushError> {
+    async fn push(
+        &self,
+        tenant: &TenantId,
+        batch: &WriteBatch<'_>,
+    ) -> Result<PushOutcome, PushError> {
         if self.stopping.load(Ordering::Relaxed) {
             return Err(PushError::Unavailable("ingester", "shutting down"));
         }
@@ -303,11 +338,15 @@ impl Pusher for Ingester {
             seq = self.wal.append(&rec.buf);
         }
         self.scratch.lock().push(scratch);
-        self.metrics.samples_appended.inc_by(outcome.samples_written);
+        self.metrics
+            .samples_appended
+            .inc_by(outcome.samples_written);
         if let Some(r) = &outcome.first_rejection {
             self.metrics
                 .samples_rejected
-                .get_or_create(&ReasonLabels { reason: r.reason.to_owned() })
+                .get_or_create(&ReasonLabels {
+                    reason: r.reason.to_owned(),
+                })
                 .inc_by(outcome.samples_rejected);
         }
         if seq > 0 {
@@ -322,23 +361,67 @@ impl Pusher for Ingester {
 
 #[async_trait]
 impl Queryable for Ingester {
-    async fn select(&self, tenant: &TenantId, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<Series>, QueryError> {
-        Ok(self.existing_head(tenant).map(|h| h.select(matchers, start, end)).unwrap_or_default())
+    async fn select(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<Series>, QueryError> {
+        Ok(self
+            .existing_head(tenant)
+            .map(|h| h.select(matchers, start, end))
+            .unwrap_or_default())
     }
 
-    async fn series(&self, tenant: &TenantId, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<Labels>, QueryError> {
-        Ok(self.existing_head(tenant).map(|h| h.series(matchers, start, end)).unwrap_or_default())
+    async fn series(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<Labels>, QueryError> {
+        Ok(self
+            .existing_head(tenant)
+            .map(|h| h.series(matchers, start, end))
+            .unwrap_or_default())
     }
 
-    async fn label_names(&self, tenant: &TenantId, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<String>, QueryError> {
-        Ok(self.existing_head(tenant).map(|h| h.label_names(matchers, start, end)).unwrap_or_default())
+    async fn label_names(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<String>, QueryError> {
+        Ok(self
+            .existing_head(tenant)
+            .map(|h| h.label_names(matchers, start, end))
+            .unwrap_or_default())
     }
 
-    async fn label_values(&self, tenant: &TenantId, name: &str, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<String>, QueryError> {
-        Ok(self.existing_head(tenant).map(|h| h.label_values(name, matchers, start, end)).unwrap_or_default())
+    async fn label_values(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<String>, QueryError> {
+        Ok(self
+            .existing_head(tenant)
+            .map(|h| h.label_values(name, matchers, start, end))
+            .unwrap_or_default())
     }
 
-    async fn metadata(&self, tenant: &TenantId, metric: Option<&str>) -> Result<Vec<SeriesMetadata>, QueryError> {
-        Ok(self.existing_head(tenant).map(|h| h.metadata(metric)).unwrap_or_default())
+    async fn metadata(
+        &self,
+        tenant: &TenantId,
+        metric: Option<&str>,
+    ) -> Result<Vec<SeriesMetadata>, QueryError> {
+        Ok(self
+            .existing_head(tenant)
+            .map(|h| h.metadata(metric))
+            .unwrap_or_default())
     }
 }

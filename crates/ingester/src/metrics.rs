@@ -45,17 +45,57 @@ impl Metrics {
             replay_duration_seconds: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("strata_ingester");
-        r.register("samples_appended", "Samples stored in the head", m.samples_appended.clone());
-        r.register("samples_rejected", "Samples refused by the head, by reason", m.samples_rejected.clone());
-        r.register("memory_series", "Series in the head across tenants", m.memory_series.clone());
+        r.register(
+            "samples_appended",
+            "Samples stored in the head",
+            m.samples_appended.clone(),
+        );
+        r.register(
+            "samples_rejected",
+            "Samples refused by the head, by reason",
+            m.samples_rejected.clone(),
+        );
+        r.register(
+            "memory_series",
+            "Series in the head across tenants",
+            m.memory_series.clone(),
+        );
         r.register("tenants", "Tenants with a head", m.tenants.clone());
-        r.register("wal_fsync_duration_seconds", "Duration of one WAL group commit (write + fdatasync)", m.wal_fsync_duration.clone());
-        r.register("wal_written_bytes", "Bytes written to WAL segments", m.wal_bytes_written.clone());
-        r.register("wal_segment_current", "Number of the WAL segment being written", m.wal_segment_current.clone());
-        r.register("checkpoints", "Completed head checkpoints", m.checkpoints.clone());
-        r.register("checkpoint_failures", "Failed head checkpoints", m.checkpoint_failures.clone());
-        r.register("checkpoint_duration_seconds", "Duration of the last head checkpoint", m.checkpoint_duration_seconds.clone());
-        r.register("wal_replay_duration_seconds", "Duration of the WAL replay at start", m.replay_duration_seconds.clone());
+        r.register(
+            "wal_fsync_duration_seconds",
+            "Duration of one WAL group commit (write + fdatasync)",
+            m.wal_fsync_duration.clone(),
+        );
+        r.register(
+            "wal_written_bytes",
+            "Bytes written to WAL segments",
+            m.wal_bytes_written.clone(),
+        );
+        r.register(
+            "wal_segment_current",
+            "Number of the WAL segment being written",
+            m.wal_segment_current.clone(),
+        );
+        r.register(
+            "checkpoints",
+            "Completed head checkpoints",
+            m.checkpoints.clone(),
+        );
+        r.register(
+            "checkpoint_failures",
+            "Failed head checkpoints",
+            m.checkpoint_failures.clone(),
+        );
+        r.register(
+            "checkpoint_duration_seconds",
+            "Duration of the last head checkpoint",
+            m.checkpoint_duration_seconds.clone(),
+        );
+        r.register(
+            "wal_replay_duration_seconds",
+            "Duration of the WAL replay at start",
+            m.replay_duration_seconds.clone(),
+        );
         m
     }
 }

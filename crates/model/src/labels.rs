@@ -124,7 +124,10 @@ pub fn fmt_series<'a>(
 
 impl fmt::Display for Labels {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt_series(f, self.0.iter().map(|l| (l.name.as_str(), l.value.as_str())))
+        fmt_series(
+            f,
+            self.0.iter().map(|l| (l.name.as_str(), l.value.as_str())),
+        )
     }
 }
 

@@ -127,6 +127,9 @@ mod tests {
             },
         );
         let e = o.validate().unwrap_err().to_string();
-        assert!(e.starts_with("limits.tenants.t.ingestion_burst_size"), "{e}");
+        assert!(
+            e.starts_with("limits.tenants.t.ingestion_burst_size"),
+            "{e}"
+        );
     }
 }

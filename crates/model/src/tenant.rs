@@ -158,16 +158,43 @@ mod tenancy_tests {
     #[test]
     fn modes() {
         let single = TenancyConfig::default();
-        assert_eq!(single.resolve(Some("x"), None).unwrap().as_str(), "anonymous");
-        let header = TenancyConfig { mode: TenancyMode::Header, ..Default::default() };
+        assert_eq!(
+            single.resolve(Some("x"), None).unwrap().as_str(),
+            "anonymous"
+        );
+        let header = TenancyConfig {
+            mode: TenancyMode::Header,
+            ..Default::default()
+        };
         assert_eq!(header.resolve(None, None), Err(TenantError::MissingHeader));
         assert_eq!(header.resolve(Some("t1"), None).unwrap().as_str(), "t1");
-        assert!(matches!(header.resolve(Some("a/b"), None), Err(TenantError::Invalid(_))));
-        let basic = TenancyConfig { mode: TenancyMode::BasicAuth, ..Default::default() };
+        assert!(matches!(
+            header.resolve(Some("a/b"), None),
+            Err(TenantError::Invalid(_))
+        ));
+        let basic = TenancyConfig {
+            mode: TenancyMode::BasicAuth,
+            ..Default::default()
+        };
         // "team1:secret"
-        assert_eq!(basic.resolve(None, Some("Basic dGVhbTE6c2VjcmV0")).unwrap().as_str(), "team1");
-        assert_eq!(basic.resolve(Some("t2"), Some("Basic dGVhbTE6c2VjcmV0")).unwrap().as_str(), "t2");
-        assert_eq!(basic.resolve(None, Some("Bearer x")), Err(TenantError::BadAuthHeader));
+        assert_eq!(
+            basic
+                .resolve(None, Some("Basic dGVhbTE6c2VjcmV0"))
+                .unwrap()
+                .as_str(),
+            "team1"
+        );
+        assert_eq!(
+            basic
+                .resolve(Some("t2"), Some("Basic dGVhbTE6c2VjcmV0"))
+                .unwrap()
+                .as_str(),
+            "t2"
+        );
+        assert_eq!(
+            basic.resolve(None, Some("Bearer x")),
+            Err(TenantError::BadAuthHeader)
+        );
         assert_eq!(basic.resolve(None, None), Err(TenantError::MissingAuth));
     }
 }

@@ -41,11 +41,20 @@ mod tests {
 
     #[test]
     fn formats_and_parses() {
-        assert_eq!(format_rfc3339_ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(
+            format_rfc3339_ms(1_700_000_000_123),
+            "2023-11-14T22:13:20.123Z"
+        );
         assert_eq!(parse_time_param("1700000000.123"), Some(1_700_000_000_123));
         assert_eq!(parse_time_param("1700000000"), Some(1_700_000_000_000));
-        assert_eq!(parse_time_param("2023-11-14T22:13:20.123Z"), Some(1_700_000_000_123));
-        assert_eq!(parse_time_param("2023-11-14T23:13:20+01:00"), Some(1_700_000_000_000));
+        assert_eq!(
+            parse_time_param("2023-11-14T22:13:20.123Z"),
+            Some(1_700_000_000_123)
+        );
+        assert_eq!(
+            parse_time_param("2023-11-14T23:13:20+01:00"),
+            Some(1_700_000_000_000)
+        );
         assert_eq!(parse_time_param("yesterday"), None);
         assert_eq!(parse_time_param("NaN"), None);
     }

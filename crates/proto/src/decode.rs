@@ -66,7 +66,10 @@ impl<'a> Reader<'a> {
     #[inline]
     fn bytes(&mut self, what: &'static str) -> Result<&'a [u8], DecodeError> {
         let n = self.varint(what)? as usize;
-        let end = self.pos.checked_add(n).ok_or(DecodeError::Truncated(what))?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .ok_or(DecodeError::Truncated(what))?;
         let Some(b) = self.buf.get(self.pos..end) else {
             return Err(DecodeError::Truncated(what));
         };
@@ -80,7 +83,12 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(b).map_err(|_| DecodeError::Utf8 { what })
     }
 
-    fn skip(&mut self, message: &'static str, field: u32, wire_type: u8) -> Result<(), DecodeError> {
+    fn skip(
+        &mut self,
+        message: &'static str,
+        field: u32,
+        wire_type: u8,
+    ) -> Result<(), DecodeError> {
         match wire_type {
             VARINT => {
                 self.varint(message)?;
@@ -341,7 +349,7 @@ fn decode_series_v2<'a>(
             _ => r.skip("TimeSeries", field, wt)?,
         }
     }
-    if refs.len() % 2 != 0 {
+    if !refs.len().is_multiple_of(2) {
         return Err(DecodeError::OddLabelRefs(refs.len()));
     }
     let l0 = out.labels.len() as u32;
@@ -357,7 +365,9 @@ fn decode_series_v2<'a>(
     if let Some((metric_type, help, unit)) = metadata {
         let help = symbol(symbols, help)?;
         let unit = symbol(symbols, unit)?;
-        if !name.is_empty() && (metric_type != MetricType::Unknown || !help.is_empty() || !unit.is_empty()) {
+        if !name.is_empty()
+            && (metric_type != MetricType::Unknown || !help.is_empty() || !unit.is_empty())
+        {
             out.metadata.push(MetricMetadata {
                 family: name,
                 metric_type,
@@ -383,19 +393,37 @@ mod tests {
             timeseries: vec![
                 v1::TimeSeries {
                     labels: vec![
-                        v1::Label { name: "__name__".into(), value: "up".into() },
-                        v1::Label { name: "job".into(), value: "node".into() },
+                        v1::Label {
+                            name: "__name__".into(),
+                            value: "up".into(),
+                        },
+                        v1::Label {
+                            name: "job".into(),
+                            value: "node".into(),
+                        },
                     ],
                     samples: vec![
-                        v1::Sample { value: 1.0, timestamp: 1000 },
-                        v1::Sample { value: f64::NAN, timestamp: -5 },
+                        v1::Sample {
+                            value: 1.0,
+                            timestamp: 1000,
+                        },
+                        v1::Sample {
+                            value: f64::NAN,
+                            timestamp: -5,
+                        },
                     ],
                     exemplars: vec![v1::Exemplar::default()],
                     histograms: vec![],
                 },
                 v1::TimeSeries {
-                    labels: vec![v1::Label { name: "a".into(), value: "ü".into() }],
-                    samples: vec![v1::Sample { value: -0.5, timestamp: i64::MAX }],
+                    labels: vec![v1::Label {
+                        name: "a".into(),
+                        value: "ü".into(),
+                    }],
+                    samples: vec![v1::Sample {
+                        value: -0.5,
+                        timestamp: i64::MAX,
+                    }],
                     exemplars: vec![],
                     histograms: vec![v1::Histogram::default()],
                 },
@@ -431,13 +459,28 @@ mod tests {
     #[test]
     fn v2_resolves_symbols() {
         let req = v2::Request {
-            symbols: vec!["".into(), "__name__".into(), "up".into(), "job".into(), "n".into(), "help!".into()],
+            symbols: vec![
+                "".into(),
+                "__name__".into(),
+                "up".into(),
+                "job".into(),
+                "n".into(),
+                "help!".into(),
+            ],
             timeseries: vec![v2::TimeSeries {
                 labels_refs: vec![1, 2, 3, 4],
-                samples: vec![v2::Sample { value: 2.0, timestamp: 7, start_timestamp: 0 }],
+                samples: vec![v2::Sample {
+                    value: 2.0,
+                    timestamp: 7,
+                    start_timestamp: 0,
+                }],
                 histograms: vec![],
                 exemplars: vec![],
-                metadata: Some(v2::Metadata { r#type: 2, help_ref: 5, unit_ref: 0 }),
+                metadata: Some(v2::Metadata {
+                    r#type: 2,
+                    help_ref: 5,
+                    unit_ref: 0,
+                }),
                 created_timestamp: 0,
             }],
         };
@@ -455,7 +498,10 @@ mod tests {
     fn v2_bad_symbol_ref_is_an_error() {
         let req = v2::Request {
             symbols: vec!["".into()],
-            timeseries: vec![v2::TimeSeries { labels_refs: vec![0, 9], ..Default::default() }],
+            timeseries: vec![v2::TimeSeries {
+                labels_refs: vec![0, 9],
+                ..Default::default()
+            }],
         };
         let mut b = WriteBatch::default();
         let e = decode_write_request_v2(&req.encode_to_vec(), &mut b).unwrap_err();
@@ -467,12 +513,18 @@ mod tests {
         let body = v1_request().encode_to_vec();
         let mut b = WriteBatch::default();
         for cut in [1, body.len() / 2, body.len() - 1] {
-            assert!(decode_write_request_v1(&body[..cut], &mut b).is_err(), "cut at {cut}");
+            assert!(
+                decode_write_request_v1(&body[..cut], &mut b).is_err(),
+                "cut at {cut}"
+            );
         }
         assert!(decode_write_request_v1(&[0xff; 12], &mut b).is_err());
         let bad_utf8 = v1::WriteRequest {
             timeseries: vec![v1::TimeSeries {
-                labels: vec![v1::Label { name: "a".into(), value: "b".into() }],
+                labels: vec![v1::Label {
+                    name: "a".into(),
+                    value: "b".into(),
+                }],
                 ..Default::default()
             }],
             metadata: vec![],
@@ -483,7 +535,9 @@ mod tests {
         corrupt[last] = 0xff;
         assert_eq!(
             decode_write_request_v1(&corrupt, &mut b).unwrap_err(),
-            DecodeError::Utf8 { what: "label value" }
+            DecodeError::Utf8 {
+                what: "label value"
+            }
         );
     }
 

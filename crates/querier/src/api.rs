@@ -26,19 +26,31 @@ pub struct Querier {
 
 impl std::fmt::Debug for Querier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Querier").field("cfg", &self.cfg).finish_non_exhaustive()
+        f.debug_struct("Querier")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
     }
 }
 
 impl Querier {
-    pub fn new(cfg: QuerierConfig, tenancy: TenancyConfig, store: Arc<dyn Queryable>) -> Result<Arc<Self>, ApiError> {
+    pub fn new(
+        cfg: QuerierConfig,
+        tenancy: TenancyConfig,
+        store: Arc<dyn Queryable>,
+    ) -> Result<Arc<Self>, ApiError> {
         cfg.validate()?;
-        Ok(Arc::new(Self { cfg, tenancy, store }))
+        Ok(Arc::new(Self {
+            cfg,
+            tenancy,
+            store,
+        }))
     }
 
     pub(crate) fn tenant(&self, headers: &HeaderMap) -> Result<TenantId, ApiError> {
         let hv = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
-        Ok(self.tenancy.resolve(hv("x-scope-orgid"), hv("authorization"))?)
+        Ok(self
+            .tenancy
+            .resolve(hv("x-scope-orgid"), hv("authorization"))?)
     }
 }
 
@@ -101,7 +113,12 @@ pub(crate) fn json_labels(out: &mut String, l: &Labels) {
     out.push('}');
 }
 
-async fn series(State(q): State<Arc<Querier>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+async fn series(
+    State(q): State<Arc<Querier>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let p = params(&uri, &headers, &body);
     let tenant = q.tenant(&headers)?;
     let sets = matcher_sets(&p, true)?;
@@ -129,7 +146,12 @@ async fn series(State(q): State<Arc<Querier>>, uri: Uri, headers: HeaderMap, bod
     Ok(json_ok(out))
 }
 
-async fn labels(State(q): State<Arc<Querier>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+async fn labels(
+    State(q): State<Arc<Querier>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let p = params(&uri, &headers, &body);
     let tenant = q.tenant(&headers)?;
     let sets = matcher_sets(&p, false)?;
@@ -160,10 +182,18 @@ async fn label_values(
     let (start, end) = p.range()?;
     let mut values = BTreeSet::new();
     if sets.is_empty() {
-        values.extend(q.store.label_values(&tenant, &name, &[], start, end).await?);
+        values.extend(
+            q.store
+                .label_values(&tenant, &name, &[], start, end)
+                .await?,
+        );
     }
     for set in &sets {
-        values.extend(q.store.label_values(&tenant, &name, set, start, end).await?);
+        values.extend(
+            q.store
+                .label_values(&tenant, &name, set, start, end)
+                .await?,
+        );
     }
     Ok(json_ok(json_strings(values.iter().map(String::as_str))))
 }
@@ -172,15 +202,25 @@ fn is_label_name(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && (b[0].is_ascii_alphabetic() || b[0] == b'_')
-        && b[1..].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'_')
 }
 
-async fn metadata(State(q): State<Arc<Querier>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+async fn metadata(
+    State(q): State<Arc<Querier>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let p = params(&uri, &headers, &body);
     let tenant = q.tenant(&headers)?;
     let limit = match p.get("limit") {
         None | Some("") => None,
-        Some(s) => Some(s.parse::<i64>().map_err(|_| ApiError::BadData("limit must be a number".into()))?),
+        Some(s) => Some(
+            s.parse::<i64>()
+                .map_err(|_| ApiError::BadData("limit must be a number".into()))?,
+        ),
     };
     let metric = p.get("metric").filter(|m| !m.is_empty());
     let md = q.store.metadata(&tenant, metric).await?;

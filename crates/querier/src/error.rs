@@ -15,7 +15,10 @@ pub enum ApiError {
     #[error("{0}")]
     Unavailable(String),
     #[error("invalid configuration: {field}: {reason}")]
-    Config { field: &'static str, reason: &'static str },
+    Config {
+        field: &'static str,
+        reason: &'static str,
+    },
 }
 
 impl ApiError {

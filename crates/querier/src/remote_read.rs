@@ -18,7 +18,12 @@ fn convert(m: &pb::LabelMatcher) -> Result<Matcher, ApiError> {
         Ok(pb::label_matcher::Type::Neq) => MatchOp::NotEqual,
         Ok(pb::label_matcher::Type::Re) => MatchOp::RegexMatch,
         Ok(pb::label_matcher::Type::Nre) => MatchOp::RegexNoMatch,
-        Err(_) => return Err(ApiError::BadData(format!("unknown matcher type {}", m.r#type))),
+        Err(_) => {
+            return Err(ApiError::BadData(format!(
+                "unknown matcher type {}",
+                m.r#type
+            )))
+        }
     };
     Matcher::new(op, m.name.clone(), m.value.clone()).map_err(|e| ApiError::BadData(e.to_string()))
 }
@@ -33,10 +38,19 @@ async fn read(q: &Querier, headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, 
     let mut resp = pb::ReadResponse::default();
     let mut samples_total = 0usize;
     for query in &req.queries {
-        let matchers = query.matchers.iter().map(convert).collect::<Result<Vec<_>, _>>()?;
+        let matchers = query
+            .matchers
+            .iter()
+            .map(convert)
+            .collect::<Result<Vec<_>, _>>()?;
         let series = q
             .store
-            .select(&tenant, &matchers, query.start_timestamp_ms, query.end_timestamp_ms)
+            .select(
+                &tenant,
+                &matchers,
+                query.start_timestamp_ms,
+                query.end_timestamp_ms,
+            )
             .await?;
         let mut result = pb::QueryResult::default();
         for s in series {
@@ -51,12 +65,18 @@ async fn read(q: &Querier, headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, 
                 labels: s
                     .labels
                     .iter()
-                    .map(|l| pb::Label { name: l.name.clone(), value: l.value.clone() })
+                    .map(|l| pb::Label {
+                        name: l.name.clone(),
+                        value: l.value.clone(),
+                    })
                     .collect(),
                 samples: s
                     .samples
                     .iter()
-                    .map(|x| pb::Sample { value: x.v, timestamp: x.t })
+                    .map(|x| pb::Sample {
+                        value: x.v,
+                        timestamp: x.t,
+                    })
                     .collect(),
                 ..Default::default()
             });

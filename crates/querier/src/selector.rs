@@ -9,7 +9,9 @@ use strata_model::{MatchOp, Matcher, METRIC_NAME};
 pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
     let expr = parser::parse(s).map_err(|e| format!("1:1: parse error: {e}"))?;
     let Expr::VectorSelector(vs) = expr else {
-        return Err(format!("invalid parameter \"match[]\": {s:?} is not a series selector"));
+        return Err(format!(
+            "invalid parameter \"match[]\": {s:?} is not a series selector"
+        ));
     };
     let convert = |ms: &[promql_parser::label::Matcher]| -> Result<Vec<Matcher>, String> {
         let mut out = Vec::with_capacity(ms.len() + 1);

@@ -52,7 +52,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 fn init_logging(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&cfg.server.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match cfg.server.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Logfmt => builder.with_ansi(false).init(),
@@ -71,7 +73,11 @@ fn load_overrides(cfg: &Config) -> anyhow::Result<Overrides> {
     Ok(o)
 }
 
-async fn reload_overrides(cfg: Config, overrides: Arc<RwLock<Overrides>>, mut stop: watch::Receiver<bool>) {
+async fn reload_overrides(
+    cfg: Config,
+    overrides: Arc<RwLock<Overrides>>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(cfg.runtime_config.period);
     loop {
         tokio::select! {
@@ -86,7 +92,9 @@ async fn reload_overrides(cfg: Config, overrides: Arc<RwLock<Overrides>>, mut st
                     *cur = o;
                 }
             }
-            Err(e) => tracing::error!(error = %e, "runtime config reload failed; keeping the previous limits"),
+            Err(e) => {
+                tracing::error!(error = %e, "runtime config reload failed; keeping the previous limits")
+            }
         }
     }
 }
@@ -115,7 +123,11 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
             Module::RuntimeConfig => {
                 let o = Arc::new(RwLock::new(load_overrides(&cfg)?));
                 if !cfg.runtime_config.file.is_empty() {
-                    background.push(tokio::spawn(reload_overrides(cfg.clone(), o.clone(), stop_rx.clone())));
+                    background.push(tokio::spawn(reload_overrides(
+                        cfg.clone(),
+                        o.clone(),
+                        stop_rx.clone(),
+                    )));
                 }
                 overrides = Some(o);
             }
@@ -135,7 +147,9 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
                 let d = strata_distributor::Distributor::new(
                     cfg.distributor.clone(),
                     cfg.tenancy.clone(),
-                    overrides.clone().context("distributor needs runtime-config")?,
+                    overrides
+                        .clone()
+                        .context("distributor needs runtime-config")?,
                     ing,
                     &mut registry,
                 )?;
@@ -143,7 +157,8 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
             }
             Module::Querier => {
                 let ing = ingester.clone().context("querier needs an ingester")?;
-                let q = strata_querier::Querier::new(cfg.querier.clone(), cfg.tenancy.clone(), ing)?;
+                let q =
+                    strata_querier::Querier::new(cfg.querier.clone(), cfg.tenancy.clone(), ing)?;
                 router = router.merge(strata_querier::router(q));
             }
         }
@@ -160,7 +175,10 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
                     if r {
                         (StatusCode::OK, "ready\n")
                     } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "not ready: starting or stopping\n")
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "not ready: starting or stopping\n",
+                        )
                     }
                 }
             }),
@@ -174,11 +192,16 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
                     match prometheus_client::encoding::text::encode(&mut out, &registry) {
                         Ok(()) => (
                             StatusCode::OK,
-                            [("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                            [(
+                                "content-type",
+                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            )],
                             out,
                         )
                             .into_response(),
-                        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+                        Err(e) => {
+                            (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+                        }
                     }
                 }
             }),
@@ -188,14 +211,22 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
 
     let listener = tokio::net::TcpListener::bind(&cfg.server.http_listen_address)
         .await
-        .with_context(|| format!("cannot listen on {} (server.http_listen_address)", cfg.server.http_listen_address))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (server.http_listen_address)",
+                cfg.server.http_listen_address
+            )
+        })?;
     tracing::info!(address = %listener.local_addr()?, "HTTP server listening");
     ready.store(true, Ordering::Relaxed);
 
     let ready_for_signal = ready.clone();
     let shutdown = async move {
         let reason = wait_for_signal().await;
-        tracing::info!(signal = reason, "shutting down: no new requests; finishing in-flight ones");
+        tracing::info!(
+            signal = reason,
+            "shutting down: no new requests; finishing in-flight ones"
+        );
         ready_for_signal.store(false, Ordering::Relaxed);
     };
     let server = axum::serve(listener, router).with_graceful_shutdown(shutdown);
@@ -206,13 +237,16 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
     if let Some(ing) = ingester {
         match tokio::time::timeout(grace, ing.shutdown()).await {
             Ok(()) => tracing::info!("ingester stopped cleanly"),
-            Err(_) => tracing::warn!("ingester shutdown timed out; the WAL will be replayed at the next start"),
+            Err(_) => tracing::warn!(
+                "ingester shutdown timed out; the WAL will be replayed at the next start"
+            ),
         }
     }
     for b in background {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), b).await;
     }
-    res.context("HTTP server task failed")?.context("HTTP server failed")?;
+    res.context("HTTP server task failed")?
+        .context("HTTP server failed")?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -229,7 +263,10 @@ async fn wait_for_signal() -> &'static str {
     }
 }
 
-async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+async fn log_request(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let t0 = std::time::Instant::now();

@@ -172,7 +172,9 @@ mod tests {
 
     #[test]
     fn unknown_field_is_named_with_its_location() {
-        let e = Config::parse("ingester:\n  wal:\n    segment_sise_bytes: 5\n").unwrap_err().to_string();
+        let e = Config::parse("ingester:\n  wal:\n    segment_sise_bytes: 5\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("segment_sise_bytes"), "{e}");
         assert!(e.contains("line 3"), "{e}");
         let e = Config::parse("bogus: 1\n").unwrap_err().to_string();
@@ -182,14 +184,24 @@ mod tests {
     #[test]
     fn bad_values_are_named() {
         let c = Config::parse("server:\n  http_listen_address: nowhere\n").unwrap();
-        assert!(c.validate().unwrap_err().to_string().starts_with("server.http_listen_address"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("server.http_listen_address"));
         let c = Config::parse("limits:\n  ingestion_rate: 5\n").unwrap();
         let e = c.validate().unwrap_err().to_string();
         assert!(e.starts_with("limits.ingestion_burst_size"), "{e}");
-        let e = Config::parse("ingester:\n  wal:\n    checkpoint_interval: soon\n").unwrap_err().to_string();
+        let e = Config::parse("ingester:\n  wal:\n    checkpoint_interval: soon\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("checkpoint_interval"), "{e}");
         let c = Config::parse("tenancy:\n  mode: header\n  single_tenant_id: 'a/b'\n").unwrap();
-        assert!(c.validate().unwrap_err().to_string().starts_with("tenancy.single_tenant_id"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("tenancy.single_tenant_id"));
     }
 
     #[test]

@@ -17,8 +17,14 @@ pub enum Module {
 
 /// Components of the design that this build does not contain yet.
 const PLANNED: &[(&str, &str)] = &[
-    ("store-gateway", "long-term storage (Parquet blocks in object storage)"),
-    ("compactor", "long-term storage (Parquet blocks in object storage)"),
+    (
+        "store-gateway",
+        "long-term storage (Parquet blocks in object storage)",
+    ),
+    (
+        "compactor",
+        "long-term storage (Parquet blocks in object storage)",
+    ),
     ("query-frontend", "the query path"),
     ("ruler", "rule evaluation"),
     ("alertmanager", "the Alertmanager"),

@@ -167,7 +167,11 @@ impl TenantHead {
             let (mut lo, mut hi) = (i64::MAX, i64::MIN);
             for &(_, i) in &s.order[g..end] {
                 let i = i as usize;
-                let kstart = if i == 0 { 0 } else { s.key_ends[i - 1] as usize };
+                let kstart = if i == 0 {
+                    0
+                } else {
+                    s.key_ends[i - 1] as usize
+                };
                 let key = &s.keys[kstart..s.key_ends[i] as usize];
                 let hash = s.hashes[i];
                 let samples = batch.series_samples(i);
@@ -325,7 +329,11 @@ impl TenantHead {
     }
 
     /// Writes every series with its chunks and the metadata as checkpoint records.
-    pub fn snapshot(&self, out: &mut RecordWriter, mut flush: impl FnMut(&mut RecordWriter) -> std::io::Result<()>) -> std::io::Result<()> {
+    pub fn snapshot(
+        &self,
+        out: &mut RecordWriter,
+        mut flush: impl FnMut(&mut RecordWriter) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
         let tenant = self.tenant.as_str();
         for shard in self.shards.iter() {
             let shard = shard.lock();
@@ -434,7 +442,13 @@ impl TenantHead {
         names.into_iter().collect()
     }
 
-    pub fn label_values(&self, name: &str, matchers: &[Matcher], start: i64, end: i64) -> Vec<String> {
+    pub fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Vec<String> {
         if !self.overlaps(start, end) {
             return Vec::new();
         }
@@ -454,7 +468,13 @@ impl TenantHead {
     pub fn heap_bytes(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().series.iter().map(MemSeries::heap_bytes).sum::<usize>())
+            .map(|s| {
+                s.lock()
+                    .series
+                    .iter()
+                    .map(MemSeries::heap_bytes)
+                    .sum::<usize>()
+            })
             .sum()
     }
 }

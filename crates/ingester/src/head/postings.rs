@@ -18,7 +18,11 @@ pub struct Postings {
 
 impl Postings {
     /// Registers a new series located at `location` and returns its id.
-    pub fn add(&mut self, location: u32, labels: impl Iterator<Item = (impl AsRef<str>, impl AsRef<str>)>) -> u32 {
+    pub fn add(
+        &mut self,
+        location: u32,
+        labels: impl Iterator<Item = (impl AsRef<str>, impl AsRef<str>)>,
+    ) -> u32 {
         let id = self.locations.len() as u32;
         self.locations.push(location);
         for (n, v) in labels {
@@ -93,8 +97,7 @@ impl Postings {
                 let Some(values) = self.index.get(m.name.as_str()) else {
                     return Vec::new();
                 };
-                let lists: Vec<&PostingsList> =
-                    set.iter().filter_map(|v| values.get(*v)).collect();
+                let lists: Vec<&PostingsList> = set.iter().filter_map(|v| values.get(*v)).collect();
                 positive.push(union(&lists));
             } else {
                 positive.push(self.union_where(&m.name, |v| m.matches(v)));
@@ -169,14 +172,20 @@ mod tests {
     fn index() -> Postings {
         let mut p = Postings::default();
         p.add(0, [("__name__", "up"), ("job", "a")].into_iter());
-        p.add(0, [("__name__", "up"), ("job", "b"), ("env", "prod")].into_iter());
+        p.add(
+            0,
+            [("__name__", "up"), ("job", "b"), ("env", "prod")].into_iter(),
+        );
         p.add(0, [("__name__", "down"), ("job", "a")].into_iter());
         p.add(0, [("__name__", "up")].into_iter());
         p
     }
 
     fn sel(p: &Postings, ms: &[(MatchOp, &str, &str)]) -> Vec<u32> {
-        let ms: Vec<Matcher> = ms.iter().map(|(o, n, v)| Matcher::new(*o, *n, *v).unwrap()).collect();
+        let ms: Vec<Matcher> = ms
+            .iter()
+            .map(|(o, n, v)| Matcher::new(*o, *n, *v).unwrap())
+            .collect();
         p.select(&ms)
     }
 
@@ -185,14 +194,32 @@ mod tests {
         use MatchOp::*;
         let p = index();
         assert_eq!(sel(&p, &[(Equal, "__name__", "up")]), vec![0, 1, 3]);
-        assert_eq!(sel(&p, &[(Equal, "__name__", "up"), (Equal, "job", "a")]), vec![0]);
-        assert_eq!(sel(&p, &[(Equal, "__name__", "up"), (NotEqual, "job", "a")]), vec![1, 3]);
+        assert_eq!(
+            sel(&p, &[(Equal, "__name__", "up"), (Equal, "job", "a")]),
+            vec![0]
+        );
+        assert_eq!(
+            sel(&p, &[(Equal, "__name__", "up"), (NotEqual, "job", "a")]),
+            vec![1, 3]
+        );
         // Empty-value matching selects series without the label.
-        assert_eq!(sel(&p, &[(Equal, "__name__", "up"), (Equal, "env", "")]), vec![0, 3]);
-        assert_eq!(sel(&p, &[(Equal, "__name__", "up"), (NotEqual, "env", "")]), vec![1]);
+        assert_eq!(
+            sel(&p, &[(Equal, "__name__", "up"), (Equal, "env", "")]),
+            vec![0, 3]
+        );
+        assert_eq!(
+            sel(&p, &[(Equal, "__name__", "up"), (NotEqual, "env", "")]),
+            vec![1]
+        );
         assert_eq!(sel(&p, &[(RegexMatch, "job", "a|b")]), vec![0, 1, 2]);
-        assert_eq!(sel(&p, &[(RegexMatch, "job", ".*"), (Equal, "__name__", "up")]), vec![0, 1, 3]);
-        assert_eq!(sel(&p, &[(RegexMatch, "job", ".+"), (Equal, "__name__", "up")]), vec![0, 1]);
+        assert_eq!(
+            sel(&p, &[(RegexMatch, "job", ".*"), (Equal, "__name__", "up")]),
+            vec![0, 1, 3]
+        );
+        assert_eq!(
+            sel(&p, &[(RegexMatch, "job", ".+"), (Equal, "__name__", "up")]),
+            vec![0, 1]
+        );
         assert_eq!(sel(&p, &[(RegexNoMatch, "job", "a")]), vec![1, 3]);
         // Anchored: "u" does not match "up".
         assert_eq!(sel(&p, &[(RegexMatch, "__name__", "u")]), Vec::<u32>::new());

@@ -18,7 +18,9 @@ pub enum AppendResult {
     /// Same timestamp and bit-identical value as the newest sample: accepted, nothing stored.
     Duplicate,
     /// Older than the newest sample.
-    OutOfOrder { newest: i64 },
+    OutOfOrder {
+        newest: i64,
+    },
     /// Same timestamp as the newest sample with a different value.
     DuplicateTimestamp,
 }
@@ -113,7 +115,10 @@ impl MemSeries {
             .closed
             .iter()
             .map(|c| (c.min_t, c.max_t, &*c.data))
-            .chain((!self.head.is_empty()).then(|| (self.head_min_t, self.head.last_t(), self.head.bytes())));
+            .chain(
+                (!self.head.is_empty())
+                    .then(|| (self.head_min_t, self.head.last_t(), self.head.bytes())),
+            );
         for (min_t, max_t, data) in chunks {
             if max_t < start || min_t > end {
                 continue;
@@ -205,6 +210,9 @@ mod tests {
         r.samples_in(i64::MIN, i64::MAX, &mut all);
         assert_eq!(all.len(), 1000);
         assert_eq!(r.append(10_000, 1.0), AppendResult::Appended);
-        assert_eq!(r.append(5, 1.0), AppendResult::OutOfOrder { newest: 10_000 });
+        assert_eq!(
+            r.append(5, 1.0),
+            AppendResult::OutOfOrder { newest: 10_000 }
+        );
     }
 }

@@ -201,9 +201,9 @@ fn writer_loop(
         };
         if failed.is_none() && !spare.is_empty() {
             let t0 = Instant::now();
-            let res = file
-                .write_all(&spare)
-                .and_then(|()| if opts.fsync { file.sync_data() } else { Ok(()) });
+            let res =
+                file.write_all(&spare)
+                    .and_then(|()| if opts.fsync { file.sync_data() } else { Ok(()) });
             match res {
                 Ok(()) => {
                     written += spare.len() as u64;

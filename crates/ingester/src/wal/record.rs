@@ -16,13 +16,28 @@ const SERIES_SNAPSHOT: u8 = 4;
 #[derive(Debug, PartialEq)]
 pub enum Record<'a> {
     /// A new series: its id in this WAL's numbering and its canonical label key.
-    Series { tenant: &'a str, id: u32, key: &'a [u8] },
+    Series {
+        tenant: &'a str,
+        id: u32,
+        key: &'a [u8],
+    },
     /// Samples of existing series.
-    Samples { tenant: &'a str, samples: Vec<(u32, i64, f64)> },
+    Samples {
+        tenant: &'a str,
+        samples: Vec<(u32, i64, f64)>,
+    },
     /// Metric metadata as last received.
-    Metadata { tenant: &'a str, metadata: MetricMetadata<'a> },
+    Metadata {
+        tenant: &'a str,
+        metadata: MetricMetadata<'a>,
+    },
     /// A series with all its chunks (checkpoints only).
-    SeriesSnapshot { tenant: &'a str, id: u32, key: &'a [u8], chunks: Vec<&'a [u8]> },
+    SeriesSnapshot {
+        tenant: &'a str,
+        id: u32,
+        key: &'a [u8],
+        chunks: Vec<&'a [u8]>,
+    },
 }
 
 /// Builds framed records into a buffer.
@@ -309,7 +324,12 @@ mod tests {
         w.end_samples(empty);
         w.metadata(
             "t1",
-            &MetricMetadata { family: "up", metric_type: MetricType::Gauge, help: "h", unit: "" },
+            &MetricMetadata {
+                family: "up",
+                metric_type: MetricType::Gauge,
+                help: "h",
+                unit: "",
+            },
         );
         w.series_snapshot("t1", 7, b"k", [&b"c1"[..], &b"c2"[..]].into_iter());
 
@@ -321,7 +341,14 @@ mod tests {
             buf = &buf[n..];
         }
         assert_eq!(recs.len(), 4);
-        assert_eq!(recs[0], Record::Series { tenant: "t1", id: 7, key: b"\x01a\x01b" });
+        assert_eq!(
+            recs[0],
+            Record::Series {
+                tenant: "t1",
+                id: 7,
+                key: b"\x01a\x01b"
+            }
+        );
         match &recs[1] {
             Record::Samples { samples, .. } => {
                 assert_eq!(samples.len(), 2);
@@ -340,7 +367,11 @@ mod tests {
         w.series("t", 1, b"key");
         let full = w.buf.clone();
         for cut in 0..full.len() {
-            assert_eq!(read_frame(&full[..cut]).unwrap_err(), FrameError::Truncated, "cut {cut}");
+            assert_eq!(
+                read_frame(&full[..cut]).unwrap_err(),
+                FrameError::Truncated,
+                "cut {cut}"
+            );
         }
         let mut bad = full.clone();
         let last = bad.len() - 1;
