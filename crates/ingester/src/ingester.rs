@@ -349,6 +349,11 @@ impl Pusher for Ingester {
                 })
                 .inc_by(outcome.samples_rejected);
         }
+        if seq == 0 && outcome.samples_written > 0 {
+            // Only duplicates: the identical samples may come from a concurrent request whose
+            // records are still waiting for their fsync; acknowledge after them, not before.
+            seq = self.wal.current_seq();
+        }
         if seq > 0 {
             self.wal
                 .wait_durable(seq)

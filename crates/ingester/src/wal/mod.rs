@@ -121,6 +121,11 @@ impl Wal {
         seq
     }
 
+    /// The sequence of everything queued so far.
+    pub fn current_seq(&self) -> u64 {
+        self.shared.pending.lock().seq
+    }
+
     /// Waits until everything up to `seq` is on disk.
     pub async fn wait_durable(&self, seq: u64) -> Result<(), Arc<std::io::Error>> {
         let mut rx = self.shared.durable.subscribe();
