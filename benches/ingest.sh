@@ -23,6 +23,7 @@ READY_TIMEOUT=120
 WAIT_IDLE=180
 KEEP_DATA=0
 STRATA_EXTRA_ARGS=""
+STRATA_HEADER=""
 PORT_BASE=19400
 REPEAT=1
 RETRIES=2
@@ -45,6 +46,7 @@ usage: $0 [options]
                             up to N times (default $RETRIES); the report leaves disturbed runs out of the medians
   --keep-data               keep each target's data dir in the results dir
   --strata-args "ARGS"      extra arguments for the strata binary
+  --strata-header "N: V"    extra request header for strata only (e.g. "X-Scope-OrgID: bench")
   --port-base N             ports N (strata), N+1 (victoriametrics), N+2 (prometheus) (default $PORT_BASE)
 EOF
 }
@@ -65,6 +67,7 @@ while [[ $# -gt 0 ]]; do
         --repeat) REPEAT="$2"; shift 2 ;;
         --retries) RETRIES="$2"; shift 2 ;;
         --strata-args) STRATA_EXTRA_ARGS="$2"; shift 2 ;;
+        --strata-header) STRATA_HEADER="$2"; shift 2 ;;
         --port-base) PORT_BASE="$2"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
@@ -120,7 +123,10 @@ note() { log "NOTE: $*"; echo "$*" >>"$NOTES"; }
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "nproc: $(nproc)"
-    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" \
+        "(family $(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2 | tr -d ' ')," \
+        "model $(grep -m1 '^model[[:space:]]' /proc/cpuinfo | cut -d: -f2 | tr -d ' ')," \
+        "$(grep -m1 'cpu MHz' /proc/cpuinfo | cut -d: -f2 | tr -d ' ') MHz)"
     echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
     echo "kernel: $(uname -r)"
     echo "git: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (dirty or uncommitted)')"
@@ -231,20 +237,27 @@ stop_target() { # pid name
 
 # Reads back what the target stored: number of series and of samples in the last hour. Strata's query API may
 # not exist yet; a failed query is recorded, not fatal.
-verify() { # name base_url
+verify() { # name base_url last_sample_ms
     local name="$1" base="$2" extra="" now series samples
     if [[ "$name" == victoriametrics ]]; then
         curl -s -o /dev/null --max-time 60 "$base/internal/force_flush" || true
         sleep 2
         extra="nocache=1"
     fi
-    now=$(date +%s)
+    # Evaluate just after the last sample, so that staleness (5 min) cannot hide series whatever the delays.
+    now=$(( $3 / 1000 + 1 ))
     q() {
         curl -s --max-time 120 -G "$base/api/v1/query" --data-urlencode "query=$1" --data-urlencode "time=$now" \
             ${extra:+--data-urlencode "$extra"} | jq -r '.data.result[0].value[1] // "n/a"' 2>/dev/null || echo "n/a"
     }
     series=$(q 'count({job="node"})')
-    if [[ "$name" == prometheus ]]; then
+    if [[ "$name" == strata ]]; then
+        # No PromQL engine yet: count series with the series API and samples with the head's own counter.
+        series=$(curl -s --max-time 120 -G "$base/api/v1/series" --data-urlencode 'match[]={job="node"}' \
+            --data-urlencode "start=$((now - 3600))" --data-urlencode "end=$now" | jq -r '.data | length' 2>/dev/null || echo n/a)
+        samples=$(curl -s --max-time 30 "$base/metrics" | awk '/^strata_ingester_samples_appended_total / {printf "%d", $2}')
+        [[ -n "$samples" ]] || samples="n/a"
+    elif [[ "$name" == prometheus ]]; then
         # count_over_time drops __name__, and Prometheus refuses the resulting duplicate label sets: read the
         # TSDB's own counter instead (out-of-bounds/out-of-order samples would not be counted there).
         samples=$(curl -s --max-time 30 "$base/metrics" | awk '/^prometheus_tsdb_head_samples_appended_total\{type="float"\}/ {printf "%d", $2}')
@@ -304,9 +317,11 @@ run_target() {
     wait_idle "$name"
     log "posting to $name ($push, pid $TARGET_PID)"
     local rc=0
+    local -a extra=()
+    [[ "$name" == strata && -n "$STRATA_HEADER" ]] && extra=(--header "$STRATA_HEADER")
     timeout $((MAX_RUN + SETTLE + 120)) "$BENCH" --payloads "$WORK/payloads.bin" --url "$push" --pid "$TARGET_PID" \
         --target "$name" --settle-secs "$SETTLE" --max-run-secs "$MAX_RUN" --json-out "$RESULTS" \
-        >"$WORK/bench.txt" 2>&1 || rc=$?
+        "${extra[@]}" >"$WORK/bench.txt" 2>&1 || rc=$?
     cat "$WORK/bench.txt" >>"$OUT/$name.bench.txt"
     LAST_DISTURBED=$(grep '^{' "$WORK/bench.txt" | tail -1 | jq -r '.disturbed // false' 2>/dev/null || echo false)
     grep -v '^{' "$WORK/bench.txt" >&2 || true
@@ -316,7 +331,8 @@ run_target() {
         note "$name: ingest-bench exited with $rc"
     fi
     if kill -0 "$TARGET_PID" 2>/dev/null; then
-        verify "$name" "http://127.0.0.1:$port"
+        verify "$name" "http://127.0.0.1:$port" \
+            "$(grep '^{' "$WORK/bench.txt" | tail -1 | jq -r '.last_ts_ms // 0' 2>/dev/null || echo 0)"
     else
         note "$name exited during the run (log: $OUT/$name.log)"
     fi

@@ -39,6 +39,9 @@ struct Args {
     /// Remote-write URL to post to, e.g. http://127.0.0.1:9090/api/v1/write.
     #[arg(long)]
     url: Option<String>,
+    /// Extra request header, "Name: value" (repeatable), e.g. "X-Scope-OrgID: bench".
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    headers: Vec<String>,
     /// Name of the target in the output (strata, prometheus, victoriametrics, ...).
     #[arg(long, default_value = "target")]
     target: String,
@@ -276,6 +279,7 @@ struct ShardResult {
 
 async fn send_shard(
     client: reqwest::Client,
+    headers: reqwest::header::HeaderMap,
     url: String,
     reqs: Vec<Request>,
     deadline: Instant,
@@ -297,6 +301,7 @@ async fn send_shard(
             .header("Content-Type", "application/x-protobuf")
             .header("X-Prometheus-Remote-Write-Version", "0.1.0")
             .header("User-Agent", "strata-ingest-bench/0.1")
+            .headers(headers.clone())
             .body(req.body)
             .send()
             .await;
@@ -383,6 +388,16 @@ fn run_target(args: &Args, url: &str, payloads: Payloads) -> Result<Value> {
         .enable_all()
         .build()?;
     let nshards = payloads.shards.len();
+    let mut headers = reqwest::header::HeaderMap::new();
+    for h in &args.headers {
+        let (name, value) = h
+            .split_once(':')
+            .with_context(|| format!("--header {h:?}: expected NAME: VALUE"))?;
+        headers.insert(
+            reqwest::header::HeaderName::from_bytes(name.trim().as_bytes())?,
+            reqwest::header::HeaderValue::from_str(value.trim())?,
+        );
+    }
     let client = reqwest::Client::builder()
         .no_proxy()
         .tcp_nodelay(true)
@@ -395,7 +410,15 @@ fn run_target(args: &Args, url: &str, payloads: Payloads) -> Result<Value> {
         let tasks: Vec<_> = payloads
             .shards
             .into_iter()
-            .map(|reqs| tokio::spawn(send_shard(client.clone(), url.to_string(), reqs, deadline)))
+            .map(|reqs| {
+                tokio::spawn(send_shard(
+                    client.clone(),
+                    headers.clone(),
+                    url.to_string(),
+                    reqs,
+                    deadline,
+                ))
+            })
             .collect();
         let mut results = Vec::with_capacity(tasks.len());
         for t in tasks {

@@ -54,7 +54,7 @@ impl Querier {
     }
 }
 
-fn params(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Params {
+pub(crate) fn params(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Params {
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -83,7 +83,7 @@ fn json_ok(data: String) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-fn push_json_str(out: &mut String, s: &str) {
+pub(crate) fn push_json_str(out: &mut String, s: &str) {
     // serde_json escapes exactly as JSON requires; it cannot fail for a &str.
     out.push_str(&serde_json::to_string(s).unwrap_or_default());
 }
@@ -245,6 +245,14 @@ pub fn router(q: Arc<Querier>) -> Router {
         .route("/label/{name}/values", get(label_values))
         .route("/metadata", get(metadata))
         .route("/read", post(remote_read::handler))
+        .route(
+            "/query",
+            get(crate::query::instant).post(crate::query::instant),
+        )
+        .route(
+            "/query_range",
+            get(crate::query::range).post(crate::query::range),
+        )
         .with_state(q);
     Router::new()
         .nest("/api/v1", api.clone())

@@ -10,6 +10,16 @@ pub struct QuerierConfig {
     pub max_series_per_request: usize,
     /// Most samples one remote-read request may return.
     pub max_samples_per_read: usize,
+    /// Wall-clock budget of one PromQL query (`timeout` may lower it per request).
+    #[serde(with = "humantime_serde")]
+    pub query_timeout: std::time::Duration,
+    /// Most samples one PromQL query may hold in memory.
+    pub max_samples: usize,
+    /// How far back an instant selector looks for the latest sample.
+    #[serde(with = "humantime_serde")]
+    pub lookback_delta: std::time::Duration,
+    /// Most points per series in a range query result (Prometheus: 11,000).
+    pub max_points_per_series: usize,
 }
 
 impl Default for QuerierConfig {
@@ -17,6 +27,10 @@ impl Default for QuerierConfig {
         Self {
             max_series_per_request: 500_000,
             max_samples_per_read: 50_000_000,
+            query_timeout: std::time::Duration::from_secs(120),
+            max_samples: 50_000_000,
+            lookback_delta: std::time::Duration::from_secs(300),
+            max_points_per_series: 11_000,
         }
     }
 }
@@ -26,6 +40,30 @@ impl QuerierConfig {
         if self.max_series_per_request == 0 {
             return Err(ApiError::Config {
                 field: "querier.max_series_per_request",
+                reason: "must be > 0",
+            });
+        }
+        if self.query_timeout.is_zero() {
+            return Err(ApiError::Config {
+                field: "querier.query_timeout",
+                reason: "must be > 0",
+            });
+        }
+        if self.max_samples == 0 {
+            return Err(ApiError::Config {
+                field: "querier.max_samples",
+                reason: "must be > 0",
+            });
+        }
+        if self.lookback_delta < std::time::Duration::from_millis(1) {
+            return Err(ApiError::Config {
+                field: "querier.lookback_delta",
+                reason: "must be at least 1ms",
+            });
+        }
+        if self.max_points_per_series == 0 {
+            return Err(ApiError::Config {
+                field: "querier.max_points_per_series",
                 reason: "must be > 0",
             });
         }

@@ -14,6 +14,8 @@ pub enum ApiError {
     Unauthorized(#[from] strata_model::TenantError),
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0}")]
+    Timeout(String),
     #[error("invalid configuration: {field}: {reason}")]
     Config {
         field: &'static str,
@@ -28,6 +30,7 @@ impl ApiError {
             Self::Execution(_) => (StatusCode::UNPROCESSABLE_ENTITY, "execution"),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "bad_data"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
             Self::Config { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -40,6 +43,18 @@ impl From<strata_storage::QueryError> for ApiError {
             Q::BadData(m) => Self::BadData(m),
             Q::LimitExceeded(_) => Self::Execution(e.to_string()),
             Q::Unavailable(_) => Self::Unavailable(e.to_string()),
+        }
+    }
+}
+
+impl From<strata_promql::EvalError> for ApiError {
+    fn from(e: strata_promql::EvalError) -> Self {
+        use strata_promql::EvalError as E;
+        match e {
+            E::Parse(m) => Self::BadData(m),
+            E::Execution(m) | E::Limit(m) => Self::Execution(m),
+            E::Timeout(_) => Self::Timeout(e.to_string()),
+            E::Storage(s) => s.into(),
         }
     }
 }

@@ -5,6 +5,7 @@ mod api;
 pub mod config;
 mod error;
 mod params;
+mod query;
 mod remote_read;
 pub mod selector;
 

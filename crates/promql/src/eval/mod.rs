@@ -1,0 +1,394 @@
+//! Node-at-a-time evaluation over all steps.
+//!
+//! Every instant-vector node yields, per output series, one optional value per step; selectors
+//! walk each series' samples once across all steps, and range functions slide a window over
+//! them (O(samples + steps) per series, PERFORMANCE.md §2).
+
+mod aggregate;
+mod binary;
+mod call;
+
+use crate::engine::{offset_ms, EngineOptions, QueryTimes};
+use crate::EvalError;
+use promql_parser::parser::{Expr, MatrixSelector, SubqueryExpr, VectorSelector};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use strata_model::{is_stale_nan, Labels, Sample};
+use strata_storage::query::Series;
+
+/// The evaluation grid: `n` steps from `start`, `step` ms apart.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Steps {
+    pub start: i64,
+    pub step: i64,
+    pub n: usize,
+}
+
+impl Steps {
+    pub fn new(start: i64, end: i64, step: i64) -> Self {
+        let n = ((end - start) / step) as usize + 1;
+        Self { start, step, n }
+    }
+
+    #[inline]
+    pub fn ts(&self, i: usize) -> i64 {
+        self.start + i as i64 * self.step
+    }
+}
+
+/// One series of an instant vector across all steps.
+#[derive(Debug, Clone)]
+pub(crate) struct SV {
+    pub labels: Labels,
+    pub vals: Vec<Option<f64>>,
+}
+
+/// A range vector argument: series with every sample that any step's window can see, plus how
+/// to find the window of step `i`.
+#[derive(Debug)]
+pub(crate) struct RangeArg {
+    pub series: Vec<Series>,
+    pub range: i64,
+    pub offset: i64,
+    pub at: Option<i64>,
+}
+
+impl RangeArg {
+    /// Window `(start, end]` of step `i`.
+    #[inline]
+    pub fn window(&self, steps: &Steps, i: usize) -> (i64, i64) {
+        let end = self.at.unwrap_or_else(|| steps.ts(i)) - self.offset;
+        (end - self.range, end)
+    }
+}
+
+/// A node's value.
+#[derive(Debug)]
+pub(crate) enum Val {
+    Scalar(Vec<f64>),
+    String(String),
+    Vector(Vec<SV>),
+    /// Only as the result of an instant query of a range selector or subquery.
+    Matrix(Vec<Series>),
+}
+
+pub(crate) struct Evaluator {
+    data: HashMap<usize, Arc<Vec<Series>>>,
+    lookback: i64,
+    default_subquery_step: i64,
+    max_samples: usize,
+    timeout: Duration,
+    started: Instant,
+    pub q: QueryTimes,
+    pub warnings: Vec<String>,
+    pub infos: Vec<String>,
+}
+
+impl std::fmt::Debug for Evaluator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Evaluator").finish_non_exhaustive()
+    }
+}
+
+impl Evaluator {
+    pub fn new(
+        data: HashMap<usize, Arc<Vec<Series>>>,
+        opts: &EngineOptions,
+        q: QueryTimes,
+        started: Instant,
+    ) -> Self {
+        Self {
+            data,
+            lookback: opts.lookback_delta.as_millis() as i64,
+            default_subquery_step: opts.default_subquery_step.as_millis() as i64,
+            max_samples: opts.max_samples,
+            timeout: opts.timeout,
+            started,
+            q,
+            warnings: Vec::new(),
+            infos: Vec::new(),
+        }
+    }
+
+    fn check_budget(&self, points: usize) -> Result<(), EvalError> {
+        if points > self.max_samples {
+            return Err(EvalError::Limit(
+                "query processing would load too many samples into memory in query execution"
+                    .into(),
+            ));
+        }
+        if self.started.elapsed() > self.timeout {
+            return Err(EvalError::Timeout("query evaluation"));
+        }
+        Ok(())
+    }
+
+    fn selector_data(&self, vs: &VectorSelector) -> Arc<Vec<Series>> {
+        self.data
+            .get(&(vs as *const VectorSelector as usize))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn eval(&mut self, expr: &Expr, steps: &Steps) -> Result<Val, EvalError> {
+        match expr {
+            Expr::NumberLiteral(n) => Ok(Val::Scalar(vec![n.val; steps.n])),
+            Expr::StringLiteral(s) => Ok(Val::String(s.val.clone())),
+            Expr::Paren(p) => self.eval(&p.expr, steps),
+            Expr::VectorSelector(vs) => Ok(Val::Vector(self.vector_selector(vs, steps, false))),
+            Expr::MatrixSelector(ms) => {
+                let arg = self.matrix_selector(ms, steps);
+                Ok(Val::Matrix(windows_of_single_step(arg, steps)))
+            }
+            Expr::Subquery(sq) => {
+                let arg = self.subquery(sq, steps)?;
+                Ok(Val::Matrix(windows_of_single_step(arg, steps)))
+            }
+            Expr::Unary(u) => match self.eval(&u.expr, steps)? {
+                Val::Scalar(v) => Ok(Val::Scalar(v.into_iter().map(|x| -x).collect())),
+                Val::Vector(vs) => {
+                    let out = vs
+                        .into_iter()
+                        .map(|s| SV {
+                            labels: drop_name(&s.labels),
+                            vals: s.vals.into_iter().map(|v| v.map(|x| -x)).collect(),
+                        })
+                        .collect();
+                    Ok(Val::Vector(merge_same_labels(out)?))
+                }
+                _ => Err(EvalError::Execution(
+                    "unary minus needs a scalar or instant vector".into(),
+                )),
+            },
+            Expr::Binary(b) => self.binary(b, steps),
+            Expr::Aggregate(a) => self.aggregate(a, steps),
+            Expr::Call(c) => self.call(c, steps),
+            Expr::Extension(_) => Err(EvalError::Execution(
+                "extension expressions are not supported".into(),
+            )),
+        }
+    }
+
+    /// Values of an instant selector; with `timestamps`, the value is the chosen sample's time
+    /// in seconds (for `timestamp()`).
+    pub fn vector_selector(&self, vs: &VectorSelector, steps: &Steps, timestamps: bool) -> Vec<SV> {
+        let data = self.selector_data(vs);
+        let off = offset_ms(&vs.offset);
+        let at = self.q.at_ms(&vs.at);
+        let mut out = Vec::new();
+        for s in data.iter() {
+            let samples = &s.samples;
+            let mut vals = vec![None; steps.n];
+            let mut j = 0usize;
+            let mut any = false;
+            for (i, slot) in vals.iter_mut().enumerate() {
+                let t = at.unwrap_or_else(|| steps.ts(i)) - off;
+                while j < samples.len() && samples[j].t <= t {
+                    j += 1;
+                }
+                if j > 0 {
+                    let smp = samples[j - 1];
+                    if smp.t > t - self.lookback && !is_stale_nan(smp.v) {
+                        *slot = Some(if timestamps {
+                            smp.t as f64 / 1000.0
+                        } else {
+                            smp.v
+                        });
+                        any = true;
+                    }
+                }
+            }
+            if any {
+                out.push(SV {
+                    labels: s.labels.clone(),
+                    vals,
+                });
+            }
+        }
+        out
+    }
+
+    pub fn matrix_selector(&self, ms: &MatrixSelector, _steps: &Steps) -> RangeArg {
+        let data = self.selector_data(&ms.vs);
+        let series = data
+            .iter()
+            .map(|s| Series {
+                labels: s.labels.clone(),
+                samples: s
+                    .samples
+                    .iter()
+                    .copied()
+                    .filter(|x| !is_stale_nan(x.v))
+                    .collect(),
+            })
+            .collect();
+        RangeArg {
+            series,
+            range: ms.range.as_millis() as i64,
+            offset: offset_ms(&ms.vs.offset),
+            at: self.q.at_ms(&ms.vs.at),
+        }
+    }
+
+    /// Evaluates a subquery's inner expression on its own aligned grid covering every window.
+    pub fn subquery(&mut self, sq: &SubqueryExpr, steps: &Steps) -> Result<RangeArg, EvalError> {
+        let range = sq.range.as_millis() as i64;
+        let sub_step = sq
+            .step
+            .map_or(self.default_subquery_step, |d| d.as_millis() as i64);
+        if sub_step <= 0 {
+            return Err(EvalError::Execution(
+                "subquery step must be positive".into(),
+            ));
+        }
+        let offset = offset_ms(&sq.offset);
+        let at = self.q.at_ms(&sq.at);
+        let first_end = at.unwrap_or(steps.start) - offset;
+        let last_end = at.unwrap_or(steps.ts(steps.n - 1)) - offset;
+        // Inner times: multiples of the step inside (first_end - range, last_end].
+        let lo = first_end - range;
+        let first = lo.div_euclid(sub_step) * sub_step + sub_step;
+        let arg = if first > last_end {
+            RangeArg {
+                series: Vec::new(),
+                range,
+                offset,
+                at,
+            }
+        } else {
+            let inner = Steps::new(
+                first,
+                last_end - (last_end - first).rem_euclid(sub_step),
+                sub_step,
+            );
+            self.check_budget(inner.n)?;
+            let series = match self.eval(&sq.expr, &inner)? {
+                Val::Vector(vs) => vs
+                    .into_iter()
+                    .map(|s| Series {
+                        labels: s.labels,
+                        samples: s
+                            .vals
+                            .iter()
+                            .enumerate()
+                            .filter_map(|(i, v)| v.map(|v| Sample::new(inner.ts(i), v)))
+                            .collect(),
+                    })
+                    .collect(),
+                Val::Scalar(v) => vec![Series {
+                    labels: Labels::default(),
+                    samples: v
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &x)| Sample::new(inner.ts(i), x))
+                        .collect(),
+                }],
+                _ => {
+                    return Err(EvalError::Execution(
+                        "subquery is only allowed on instant vector or scalar".into(),
+                    ))
+                }
+            };
+            RangeArg {
+                series,
+                range,
+                offset,
+                at,
+            }
+        };
+        Ok(arg)
+    }
+
+    /// Range vector argument of a function: a matrix selector or a subquery.
+    pub fn range_arg(&mut self, expr: &Expr, steps: &Steps) -> Result<RangeArg, EvalError> {
+        match expr {
+            Expr::MatrixSelector(ms) => Ok(self.matrix_selector(ms, steps)),
+            Expr::Subquery(sq) => self.subquery(sq, steps),
+            Expr::Paren(p) => self.range_arg(&p.expr, steps),
+            _ => Err(EvalError::Execution(format!(
+                "expected a range vector, got {expr}"
+            ))),
+        }
+    }
+
+    /// Evaluates an expression expected to be a scalar (per step).
+    pub fn scalar_arg(&mut self, expr: &Expr, steps: &Steps) -> Result<Vec<f64>, EvalError> {
+        match self.eval(expr, steps)? {
+            Val::Scalar(v) => Ok(v),
+            _ => Err(EvalError::Execution(format!(
+                "expected a scalar, got {expr}"
+            ))),
+        }
+    }
+
+    pub fn vector_arg(&mut self, expr: &Expr, steps: &Steps) -> Result<Vec<SV>, EvalError> {
+        match self.eval(expr, steps)? {
+            Val::Vector(v) => Ok(v),
+            _ => Err(EvalError::Execution(format!(
+                "expected an instant vector, got {expr}"
+            ))),
+        }
+    }
+}
+
+/// For instant evaluation of a range vector: each series' samples in the one window.
+fn windows_of_single_step(arg: RangeArg, steps: &Steps) -> Vec<Series> {
+    let (start, end) = arg.window(steps, 0);
+    let mut out: Vec<Series> = arg
+        .series
+        .into_iter()
+        .map(|s| Series {
+            labels: s.labels,
+            samples: s
+                .samples
+                .into_iter()
+                .filter(|x| x.t > start && x.t <= end)
+                .collect(),
+        })
+        .filter(|s| !s.samples.is_empty())
+        .collect();
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    out
+}
+
+/// Labels without `__name__`.
+pub(crate) fn drop_name(l: &Labels) -> Labels {
+    if l.get(strata_model::METRIC_NAME).is_none() {
+        return l.clone();
+    }
+    Labels::from_sorted(
+        l.iter()
+            .filter(|x| x.name != strata_model::METRIC_NAME)
+            .cloned()
+            .collect(),
+    )
+}
+
+/// Merges series that ended up with the same labels (e.g. after dropping the metric name):
+/// fine when they have values at different steps, an error when two collide at one step.
+pub(crate) fn merge_same_labels(mut v: Vec<SV>) -> Result<Vec<SV>, EvalError> {
+    if v.len() < 2 {
+        return Ok(v);
+    }
+    v.sort_by(|a, b| a.labels.cmp(&b.labels));
+    let mut out: Vec<SV> = Vec::with_capacity(v.len());
+    for s in v {
+        match out.last_mut() {
+            Some(last) if last.labels == s.labels => {
+                for (a, b) in last.vals.iter_mut().zip(s.vals) {
+                    if let Some(x) = b {
+                        if a.is_some() {
+                            return Err(EvalError::Execution(
+                                "vector cannot contain metrics with the same labelset".into(),
+                            ));
+                        }
+                        *a = Some(x);
+                    }
+                }
+            }
+            _ => out.push(s),
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,116 @@
+//! An in-memory [`Queryable`] for tests and the upstream test-script runner.
+
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use strata_model::{Labels, Matcher, Sample, TenantId};
+use strata_storage::query::{Series, SeriesMetadata};
+use strata_storage::{QueryError, Queryable};
+
+/// Series kept in memory, sorted by labels; samples sorted by time (later adds of the same
+/// timestamp replace earlier ones).
+#[derive(Debug, Default, Clone)]
+pub struct MemStore {
+    series: BTreeMap<Labels, BTreeMap<i64, f64>>,
+}
+
+impl MemStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, labels: Labels, samples: impl IntoIterator<Item = Sample>) {
+        let e = self.series.entry(labels).or_default();
+        for s in samples {
+            e.insert(s.t, s.v);
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.series.clear();
+    }
+
+    fn matching(&self, m: &[Matcher], start: i64, end: i64) -> Vec<Series> {
+        self.series
+            .iter()
+            .filter(|(l, _)| m.iter().all(|m| m.matches(l.get(&m.name).unwrap_or(""))))
+            .map(|(l, s)| Series {
+                labels: l.clone(),
+                samples: s
+                    .range(start..=end)
+                    .map(|(&t, &v)| Sample::new(t, v))
+                    .collect(),
+            })
+            .filter(|s| !s.samples.is_empty())
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Queryable for MemStore {
+    async fn select(
+        &self,
+        _: &TenantId,
+        m: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<Series>, QueryError> {
+        Ok(self.matching(m, start, end))
+    }
+
+    async fn series(
+        &self,
+        _: &TenantId,
+        m: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<Labels>, QueryError> {
+        Ok(self
+            .matching(m, start, end)
+            .into_iter()
+            .map(|s| s.labels)
+            .collect())
+    }
+
+    async fn label_names(
+        &self,
+        _: &TenantId,
+        m: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<String>, QueryError> {
+        let mut v: Vec<String> = self
+            .matching(m, start, end)
+            .iter()
+            .flat_map(|s| s.labels.iter().map(|l| l.name.clone()))
+            .collect();
+        v.sort();
+        v.dedup();
+        Ok(v)
+    }
+
+    async fn label_values(
+        &self,
+        _: &TenantId,
+        n: &str,
+        m: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<String>, QueryError> {
+        let mut v: Vec<String> = self
+            .matching(m, start, end)
+            .iter()
+            .filter_map(|s| s.labels.get(n).map(str::to_owned))
+            .collect();
+        v.sort();
+        v.dedup();
+        Ok(v)
+    }
+
+    async fn metadata(
+        &self,
+        _: &TenantId,
+        _: Option<&str>,
+    ) -> Result<Vec<SeriesMetadata>, QueryError> {
+        Ok(Vec::new())
+    }
+}

@@ -1,0 +1,173 @@
+//! What the runner needs from a parsed query: its selectors (for classification), whether it
+//! uses experimental language, and the upstream "@ modifier" variants of instant queries.
+
+use promql_parser::parser::{self, AtModifier, Expr, VectorSelector};
+use std::time::{Duration, SystemTime};
+use strata_model::Labels;
+
+pub fn parse_query(q: &str) -> Result<Expr, String> {
+    parser::parse(q)
+}
+
+/// Calls `f` on every node, parents first.
+pub fn walk<'a>(e: &'a Expr, f: &mut impl FnMut(&'a Expr)) {
+    f(e);
+    match e {
+        Expr::Aggregate(a) => {
+            if let Some(p) = &a.param {
+                walk(p, f);
+            }
+            walk(&a.expr, f);
+        }
+        Expr::Unary(u) => walk(&u.expr, f),
+        Expr::Binary(b) => {
+            walk(&b.lhs, f);
+            walk(&b.rhs, f);
+        }
+        Expr::Paren(p) => walk(&p.expr, f),
+        Expr::Subquery(s) => walk(&s.expr, f),
+        Expr::Call(c) => {
+            for a in &c.args.args {
+                walk(a, f);
+            }
+        }
+        Expr::NumberLiteral(_)
+        | Expr::StringLiteral(_)
+        | Expr::VectorSelector(_)
+        | Expr::MatrixSelector(_)
+        | Expr::Extension(_) => {}
+    }
+}
+
+pub fn selectors(e: &Expr) -> Vec<&VectorSelector> {
+    let mut out = Vec::new();
+    walk(e, &mut |n| match n {
+        Expr::VectorSelector(vs) => out.push(vs),
+        Expr::MatrixSelector(ms) => out.push(&ms.vs),
+        _ => {}
+    });
+    out
+}
+
+/// Whether a selector selects the series `l`.
+pub fn selector_matches(vs: &VectorSelector, l: &Labels) -> bool {
+    let get = |n: &str| l.get(n).unwrap_or("");
+    if let Some(name) = &vs.name {
+        if get("__name__") != name {
+            return false;
+        }
+    }
+    if !vs.matchers.matchers.iter().all(|m| m.is_match(get(&m.name))) {
+        return false;
+    }
+    vs.matchers.or_matchers.is_empty()
+        || vs.matchers.or_matchers.iter().any(|g| g.iter().all(|m| m.is_match(get(&m.name))))
+}
+
+/// The experimental language a query uses, if any: an experimental function or a `fill`
+/// modifier on a binary operation.
+pub fn experimental_feature(e: &Expr) -> Option<String> {
+    let mut found = None;
+    walk(e, &mut |n| {
+        if found.is_some() {
+            return;
+        }
+        match n {
+            Expr::Call(c) if c.func.experimental => found = Some(format!("function {}()", c.func.name)),
+            Expr::Binary(b) => {
+                if let Some(m) = &b.modifier {
+                    if m.fill_values.lhs.is_some() || m.fill_values.rhs.is_some() {
+                        found = Some("fill modifier".into());
+                    }
+                }
+            }
+            _ => {}
+        }
+    });
+    found
+}
+
+/// Functions whose result can change with the evaluation time even when their arguments are
+/// pinned with `@` (upstream's `AtModifierUnsafeFunctions`).
+const AT_UNSAFE: [&str; 11] = [
+    "days_in_month",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "hour",
+    "minute",
+    "month",
+    "year",
+    "predict_linear",
+    "time",
+    "timestamp",
+];
+
+/// Pins every selector outside subqueries, and every outermost subquery, that has no `@` yet
+/// to `at`. Subqueries are not descended into (the upstream walk stops below a subquery that
+/// carries an `@`, which after pinning every outermost one does). Returns whether an
+/// at-unsafe function was seen.
+fn pin(e: &mut Expr, at: &AtModifier) -> bool {
+    match e {
+        Expr::VectorSelector(vs) => {
+            vs.at.get_or_insert_with(|| at.clone());
+            false
+        }
+        Expr::MatrixSelector(ms) => {
+            ms.vs.at.get_or_insert_with(|| at.clone());
+            false
+        }
+        Expr::Subquery(sq) => {
+            sq.at.get_or_insert_with(|| at.clone());
+            false
+        }
+        Expr::Aggregate(a) => {
+            let mut u = false;
+            if let Some(p) = &mut a.param {
+                u |= pin(p, at);
+            }
+            u | pin(&mut a.expr, at)
+        }
+        Expr::Unary(x) => pin(&mut x.expr, at),
+        Expr::Binary(b) => pin(&mut b.lhs, at) | pin(&mut b.rhs, at),
+        Expr::Paren(p) => pin(&mut p.expr, at),
+        Expr::Call(c) => {
+            let mut u = AT_UNSAFE.contains(&c.func.name);
+            for a in &mut c.args.args {
+                u |= pin(a, at);
+            }
+            u
+        }
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => false,
+    }
+}
+
+/// The extra instant queries upstream runs for each instant eval: the query with everything
+/// pinned `@` the eval time, evaluated at other times, expecting the same result. `Ok(None)`
+/// when the query uses an at-unsafe function (upstream skips those); `Err` when the query
+/// cannot be printed back faithfully by promql-parser (then the variants are not run).
+pub fn at_variants(e: &Expr, eval_ms: i64) -> Result<Option<Vec<(String, i64)>>, String> {
+    // The printer must round-trip the query, or the variants would test the printer.
+    let printed = e.to_string();
+    match parse_query(&printed) {
+        Ok(back) if format!("{back:?}") == format!("{e:?}") => {}
+        Ok(_) => return Err(format!("promql-parser prints the query back as {printed:?}, which parses differently")),
+        Err(err) => return Err(format!("promql-parser prints the query back as {printed:?}, which does not parse: {err}")),
+    }
+    let at = if eval_ms >= 0 {
+        SystemTime::UNIX_EPOCH + Duration::from_millis(eval_ms as u64)
+    } else {
+        SystemTime::UNIX_EPOCH - Duration::from_millis(eval_ms.unsigned_abs())
+    };
+    let mut pinned = e.clone();
+    if pin(&mut pinned, &AtModifier::At(at)) {
+        return Ok(None);
+    }
+    let text = pinned.to_string();
+    let times: Vec<i64> = if eval_ms == 0 {
+        vec![-1000, 0, 1000]
+    } else {
+        vec![-10 * eval_ms, 0, eval_ms / 5, eval_ms, 10 * eval_ms]
+    };
+    Ok(Some(times.into_iter().map(|t| (text.clone(), t)).collect()))
+}
