@@ -257,7 +257,7 @@ impl Engine {
         time: i64,
     ) -> Result<QueryResult, EvalError> {
         let expr = self.parse(query)?;
-        let (val, ev) = self.eval(store, tenant, &expr, time, time, 1).await?;
+        let (val, ev) = self.eval(store, tenant, &expr, time, time, 1, false).await?;
         let value = match val {
             Val::Scalar(v) => QueryValue::Scalar { t: time, v: v[0] },
             Val::String(s) => QueryValue::String { t: time, s },
@@ -300,7 +300,7 @@ impl Engine {
             ));
         }
         let expr = self.parse(query)?;
-        let (val, ev) = self.eval(store, tenant, &expr, start, end, step).await?;
+        let (val, ev) = self.eval(store, tenant, &expr, start, end, step, true).await?;
         let steps = Steps::new(start, end, step);
         let value = match val {
             Val::Scalar(v) => QueryValue::Matrix(vec![Series {
@@ -342,6 +342,7 @@ impl Engine {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn eval(
         &self,
         store: &dyn Queryable,
@@ -350,6 +351,7 @@ impl Engine {
         start: i64,
         end: i64,
         step: i64,
+        is_range: bool,
     ) -> Result<(Val, Evaluator), EvalError> {
         let t0 = Instant::now();
         let q = QueryTimes { start, end };
@@ -380,6 +382,7 @@ impl Engine {
             data.insert(key, Arc::new(series));
         }
         let mut ev = Evaluator::new(data, &self.opts, q, t0);
+        ev.is_range = is_range;
         let val = ev.eval(expr, &Steps::new(start, end, step))?;
         Ok((val, ev))
     }

@@ -237,6 +237,34 @@ async fn metadata(
     Ok(json_ok(serde_json::Value::Object(map).to_string()))
 }
 
+async fn buildinfo() -> Response {
+    // Grafana reads `version` to pick features; Strata evaluates with Prometheus 3 semantics.
+    let body = format!(
+        r#"{{"status":"success","data":{{"version":"3.0.0","revision":"strata-{v}","branch":"main","buildUser":"strata","buildDate":"","goVersion":"none","application":"strata","strataVersion":"{v}"}}}}"#,
+        v = env!("CARGO_PKG_VERSION")
+    );
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn format_query(uri: Uri, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let p = params(&uri, &headers, &body);
+    let q = p.get("query").unwrap_or("");
+    let expr = promql_parser::parser::parse(q).map_err(ApiError::BadData)?;
+    let mut out = String::new();
+    push_json_str(&mut out, &expr.prettify());
+    Ok(json_ok(out))
+}
+
+async fn query_exemplars(State(q): State<Arc<Querier>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let p = params(&uri, &headers, &body);
+    q.tenant(&headers)?;
+    let query = p.get("query").unwrap_or("");
+    promql_parser::parser::parse(query).map_err(ApiError::BadData)?;
+    p.range()?;
+    // Exemplars are not stored yet: the answer is honestly empty.
+    Ok(json_ok("[]".into()))
+}
+
 /// Routes, each under `/api/v1` and `/prometheus/api/v1`.
 pub fn router(q: Arc<Querier>) -> Router {
     let api = Router::new()
@@ -244,6 +272,9 @@ pub fn router(q: Arc<Querier>) -> Router {
         .route("/labels", get(labels).post(labels))
         .route("/label/{name}/values", get(label_values))
         .route("/metadata", get(metadata))
+        .route("/status/buildinfo", get(buildinfo))
+        .route("/format_query", get(format_query).post(format_query))
+        .route("/query_exemplars", get(query_exemplars).post(query_exemplars))
         .route("/read", post(remote_read::handler))
         .route(
             "/query",

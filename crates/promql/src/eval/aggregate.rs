@@ -232,6 +232,9 @@ impl Evaluator {
             }
             "quantile" => {
                 let q = param.unwrap_or_default();
+                for &x in &q {
+                    self.quantile_warning(x);
+                }
                 let mut buckets: Vec<Vec<f64>> = vec![Vec::new(); ng * n];
                 for (s, &g) in input.iter().zip(&member) {
                     for (i, v) in s.vals.iter().enumerate() {
@@ -280,15 +283,13 @@ impl Evaluator {
                 .push(i);
         }
         let top = op == "topk";
+        if k.iter().any(|x| x.is_nan()) {
+            return Err(EvalError::Execution("Parameter value is NaN".into()));
+        }
         let mut keep = vec![vec![false; steps.n]; input.len()];
         for members in groups.values() {
             for step in 0..steps.n {
                 let kk = k[step];
-                if kk.is_nan() {
-                    return Err(EvalError::Execution(format!(
-                        "Parameter value is NaN for {op}"
-                    )));
-                }
                 if kk < 1.0 {
                     continue;
                 }

@@ -117,6 +117,12 @@ impl Evaluator {
             "label_join" => return self.label_join(args, steps),
             "sort" | "sort_desc" => {
                 let mut v = self.vector_arg(&args[0], steps)?;
+                if self.is_range {
+                    let msg = "PromQL warning: sort is ineffective for range queries since results are always ordered by labels".to_string();
+                    if !self.warnings.contains(&msg) {
+                        self.warnings.push(msg);
+                    }
+                }
                 if steps.n == 1 {
                     let desc = name == "sort_desc";
                     v.sort_by(|a, b| {
@@ -163,9 +169,9 @@ impl Evaluator {
                 });
                 return Ok(Val::Vector(v));
             }
-            "histogram_quantile" => return self.histogram_quantile(args, steps),
-            "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_fraction"
-            | "histogram_stddev" | "histogram_stdvar" => {
+            "histogram_quantile" => return self.classic_histogram(name, args, steps),
+            "histogram_fraction" => return self.classic_histogram(name, args, steps),
+            "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev" | "histogram_stdvar" => {
                 // Only native histograms have these; float series yield nothing.
                 return Ok(Val::Vector(Vec::new()));
             }
@@ -244,29 +250,49 @@ impl Evaluator {
                 params.push(self.scalar_arg(a, steps)?);
             }
         }
-        let arg = self.range_arg(&args[range_idx], steps)?;
-        if matches!(name, "rate" | "increase") {
-            self.counter_annotation(&arg);
+        if name == "double_exponential_smoothing" || name == "holt_winters" {
+            for i in 0..steps.n {
+                if let Some(msg) =
+                    functions::range::double_exponential_smoothing_arg_error(params[0][i], params[1][i])
+                {
+                    return Err(EvalError::Execution(msg));
+                }
+            }
         }
+        if name == "predict_linear" {
+            // The kernel predicts from the evaluation time, which differs from the window end
+            // under `offset`/`@`.
+            params.push((0..steps.n).map(|i| steps.ts(i) as f64).collect());
+        }
+        let arg = self.range_arg(&args[range_idx], steps)?;
         let keep = keeps_name(name);
-        let out = self.apply_range(f, arg, &params, steps, keep)?;
-        Ok(Val::Vector(if keep {
-            out
-        } else {
-            merge_same_labels(out)?
-        }))
+        let counter_check = matches!(name, "rate" | "increase");
+        let out = self.apply_range(f, arg, &params, steps, keep, counter_check)?;
+        if name == "quantile_over_time" && !out.is_empty() {
+            for &q in &params[0] {
+                self.quantile_warning(q);
+            }
+        }
+        Ok(Val::Vector(if keep { out } else { merge_same_labels(out)? }))
     }
 
-    fn counter_annotation(&mut self, arg: &RangeArg) {
-        for s in &arg.series {
-            if let Some(n) = s.labels.get(METRIC_NAME) {
-                if !is_counter_name(n) {
-                    let msg = format!(
-                        "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {n:?}"
-                    );
-                    if !self.infos.contains(&msg) {
-                        self.infos.push(msg);
-                    }
+    pub(super) fn quantile_warning(&mut self, q: f64) {
+        if q.is_nan() || !(0.0..=1.0).contains(&q) {
+            let msg = format!("PromQL warning: quantile value should be between 0 and 1, got {}", go_g(q));
+            if !self.warnings.contains(&msg) {
+                self.warnings.push(msg);
+            }
+        }
+    }
+
+    fn counter_annotation(&mut self, labels: &Labels) {
+        if let Some(n) = labels.get(METRIC_NAME) {
+            if !is_counter_name(n) {
+                let msg = format!(
+                    "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {n:?}"
+                );
+                if !self.infos.contains(&msg) {
+                    self.infos.push(msg);
                 }
             }
         }
@@ -279,6 +305,7 @@ impl Evaluator {
         params: &[Vec<f64>],
         steps: &Steps,
         keep_name: bool,
+        counter_check: bool,
     ) -> Result<Vec<SV>, EvalError> {
         let mut out = Vec::new();
         let mut p = vec![0.0; params.len()];
@@ -322,6 +349,9 @@ impl Evaluator {
                 }
             }
             if any {
+                if counter_check {
+                    self.counter_annotation(&s.labels);
+                }
                 out.push(SV {
                     labels: if keep_name {
                         s.labels
@@ -394,10 +424,8 @@ impl Evaluator {
         let repl = string_arg(&args[2])?;
         let src = string_arg(&args[3])?;
         let pattern = string_arg(&args[4])?;
-        let re = Regex::new(&format!("^(?s:{pattern})$")).map_err(|e| {
-            EvalError::Execution(format!(
-                "invalid regular expression in label_replace(): {pattern}: {e}"
-            ))
+        let re = Regex::new(&format!("^(?s:{pattern})$")).map_err(|_| {
+            EvalError::Execution(format!("invalid regular expression in label_replace(): {pattern}"))
         })?;
         if !is_label_name(&dst) {
             return Err(EvalError::Execution(format!(
@@ -501,29 +529,35 @@ impl Evaluator {
         Ok(Val::Vector(merge_same_labels(out)?))
     }
 
-    fn histogram_quantile(&mut self, args: &[Box<Expr>], steps: &Steps) -> Result<Val, EvalError> {
+    /// `histogram_quantile(q, v)` and `histogram_fraction(lower, upper, v)` over classic
+    /// `le` buckets.
+    fn classic_histogram(&mut self, name: &str, args: &[Box<Expr>], steps: &Steps) -> Result<Val, EvalError> {
+        let fraction = name == "histogram_fraction";
         let q = self.scalar_arg(&args[0], steps)?;
-        let v = self.vector_arg(&args[1], steps)?;
+        let upper = if fraction { self.scalar_arg(&args[1], steps)? } else { Vec::new() };
+        if !fraction {
+            for &x in &q {
+                self.quantile_warning(x);
+            }
+        }
+        let v = self.vector_arg(&args[if fraction { 2 } else { 1 }], steps)?;
         let mut groups: std::collections::HashMap<Labels, Vec<(f64, usize)>> =
             std::collections::HashMap::new();
         for (idx, s) in v.iter().enumerate() {
-            let Some(le) = s.labels.get("le") else {
-                continue;
-            };
+            let le = s.labels.get("le").unwrap_or("");
             let Some(bound) = parse_le(le) else {
-                let msg = format!("PromQL warning: bucket label \"le\" is missing or has a malformed value of {le:?}");
+                let name = s.labels.get(METRIC_NAME).unwrap_or("");
+                let msg = format!(
+                    "PromQL warning: bucket label \"le\" is missing or has a malformed value of {le:?} for metric name {name:?}"
+                );
                 if !self.warnings.contains(&msg) {
                     self.warnings.push(msg);
                 }
                 continue;
             };
-            let key = Labels::from_sorted(
-                s.labels
-                    .iter()
-                    .filter(|l| l.name != "le" && l.name != METRIC_NAME)
-                    .cloned()
-                    .collect(),
-            );
+            // Grouped with the metric name, dropped only from the output: buckets of
+            // different metrics never mix, and colliding outputs are an error.
+            let key = Labels::from_sorted(s.labels.iter().filter(|l| l.name != "le").cloned().collect());
             groups.entry(key).or_default().push((bound, idx));
         }
         let mut out = Vec::new();
@@ -535,6 +569,10 @@ impl Evaluator {
                     .filter_map(|&(b, idx)| v[idx].vals[i].map(|c| (b, c)))
                     .collect();
                 if buckets.is_empty() {
+                    continue;
+                }
+                if fraction {
+                    *slot = Some(functions::histogram::bucket_fraction(q[i], upper[i], &mut buckets));
                     continue;
                 }
                 let (val, fixed) = functions::histogram::bucket_quantile(q[i], &mut buckets);
@@ -553,9 +591,20 @@ impl Evaluator {
                 }
                 *slot = Some(val);
             }
-            out.push(SV { labels, vals });
+            out.push(SV { labels: drop_name(&labels), vals });
         }
         Ok(Val::Vector(merge_same_labels(out)?))
+    }
+}
+
+/// Go's `%g` for the few values annotations print.
+pub(super) fn go_g(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+    } else {
+        format!("{v}")
     }
 }
 

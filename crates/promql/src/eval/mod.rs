@@ -81,6 +81,8 @@ pub(crate) struct Evaluator {
     timeout: Duration,
     started: Instant,
     pub q: QueryTimes,
+    /// A range query (not an instant one): some functions warn that they do nothing then.
+    pub is_range: bool,
     pub warnings: Vec<String>,
     pub infos: Vec<String>,
 }
@@ -106,6 +108,7 @@ impl Evaluator {
             timeout: opts.timeout,
             started,
             q,
+            is_range: false,
             warnings: Vec::new(),
             infos: Vec::new(),
         }

@@ -64,8 +64,8 @@ pub fn selector_matches(vs: &VectorSelector, l: &Labels) -> bool {
         || vs.matchers.or_matchers.iter().any(|g| g.iter().all(|m| m.is_match(get(&m.name))))
 }
 
-/// The experimental language a query uses, if any: an experimental function or a `fill`
-/// modifier on a binary operation.
+/// The experimental language a query uses, if any: an experimental function, the `limitk` /
+/// `limit_ratio` aggregations, or a `fill` modifier on a binary operation.
 pub fn experimental_feature(e: &Expr) -> Option<String> {
     let mut found = None;
     walk(e, &mut |n| {
@@ -74,6 +74,9 @@ pub fn experimental_feature(e: &Expr) -> Option<String> {
         }
         match n {
             Expr::Call(c) if c.func.experimental => found = Some(format!("function {}()", c.func.name)),
+            Expr::Aggregate(a) if matches!(a.op.to_string().as_str(), "limitk" | "limit_ratio") => {
+                found = Some(format!("aggregation {}", a.op))
+            }
             Expr::Binary(b) => {
                 if let Some(m) = &b.modifier {
                     if m.fill_values.lhs.is_some() || m.fill_values.rhs.is_some() {
@@ -142,18 +145,72 @@ fn pin(e: &mut Expr, at: &AtModifier) -> bool {
     }
 }
 
+fn sort_matchers(vs: &mut VectorSelector) {
+    let key = |m: &promql_parser::label::Matcher| (m.name.clone(), m.op.to_string(), m.value.clone());
+    vs.matchers.matchers.sort_by_key(key);
+    for g in &mut vs.matchers.or_matchers {
+        g.sort_by_key(key);
+    }
+}
+
+/// Mutable pre-order walk.
+fn walk_mut(e: &mut Expr, f: &mut impl FnMut(&mut Expr)) {
+    f(e);
+    match e {
+        Expr::Aggregate(a) => {
+            if let Some(p) = &mut a.param {
+                walk_mut(p, f);
+            }
+            walk_mut(&mut a.expr, f);
+        }
+        Expr::Unary(u) => walk_mut(&mut u.expr, f),
+        Expr::Binary(b) => {
+            walk_mut(&mut b.lhs, f);
+            walk_mut(&mut b.rhs, f);
+        }
+        Expr::Paren(p) => walk_mut(&mut p.expr, f),
+        Expr::Subquery(s) => walk_mut(&mut s.expr, f),
+        Expr::Call(c) => {
+            for a in &mut c.args.args {
+                walk_mut(a, f);
+            }
+        }
+        Expr::NumberLiteral(_)
+        | Expr::StringLiteral(_)
+        | Expr::VectorSelector(_)
+        | Expr::MatrixSelector(_)
+        | Expr::Extension(_) => {}
+    }
+}
+
+/// A comparable form of an AST: matcher order does not matter (the printer sorts them).
+fn normalized(e: &Expr) -> String {
+    let mut c = e.clone();
+    walk_mut(&mut c, &mut |n| match n {
+        Expr::VectorSelector(vs) => sort_matchers(vs),
+        Expr::MatrixSelector(ms) => sort_matchers(&mut ms.vs),
+        _ => {}
+    });
+    format!("{c:?}")
+}
+
+/// Prints `e` with promql-parser and checks that the text parses back to the same query.
+fn print_checked(e: &Expr) -> Result<String, String> {
+    let printed = e.to_string();
+    match parse_query(&printed) {
+        Ok(back) if normalized(&back) == normalized(e) => Ok(printed),
+        Ok(_) => Err(format!("promql-parser prints the query back as {printed:?}, which parses differently")),
+        Err(err) => Err(format!("promql-parser prints the query back as {printed:?}, which does not parse: {err}")),
+    }
+}
+
 /// The extra instant queries upstream runs for each instant eval: the query with everything
 /// pinned `@` the eval time, evaluated at other times, expecting the same result. `Ok(None)`
 /// when the query uses an at-unsafe function (upstream skips those); `Err` when the query
 /// cannot be printed back faithfully by promql-parser (then the variants are not run).
 pub fn at_variants(e: &Expr, eval_ms: i64) -> Result<Option<Vec<(String, i64)>>, String> {
     // The printer must round-trip the query, or the variants would test the printer.
-    let printed = e.to_string();
-    match parse_query(&printed) {
-        Ok(back) if format!("{back:?}") == format!("{e:?}") => {}
-        Ok(_) => return Err(format!("promql-parser prints the query back as {printed:?}, which parses differently")),
-        Err(err) => return Err(format!("promql-parser prints the query back as {printed:?}, which does not parse: {err}")),
-    }
+    print_checked(e)?;
     let at = if eval_ms >= 0 {
         SystemTime::UNIX_EPOCH + Duration::from_millis(eval_ms as u64)
     } else {
@@ -163,7 +220,7 @@ pub fn at_variants(e: &Expr, eval_ms: i64) -> Result<Option<Vec<(String, i64)>>,
     if pin(&mut pinned, &AtModifier::At(at)) {
         return Ok(None);
     }
-    let text = pinned.to_string();
+    let text = print_checked(&pinned)?;
     let times: Vec<i64> = if eval_ms == 0 {
         vec![-1000, 0, 1000]
     } else {

@@ -6,7 +6,8 @@
 //! * `known_failures.txt` (beside this file): evals expected to fail, `file.test:LINE`. A trial
 //!   fails on a failing eval that is not listed and on a listed eval that passes.
 //! * `PROMQLTEST_UPDATE=1`: rewrite `known_failures.txt` with exactly the failing evals.
-//! * `PROMQLTEST_VERBOSE=1`: print every failing eval (file:line, query, expected, got).
+//! * `PROMQLTEST_VERBOSE=1`: print every failing eval (file:line, query, expected, got);
+//!   `PROMQLTEST_VERBOSE=2` also lists every eval with its class and verdict.
 //!
 //! Each eval is classed `native-histogram`, `experimental` or `stable`; the per-file counts go
 //! to stdout and, with totals and the stable pass rate, to `$CARGO_TARGET_DIR/promqltest-report.txt`
@@ -97,7 +98,8 @@ impl Counts {
     }
 
     fn decode(s: &str) -> Option<Counts> {
-        let v: Vec<usize> = s.split_whitespace().map(|x| x.parse().ok()).collect::<Option<_>>()?;
+        let first = s.lines().next()?;
+        let v: Vec<usize> = first.split_whitespace().map(|x| x.parse().ok()).collect::<Option<_>>()?;
         if v.len() != 6 {
             return None;
         }
@@ -484,6 +486,14 @@ fn file_trial(path: PathBuf, file: String, known: BTreeSet<usize>, shared: Arc<S
     if std::fs::create_dir_all(&dir).is_ok() {
         let _ = write_atomic(&dir.join(format!("{file}.summary")), &format!("{}\n{row}\n", run.counts.encode()));
     }
+    if std::env::var("PROMQLTEST_VERBOSE").as_deref() == Ok("2") {
+        let mut s = String::new();
+        for o in &run.outcomes {
+            let verdict = if o.failure.is_some() { "FAIL" } else { "ok" };
+            let _ = writeln!(s, "{file}:{} {} {verdict} {}", o.line, o.class.name(), o.query);
+        }
+        print!("{s}");
+    }
     if verbose {
         let mut s = String::new();
         for o in run.outcomes.iter().filter(|o| o.failure.is_some()) {
@@ -605,12 +615,16 @@ fn main() {
         if update {
             // Files run now get their current failing set; other files keep their entries.
             let ran = shared.failing.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            let mut all: BTreeMap<String, BTreeMap<usize, Option<Class>>> = parse_known(&known_text)
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|(f, _)| files.contains(f))
-                .map(|(f, ls)| (f, ls.into_iter().map(|l| (l, None)).collect()))
-                .collect();
+            let mut all: BTreeMap<String, BTreeMap<usize, Option<Class>>> = BTreeMap::new();
+            for raw in known_text.lines() {
+                let (entry, comment) = raw.split_once('#').unwrap_or((raw, ""));
+                if let Ok(k) = parse_known(entry) {
+                    let class = Class::ALL.into_iter().find(|c| c.name() == comment.trim());
+                    for (f, ls) in k.into_iter().filter(|(f, _)| files.contains(f)) {
+                        all.entry(f).or_default().extend(ls.into_iter().map(|l| (l, class)));
+                    }
+                }
+            }
             for (f, ls) in ran {
                 all.insert(f, ls);
             }

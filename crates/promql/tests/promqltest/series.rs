@@ -548,7 +548,7 @@ pub fn parse_values(s: &str) -> Result<Vec<SeqValue>, String> {
             continue;
         }
         // series_value: number | signed number | `stale`
-        let mut read_value = |p: &mut usize, allow_stale: bool| -> Result<f64, String> {
+        let read_value = |p: &mut usize, allow_stale: bool| -> Result<f64, String> {
             let sign = match toks.get(*p) {
                 Some(Tok::Add) => {
                     *p += 1;
