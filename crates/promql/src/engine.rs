@@ -257,7 +257,9 @@ impl Engine {
         time: i64,
     ) -> Result<QueryResult, EvalError> {
         let expr = self.parse(query)?;
-        let (val, ev) = self.eval(store, tenant, &expr, time, time, 1, false).await?;
+        let (val, ev) = self
+            .eval(store, tenant, &expr, time, time, 1, false)
+            .await?;
         let value = match val {
             Val::Scalar(v) => QueryValue::Scalar { t: time, v: v[0] },
             Val::String(s) => QueryValue::String { t: time, s },
@@ -300,7 +302,9 @@ impl Engine {
             ));
         }
         let expr = self.parse(query)?;
-        let (val, ev) = self.eval(store, tenant, &expr, start, end, step, true).await?;
+        let (val, ev) = self
+            .eval(store, tenant, &expr, start, end, step, true)
+            .await?;
         let steps = Steps::new(start, end, step);
         let value = match val {
             Val::Scalar(v) => QueryValue::Matrix(vec![Series {
@@ -383,7 +387,10 @@ impl Engine {
         }
         let mut ev = Evaluator::new(data, &self.opts, q, t0);
         ev.is_range = is_range;
-        let val = ev.eval(expr, &Steps::new(start, end, step))?;
+        let val = match ev.eval(expr, &Steps::new(start, end, step))? {
+            Val::Vector(vs) => Val::Vector(crate::eval::finalize_names(vs)?),
+            other => other,
+        };
         Ok((val, ev))
     }
 }

@@ -89,16 +89,23 @@ impl Evaluator {
         let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut groups: Vec<Labels> = Vec::new();
         let mut member: Vec<usize> = Vec::with_capacity(input.len());
+        let mut group_drop: Vec<bool> = Vec::new();
         for s in &input {
             let g = group_labels(&s.labels, &a.modifier);
             let id = match index.get(&g) {
                 Some(&id) => id,
                 None => {
                     groups.push(g.clone());
+                    group_drop.push(false);
                     index.insert(g, groups.len() - 1);
                     groups.len() - 1
                 }
             };
+            // A group keeps `__name__` only under `by (__name__)`; it is dropped at the end if
+            // any member's name was to be dropped.
+            if s.drop && groups[id].get(METRIC_NAME).is_some() {
+                group_drop[id] = true;
+            }
             member.push(id);
         }
         let n = steps.n;
@@ -261,6 +268,7 @@ impl Evaluator {
             .map(|(g, labels)| SV {
                 labels,
                 vals: out_vals[g * n..(g + 1) * n].to_vec(),
+                drop: group_drop[g],
             })
             .filter(|s| s.vals.iter().any(Option::is_some))
             .collect();
@@ -326,6 +334,7 @@ impl Evaluator {
                 out.push(SV {
                     labels: s.labels,
                     vals,
+                    drop: s.drop,
                 });
             }
         }
@@ -385,7 +394,11 @@ fn count_values(
     Ok(Val::Vector(
         groups
             .into_iter()
-            .map(|(labels, vals)| SV { labels, vals })
+            .map(|(labels, vals)| SV {
+                labels,
+                vals,
+                drop: false,
+            })
             .collect(),
     ))
 }

@@ -193,20 +193,13 @@ fn vector_scalar(
                 })
                 .collect();
             vals.iter().any(Option::is_some).then(|| SV {
-                labels: if drop {
-                    drop_name(&series.labels)
-                } else {
-                    series.labels
-                },
+                labels: series.labels,
                 vals,
+                drop: drop || series.drop,
             })
         })
         .collect();
-    Ok(Val::Vector(if drop {
-        merge_same_labels(out)?
-    } else {
-        out
-    }))
+    Ok(Val::Vector(out))
 }
 
 /// Interns signatures into dense ids.
@@ -301,12 +294,8 @@ fn result_labels(many: &Labels, one: &Labels, drop: bool, m: Option<&BinModifier
     let matching = m.and_then(|m| m.matching.as_ref());
     if matches!(card, None | Some(VectorMatchCardinality::OneToOne)) {
         match matching {
-            Some(LabelModifier::Include(on)) => {
-                pairs.retain(|x| on.labels.contains(&x.name))
-            }
-            Some(LabelModifier::Exclude(ign)) => {
-                pairs.retain(|x| !ign.labels.contains(&x.name))
-            }
+            Some(LabelModifier::Include(on)) => pairs.retain(|x| on.labels.contains(&x.name)),
+            Some(LabelModifier::Exclude(ign)) => pairs.retain(|x| !ign.labels.contains(&x.name)),
             None => {}
         }
     }
@@ -404,7 +393,8 @@ fn vector_vector(
             if !any {
                 continue;
             }
-            let labels = result_labels(&s.labels, &o.labels, drop, m);
+            let labels = result_labels(&s.labels, &o.labels, false, m);
+            let flag = drop || s.drop;
             match out.get_mut(&labels) {
                 Some(existing) => {
                     for (a, b) in existing.vals.iter_mut().zip(vals) {
@@ -421,7 +411,14 @@ fn vector_vector(
                     }
                 }
                 None => {
-                    out.insert(labels.clone(), SV { labels, vals });
+                    out.insert(
+                        labels.clone(),
+                        SV {
+                            labels,
+                            vals,
+                            drop: flag,
+                        },
+                    );
                 }
             }
         }

@@ -70,6 +70,7 @@ impl Evaluator {
                 return Ok(Val::Vector(vec![SV {
                     labels: Labels::default(),
                     vals: v.into_iter().map(Some).collect(),
+                    drop: false,
                 }]));
             }
             "scalar" => {
@@ -99,6 +100,7 @@ impl Evaluator {
                                     .enumerate()
                                     .map(|(i, x)| x.map(|_| steps.ts(i) as f64 / 1000.0))
                                     .collect(),
+                                drop: true,
                             })
                             .collect()
                     }
@@ -106,11 +108,12 @@ impl Evaluator {
                 let out = out
                     .into_iter()
                     .map(|s| SV {
-                        labels: drop_name(&s.labels),
+                        labels: s.labels,
                         vals: s.vals,
+                        drop: true,
                     })
                     .collect();
-                return Ok(Val::Vector(merge_same_labels(out)?));
+                return Ok(Val::Vector(out));
             }
             "absent" | "absent_over_time" => return self.absent(name, &args[0], steps),
             "label_replace" => return self.label_replace(args, steps),
@@ -171,7 +174,8 @@ impl Evaluator {
             }
             "histogram_quantile" => return self.classic_histogram(name, args, steps),
             "histogram_fraction" => return self.classic_histogram(name, args, steps),
-            "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev" | "histogram_stdvar" => {
+            "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
+            | "histogram_stdvar" => {
                 // Only native histograms have these; float series yield nothing.
                 return Ok(Val::Vector(Vec::new()));
             }
@@ -188,6 +192,7 @@ impl Evaluator {
                 return Ok(Val::Vector(vec![SV {
                     labels: Labels::default(),
                     vals,
+                    drop: false,
                 }]));
             }
             _ => {}
@@ -219,11 +224,8 @@ impl Evaluator {
                         })
                         .collect();
                     SV {
-                        labels: if keeps_name(name) {
-                            s.labels
-                        } else {
-                            drop_name(&s.labels)
-                        },
+                        drop: s.drop || !keeps_name(name),
+                        labels: s.labels,
                         vals,
                     }
                 })
@@ -252,9 +254,10 @@ impl Evaluator {
         }
         if name == "double_exponential_smoothing" || name == "holt_winters" {
             for i in 0..steps.n {
-                if let Some(msg) =
-                    functions::range::double_exponential_smoothing_arg_error(params[0][i], params[1][i])
-                {
+                if let Some(msg) = functions::range::double_exponential_smoothing_arg_error(
+                    params[0][i],
+                    params[1][i],
+                ) {
                     return Err(EvalError::Execution(msg));
                 }
             }
@@ -273,12 +276,19 @@ impl Evaluator {
                 self.quantile_warning(q);
             }
         }
-        Ok(Val::Vector(if keep { out } else { merge_same_labels(out)? }))
+        Ok(Val::Vector(if keep {
+            out
+        } else {
+            merge_same_labels(out)?
+        }))
     }
 
     pub(super) fn quantile_warning(&mut self, q: f64) {
         if q.is_nan() || !(0.0..=1.0).contains(&q) {
-            let msg = format!("PromQL warning: quantile value should be between 0 and 1, got {}", go_g(q));
+            let msg = format!(
+                "PromQL warning: quantile value should be between 0 and 1, got {}",
+                go_g(q)
+            );
             if !self.warnings.contains(&msg) {
                 self.warnings.push(msg);
             }
@@ -311,7 +321,7 @@ impl Evaluator {
         let mut p = vec![0.0; params.len()];
         let mut points = 0usize;
         let (range, offset, at) = (arg.range, arg.offset, arg.at);
-        for s in arg.series {
+        for (s, was_dropped) in arg.series.into_iter().zip(arg.drop) {
             let samples = &s.samples;
             points += samples.len();
             self.check_budget(points)?;
@@ -353,12 +363,9 @@ impl Evaluator {
                     self.counter_annotation(&s.labels);
                 }
                 out.push(SV {
-                    labels: if keep_name {
-                        s.labels
-                    } else {
-                        drop_name(&s.labels)
-                    },
+                    labels: s.labels,
                     vals,
+                    drop: !keep_name || was_dropped,
                 });
             }
         }
@@ -415,6 +422,7 @@ impl Evaluator {
         Ok(Val::Vector(vec![SV {
             labels: Labels::from_pairs(labels.into_iter().map(|l| (l.name, l.value))),
             vals,
+            drop: false,
         }]))
     }
 
@@ -425,7 +433,9 @@ impl Evaluator {
         let src = string_arg(&args[3])?;
         let pattern = string_arg(&args[4])?;
         let re = Regex::new(&format!("^(?s:{pattern})$")).map_err(|_| {
-            EvalError::Execution(format!("invalid regular expression in label_replace(): {pattern}"))
+            EvalError::Execution(format!(
+                "invalid regular expression in label_replace(): {pattern}"
+            ))
         })?;
         if !is_label_name(&dst) {
             return Err(EvalError::Execution(format!(
@@ -446,6 +456,8 @@ impl Evaluator {
                 SV {
                     labels,
                     vals: s.vals,
+                    // Writing `__name__` explicitly keeps it.
+                    drop: s.drop && dst != METRIC_NAME,
                 }
             })
             .collect();
@@ -474,6 +486,7 @@ impl Evaluator {
                 SV {
                     labels,
                     vals: s.vals,
+                    drop: s.drop && dst != METRIC_NAME,
                 }
             })
             .collect();
@@ -520,8 +533,9 @@ impl Evaluator {
                     })
                     .collect::<Vec<_>>();
                 SV {
-                    labels: drop_name(&s.labels),
+                    labels: s.labels,
                     vals,
+                    drop: true,
                 }
             })
             .filter(|s| s.vals.iter().any(Option::is_some))
@@ -531,10 +545,19 @@ impl Evaluator {
 
     /// `histogram_quantile(q, v)` and `histogram_fraction(lower, upper, v)` over classic
     /// `le` buckets.
-    fn classic_histogram(&mut self, name: &str, args: &[Box<Expr>], steps: &Steps) -> Result<Val, EvalError> {
+    fn classic_histogram(
+        &mut self,
+        name: &str,
+        args: &[Box<Expr>],
+        steps: &Steps,
+    ) -> Result<Val, EvalError> {
         let fraction = name == "histogram_fraction";
         let q = self.scalar_arg(&args[0], steps)?;
-        let upper = if fraction { self.scalar_arg(&args[1], steps)? } else { Vec::new() };
+        let upper = if fraction {
+            self.scalar_arg(&args[1], steps)?
+        } else {
+            Vec::new()
+        };
         if !fraction {
             for &x in &q {
                 self.quantile_warning(x);
@@ -557,7 +580,13 @@ impl Evaluator {
             };
             // Grouped with the metric name, dropped only from the output: buckets of
             // different metrics never mix, and colliding outputs are an error.
-            let key = Labels::from_sorted(s.labels.iter().filter(|l| l.name != "le").cloned().collect());
+            let key = Labels::from_sorted(
+                s.labels
+                    .iter()
+                    .filter(|l| l.name != "le")
+                    .cloned()
+                    .collect(),
+            );
             groups.entry(key).or_default().push((bound, idx));
         }
         let mut out = Vec::new();
@@ -572,7 +601,11 @@ impl Evaluator {
                     continue;
                 }
                 if fraction {
-                    *slot = Some(functions::histogram::bucket_fraction(q[i], upper[i], &mut buckets));
+                    *slot = Some(functions::histogram::bucket_fraction(
+                        q[i],
+                        upper[i],
+                        &mut buckets,
+                    ));
                     continue;
                 }
                 let (val, fixed) = functions::histogram::bucket_quantile(q[i], &mut buckets);
@@ -591,7 +624,11 @@ impl Evaluator {
                 }
                 *slot = Some(val);
             }
-            out.push(SV { labels: drop_name(&labels), vals });
+            out.push(SV {
+                labels: drop_name(&labels),
+                vals,
+                drop: false,
+            });
         }
         Ok(Val::Vector(merge_same_labels(out)?))
     }
@@ -602,7 +639,11 @@ pub(super) fn go_g(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v.is_infinite() {
-        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
     } else {
         format!("{v}")
     }

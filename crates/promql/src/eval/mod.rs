@@ -42,6 +42,10 @@ impl Steps {
 pub(crate) struct SV {
     pub labels: Labels,
     pub vals: Vec<Option<f64>>,
+    /// The metric name is to be dropped when the query's result is formed (Prometheus 3's
+    /// delayed name removal): until then it still distinguishes series, and `label_replace`
+    /// can keep it by writing `__name__`.
+    pub drop: bool,
 }
 
 /// A range vector argument: series with every sample that any step's window can see, plus how
@@ -49,6 +53,8 @@ pub(crate) struct SV {
 #[derive(Debug)]
 pub(crate) struct RangeArg {
     pub series: Vec<Series>,
+    /// Per series: its name is marked for dropping (see [`SV::drop`]).
+    pub drop: Vec<bool>,
     pub range: i64,
     pub offset: i64,
     pub at: Option<i64>,
@@ -154,11 +160,12 @@ impl Evaluator {
                     let out = vs
                         .into_iter()
                         .map(|s| SV {
-                            labels: drop_name(&s.labels),
+                            labels: s.labels,
                             vals: s.vals.into_iter().map(|v| v.map(|x| -x)).collect(),
+                            drop: true,
                         })
                         .collect();
-                    Ok(Val::Vector(merge_same_labels(out)?))
+                    Ok(Val::Vector(out))
                 }
                 _ => Err(EvalError::Execution(
                     "unary minus needs a scalar or instant vector".into(),
@@ -206,6 +213,7 @@ impl Evaluator {
                 out.push(SV {
                     labels: s.labels.clone(),
                     vals,
+                    drop: false,
                 });
             }
         }
@@ -214,7 +222,7 @@ impl Evaluator {
 
     pub fn matrix_selector(&self, ms: &MatrixSelector, _steps: &Steps) -> RangeArg {
         let data = self.selector_data(&ms.vs);
-        let series = data
+        let series: Vec<Series> = data
             .iter()
             .map(|s| Series {
                 labels: s.labels.clone(),
@@ -227,6 +235,7 @@ impl Evaluator {
             })
             .collect();
         RangeArg {
+            drop: vec![false; series.len()],
             series,
             range: ms.range.as_millis() as i64,
             offset: offset_ms(&ms.vs.offset),
@@ -255,6 +264,7 @@ impl Evaluator {
         let arg = if first > last_end {
             RangeArg {
                 series: Vec::new(),
+                drop: Vec::new(),
                 range,
                 offset,
                 at,
@@ -266,11 +276,15 @@ impl Evaluator {
                 sub_step,
             );
             self.check_budget(inner.n)?;
+            let mut drop = Vec::new();
             let series = match self.eval(&sq.expr, &inner)? {
                 Val::Vector(vs) => vs
                     .into_iter()
                     .map(|s| Series {
-                        labels: s.labels,
+                        labels: {
+                            drop.push(s.drop);
+                            s.labels
+                        },
                         samples: s
                             .vals
                             .iter()
@@ -280,7 +294,10 @@ impl Evaluator {
                     })
                     .collect(),
                 Val::Scalar(v) => vec![Series {
-                    labels: Labels::default(),
+                    labels: {
+                        drop.push(false);
+                        Labels::default()
+                    },
                     samples: v
                         .iter()
                         .enumerate()
@@ -295,6 +312,7 @@ impl Evaluator {
             };
             RangeArg {
                 series,
+                drop,
                 range,
                 offset,
                 at,
@@ -341,8 +359,9 @@ fn windows_of_single_step(arg: RangeArg, steps: &Steps) -> Vec<Series> {
     let mut out: Vec<Series> = arg
         .series
         .into_iter()
-        .map(|s| Series {
-            labels: s.labels,
+        .zip(arg.drop)
+        .map(|(s, drop)| Series {
+            labels: if drop { drop_name(&s.labels) } else { s.labels },
             samples: s
                 .samples
                 .into_iter()
@@ -353,6 +372,23 @@ fn windows_of_single_step(arg: RangeArg, steps: &Steps) -> Vec<Series> {
         .collect();
     out.sort_by(|a, b| a.labels.cmp(&b.labels));
     out
+}
+
+/// Drops the metric names marked for dropping; series that then coincide are an error.
+pub(crate) fn finalize_names(mut v: Vec<SV>) -> Result<Vec<SV>, EvalError> {
+    let mut changed = false;
+    for s in &mut v {
+        if s.drop {
+            s.labels = drop_name(&s.labels);
+            s.drop = false;
+            changed = true;
+        }
+    }
+    if changed {
+        merge_same_labels(v)
+    } else {
+        Ok(v)
+    }
 }
 
 /// Labels without `__name__`.
@@ -371,6 +407,7 @@ pub(crate) fn drop_name(l: &Labels) -> Labels {
 /// Merges series that ended up with the same labels (e.g. after dropping the metric name):
 /// fine when they have values at different steps, an error when two collide at one step.
 pub(crate) fn merge_same_labels(mut v: Vec<SV>) -> Result<Vec<SV>, EvalError> {
+    // Same labels but a different drop flag stay apart until names are dropped at the end.
     if v.len() < 2 {
         return Ok(v);
     }

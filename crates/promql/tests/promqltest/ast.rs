@@ -57,11 +57,20 @@ pub fn selector_matches(vs: &VectorSelector, l: &Labels) -> bool {
             return false;
         }
     }
-    if !vs.matchers.matchers.iter().all(|m| m.is_match(get(&m.name))) {
+    if !vs
+        .matchers
+        .matchers
+        .iter()
+        .all(|m| m.is_match(get(&m.name)))
+    {
         return false;
     }
     vs.matchers.or_matchers.is_empty()
-        || vs.matchers.or_matchers.iter().any(|g| g.iter().all(|m| m.is_match(get(&m.name))))
+        || vs
+            .matchers
+            .or_matchers
+            .iter()
+            .any(|g| g.iter().all(|m| m.is_match(get(&m.name))))
 }
 
 /// The experimental language a query uses, if any: an experimental function, the `limitk` /
@@ -73,7 +82,9 @@ pub fn experimental_feature(e: &Expr) -> Option<String> {
             return;
         }
         match n {
-            Expr::Call(c) if c.func.experimental => found = Some(format!("function {}()", c.func.name)),
+            Expr::Call(c) if c.func.experimental => {
+                found = Some(format!("function {}()", c.func.name))
+            }
             Expr::Aggregate(a) if matches!(a.op.to_string().as_str(), "limitk" | "limit_ratio") => {
                 found = Some(format!("aggregation {}", a.op))
             }
@@ -146,7 +157,8 @@ fn pin(e: &mut Expr, at: &AtModifier) -> bool {
 }
 
 fn sort_matchers(vs: &mut VectorSelector) {
-    let key = |m: &promql_parser::label::Matcher| (m.name.clone(), m.op.to_string(), m.value.clone());
+    let key =
+        |m: &promql_parser::label::Matcher| (m.name.clone(), m.op.to_string(), m.value.clone());
     vs.matchers.matchers.sort_by_key(key);
     for g in &mut vs.matchers.or_matchers {
         g.sort_by_key(key);
@@ -183,12 +195,35 @@ fn walk_mut(e: &mut Expr, f: &mut impl FnMut(&mut Expr)) {
     }
 }
 
-/// A comparable form of an AST: matcher order does not matter (the printer sorts them).
+/// A comparable form of an AST up to what the printer legitimately changes: matcher order
+/// (it sorts them), and the no-op modifiers `by ()` on aggregations and `ignoring ()` on binary
+/// operations (it drops them).
 fn normalized(e: &Expr) -> String {
+    use promql_parser::parser::{LabelModifier, VectorMatchCardinality};
     let mut c = e.clone();
     walk_mut(&mut c, &mut |n| match n {
         Expr::VectorSelector(vs) => sort_matchers(vs),
         Expr::MatrixSelector(ms) => sort_matchers(&mut ms.vs),
+        Expr::Aggregate(a) => {
+            if matches!(&a.modifier, Some(LabelModifier::Include(l)) if l.labels.is_empty()) {
+                a.modifier = None;
+            }
+        }
+        Expr::Binary(b) => {
+            if let Some(m) = &mut b.modifier {
+                if matches!(&m.matching, Some(LabelModifier::Exclude(l)) if l.labels.is_empty()) {
+                    m.matching = None;
+                }
+                let plain = m.matching.is_none()
+                    && m.card == VectorMatchCardinality::OneToOne
+                    && !m.return_bool
+                    && m.fill_values.lhs.is_none()
+                    && m.fill_values.rhs.is_none();
+                if plain {
+                    b.modifier = None;
+                }
+            }
+        }
         _ => {}
     });
     format!("{c:?}")
@@ -199,8 +234,12 @@ fn print_checked(e: &Expr) -> Result<String, String> {
     let printed = e.to_string();
     match parse_query(&printed) {
         Ok(back) if normalized(&back) == normalized(e) => Ok(printed),
-        Ok(_) => Err(format!("promql-parser prints the query back as {printed:?}, which parses differently")),
-        Err(err) => Err(format!("promql-parser prints the query back as {printed:?}, which does not parse: {err}")),
+        Ok(_) => Err(format!(
+            "promql-parser prints the query back as {printed:?}, which parses differently"
+        )),
+        Err(err) => Err(format!(
+            "promql-parser prints the query back as {printed:?}, which does not parse: {err}"
+        )),
     }
 }
 

@@ -23,6 +23,8 @@ pub struct Ctx<'a> {
     pub engine: &'a Engine,
     pub store: &'a MemStore,
     pub tenant: &'a TenantId,
+    /// Engine calls made (instant and range), for the verbose listing.
+    pub queries: &'a std::cell::Cell<usize>,
 }
 
 /// Upstream's float comparison (`util/almost.Equal` with epsilon 1e-6): NaN equals NaN,
@@ -48,7 +50,11 @@ fn fmt_ms(t: i64) -> String {
     if t == 0 {
         return "0".into();
     }
-    let (sign, mut ms) = if t < 0 { ("-", t.unsigned_abs()) } else { ("", t as u64) };
+    let (sign, mut ms) = if t < 0 {
+        ("-", t.unsigned_abs())
+    } else {
+        ("", t as u64)
+    };
     let mut s = String::from(sign);
     for (u, m) in [("h", 3_600_000u64), ("m", 60_000), ("s", 1000), ("ms", 1)] {
         if ms >= m {
@@ -75,7 +81,11 @@ pub fn fmt_value(v: &QueryValue) -> String {
 }
 
 fn fmt_series(s: &Series) -> String {
-    let pts: Vec<String> = s.samples.iter().map(|p| format!("{}@{}", fmt_float(p.v), fmt_ms(p.t))).collect();
+    let pts: Vec<String> = s
+        .samples
+        .iter()
+        .map(|p| format!("{}@{}", fmt_float(p.v), fmt_ms(p.t)))
+        .collect();
     format!("{} {}", s.labels, pts.join(" "))
 }
 
@@ -91,7 +101,10 @@ fn fmt_result(r: &QueryResult) -> String {
 }
 
 fn fail(reason: impl Into<String>, got: impl Into<String>) -> Failure {
-    Failure { reason: reason.into(), got: got.into() }
+    Failure {
+        reason: reason.into(),
+        got: got.into(),
+    }
 }
 
 fn context_funcs() -> &'static Regex {
@@ -123,17 +136,32 @@ fn check_expected_failure(ev: &Eval, q: &str, err: &str) -> Result<(), Failure> 
     let got = format!("error: {err}");
     if let Some(m) = &ev.expected_fail_message {
         if m != err {
-            return Err(fail(format!("expected error {m:?} evaluating query {q:?}, but got: {err}"), got));
+            return Err(fail(
+                format!("expected error {m:?} evaluating query {q:?}, but got: {err}"),
+                got,
+            ));
         }
     }
     if let Some(r) = &ev.expected_fail_regexp {
         if !r.is_match(err) {
-            return Err(fail(format!("expected error matching pattern {:?} evaluating query {q:?}, but got: {err}", r.as_str()), got));
+            return Err(fail(
+                format!(
+                    "expected error matching pattern {:?} evaluating query {q:?}, but got: {err}",
+                    r.as_str()
+                ),
+                got,
+            ));
         }
     }
     if let Some(m) = ev.of(ExpectKind::Fail).next() {
         if !m.matches(err) {
-            return Err(fail(format!("expected error matching {} evaluating query {q:?}, but got: {err}", m.describe()), got));
+            return Err(fail(
+                format!(
+                    "expected error matching {} evaluating query {q:?}, but got: {err}",
+                    m.describe()
+                ),
+                got,
+            ));
         }
     }
     Ok(())
@@ -142,18 +170,29 @@ fn check_expected_failure(ev: &Eval, q: &str, err: &str) -> Result<(), Failure> 
 async fn run_range_eval(ctx: &Ctx<'_>, ev: &Eval) -> Result<(), Failure> {
     let q = &ev.query;
     let end = ev.end.unwrap_or(ev.start);
-    match ctx.engine.range(ctx.store, ctx.tenant, q, ev.start, end, ev.step).await {
+    ctx.queries.set(ctx.queries.get() + 1);
+    match ctx
+        .engine
+        .range(ctx.store, ctx.tenant, q, ev.start, end, ev.step)
+        .await
+    {
         Err(e) => {
             let e = e.to_string();
             if ev.is_fail() {
                 return check_expected_failure(ev, q, &e);
             }
-            Err(fail(format!("error evaluating query {q:?}: {e}"), format!("error: {e}")))
+            Err(fail(
+                format!("error evaluating query {q:?}: {e}"),
+                format!("error: {e}"),
+            ))
         }
         Ok(res) => {
             let got = fmt_result(&res);
             if ev.is_fail() {
-                return Err(fail(format!("expected error evaluating query {q:?} but got none"), got));
+                return Err(fail(
+                    format!("expected error evaluating query {q:?} but got none"),
+                    got,
+                ));
             }
             check_annotations(ev, q, &res).map_err(|r| fail(r, got.clone()))?;
             compare_result(ev, &res.value).map_err(|r| fail(format!("error in eval {q}: {r}"), got))
@@ -162,28 +201,41 @@ async fn run_range_eval(ctx: &Ctx<'_>, ev: &Eval) -> Result<(), Failure> {
 }
 
 async fn run_instant_query(ctx: &Ctx<'_>, ev: &Eval, q: &str, t: i64) -> Result<(), Failure> {
-    let at = if q == ev.query && t == ev.eval_time { String::new() } else { format!(" (at {})", fmt_ms(t)) };
+    let at = if q == ev.query && t == ev.eval_time {
+        String::new()
+    } else {
+        format!(" (at {})", fmt_ms(t))
+    };
+    ctx.queries.set(ctx.queries.get() + 1);
     let res = match ctx.engine.instant(ctx.store, ctx.tenant, q, t).await {
         Err(e) => {
             let e = e.to_string();
             if ev.is_fail() {
                 return check_expected_failure(ev, q, &e);
             }
-            return Err(fail(format!("error evaluating query {q:?}{at}: {e}"), format!("error: {e}")));
+            return Err(fail(
+                format!("error evaluating query {q:?}{at}: {e}"),
+                format!("error: {e}"),
+            ));
         }
         Ok(r) => r,
     };
     let got = fmt_result(&res);
     if ev.is_fail() {
-        return Err(fail(format!("expected error evaluating query {q:?}{at} but got none"), got));
+        return Err(fail(
+            format!("expected error evaluating query {q:?}{at} but got none"),
+            got,
+        ));
     }
     check_annotations(ev, q, &res).map_err(|r| fail(format!("{r}{at}"), got.clone()))?;
-    compare_result(ev, &res.value).map_err(|r| fail(format!("error in eval {q}{at}: {r}"), got.clone()))?;
+    compare_result(ev, &res.value)
+        .map_err(|r| fail(format!("error in eval {q}{at}: {r}"), got.clone()))?;
 
     if ev.exclude_from_range_query || context_funcs().is_match(q) {
         return Ok(());
     }
     // The same query in range mode must give the same result at the eval time.
+    ctx.queries.set(ctx.queries.get() + 1);
     let rr = match ctx.engine.range(ctx.store, ctx.tenant, q, t - 60_000, t + 60_000, 60_000).await {
         Ok(r) => r,
         Err(e) => {
@@ -198,27 +250,37 @@ async fn run_instant_query(ctx: &Ctx<'_>, ev: &Eval, q: &str, t: i64) -> Result<
         return Ok(());
     }
     let QueryValue::Matrix(mat) = &rr.value else {
-        return Err(fail(format!("range query {q:?}{at} did not return a matrix"), rgot));
+        return Err(fail(
+            format!("range query {q:?}{at} did not return a matrix"),
+            rgot,
+        ));
     };
     assert_sorted(mat).map_err(|r| fail(r, rgot.clone()))?;
     let vec: Vec<InstantSample> = mat
         .iter()
         .filter_map(|s| {
-            s.samples
-                .iter()
-                .find(|p| p.t == t)
-                .map(|p| InstantSample { labels: s.labels.clone(), t: p.t, v: p.v })
+            s.samples.iter().find(|p| p.t == t).map(|p| InstantSample {
+                labels: s.labels.clone(),
+                t: p.t,
+                v: p.v,
+            })
         })
         .collect();
     let as_instant = if matches!(res.value, QueryValue::Scalar { .. }) {
         match vec.first() {
             Some(s) => QueryValue::Scalar { t, v: s.v },
-            None => return Err(fail(format!("range mode of scalar query {q:?}{at} has no point at the eval time"), rgot)),
+            None => {
+                return Err(fail(
+                    format!("range mode of scalar query {q:?}{at} has no point at the eval time"),
+                    rgot,
+                ))
+            }
         }
     } else {
         QueryValue::Vector(vec)
     };
-    compare_result(ev, &as_instant).map_err(|r| fail(format!("error in eval {q}{at} range mode: {r}"), rgot))
+    compare_result(ev, &as_instant)
+        .map_err(|r| fail(format!("error in eval {q}{at} range mode: {r}"), rgot))
 }
 
 fn assert_sorted(m: &[Series]) -> Result<(), String> {
@@ -246,7 +308,9 @@ fn validate_annotations<'a>(
         return Ok(());
     }
     if actual.is_empty() {
-        return Err(format!("expected {kind} annotations but none were found for query {q:?}"));
+        return Err(format!(
+            "expected {kind} annotations but none were found for query {q:?}"
+        ));
     }
     for e in &expected {
         if !actual.iter().any(|a| e.matches(a)) {
@@ -258,7 +322,9 @@ fn validate_annotations<'a>(
     }
     for a in actual {
         if !expected.iter().any(|e| e.matches(a)) {
-            return Err(format!("unexpected {kind} annotation {a:?} found for query {q}"));
+            return Err(format!(
+                "unexpected {kind} annotation {a:?} found for query {q}"
+            ));
         }
     }
     Ok(())
@@ -266,24 +332,40 @@ fn validate_annotations<'a>(
 
 fn check_annotations(ev: &Eval, q: &str, r: &QueryResult) -> Result<(), String> {
     if ev.legacy_warn && r.warnings.is_empty() {
-        return Err(format!("expected warnings evaluating query {q:?} but got none"));
+        return Err(format!(
+            "expected warnings evaluating query {q:?} but got none"
+        ));
     }
     if ev.legacy_info && r.infos.is_empty() {
-        return Err(format!("expected info annotations evaluating query {q:?} but got none"));
+        return Err(format!(
+            "expected info annotations evaluating query {q:?} but got none"
+        ));
     }
     validate_annotations(q, ev.of(ExpectKind::Warn), &r.warnings, "warn")?;
     validate_annotations(q, ev.of(ExpectKind::Info), &r.infos, "info")?;
     if ev.has(ExpectKind::NoWarn) && !r.warnings.is_empty() {
-        return Err(format!("unexpected warning annotations evaluating query {q:?}: {:?}", r.warnings));
+        return Err(format!(
+            "unexpected warning annotations evaluating query {q:?}: {:?}",
+            r.warnings
+        ));
     }
     if ev.has(ExpectKind::NoInfo) && !r.infos.is_empty() {
-        return Err(format!("unexpected info annotations evaluating query {q:?}: {:?}", r.infos));
+        return Err(format!(
+            "unexpected info annotations evaluating query {q:?}: {:?}",
+            r.infos
+        ));
     }
     Ok(())
 }
 
 fn fmt_vals(v: &[SeqValue]) -> String {
-    format!("[{}]", v.iter().map(SeqValue::fmt_value).collect::<Vec<_>>().join(" "))
+    format!(
+        "[{}]",
+        v.iter()
+            .map(SeqValue::fmt_value)
+            .collect::<Vec<_>>()
+            .join(" ")
+    )
 }
 
 /// Compares a result with the expectations of `ev`, as upstream's `compareResult`.
@@ -294,13 +376,20 @@ pub fn compare_result(ev: &Eval, v: &QueryValue) -> Result<(), String> {
                 return Err("expected ordered result, but query returned a matrix".into());
             }
             if ev.expect_scalar {
-                return Err(format!("expected scalar result, but got matrix {}", fmt_value(v)));
+                return Err(format!(
+                    "expected scalar result, but got matrix {}",
+                    fmt_value(v)
+                ));
             }
             assert_sorted(m)?;
             let mut seen: Vec<&Labels> = Vec::new();
             for s in m {
                 let Some(exp) = ev.expected_series(&s.labels) else {
-                    return Err(format!("unexpected metric {} in result, has {}", s.labels, fmt_series(s)));
+                    return Err(format!(
+                        "unexpected metric {} in result, has {}",
+                        s.labels,
+                        fmt_series(s)
+                    ));
                 };
                 seen.push(&exp.labels);
                 let mut floats: Vec<(i64, f64)> = Vec::new();
@@ -358,12 +447,19 @@ pub fn compare_result(ev: &Eval, v: &QueryValue) -> Result<(), String> {
         }
         QueryValue::Vector(vs) => {
             if ev.expect_scalar {
-                return Err(format!("expected scalar result, but got vector {}", fmt_value(v)));
+                return Err(format!(
+                    "expected scalar result, but got vector {}",
+                    fmt_value(v)
+                ));
             }
             let mut seen: Vec<&Labels> = Vec::new();
             for (pos, s) in vs.iter().enumerate() {
                 let Some(exp) = ev.expected_series(&s.labels) else {
-                    return Err(format!("unexpected metric {} in result, has value {}", s.labels, fmt_float(s.v)));
+                    return Err(format!(
+                        "unexpected metric {} in result, has value {}",
+                        s.labels,
+                        fmt_float(s.v)
+                    ));
                 };
                 if ev.is_ordered() && exp.pos != pos + 1 {
                     return Err(format!(
@@ -388,32 +484,53 @@ pub fn compare_result(ev: &Eval, v: &QueryValue) -> Result<(), String> {
                     None => return Err(format!("no expected value for {}", s.labels)),
                 };
                 if !almost_equal(want, s.v) {
-                    return Err(format!("expected {} for {} but got {}", fmt_float(want), s.labels, fmt_float(s.v)));
+                    return Err(format!(
+                        "expected {} for {} but got {}",
+                        fmt_float(want),
+                        s.labels,
+                        fmt_float(s.v)
+                    ));
                 }
                 seen.push(&exp.labels);
             }
             for e in &ev.expected {
                 if !seen.contains(&&e.labels) {
-                    return Err(format!("expected metric {} with {} not found", e.labels, fmt_vals(&e.vals)));
+                    return Err(format!(
+                        "expected metric {} with {} not found",
+                        e.labels,
+                        fmt_vals(&e.vals)
+                    ));
                 }
             }
             Ok(())
         }
         QueryValue::Scalar { v: got, .. } => {
             if !ev.expect_scalar {
-                return Err(format!("expected vector or matrix result, but got scalar {}", fmt_float(*got)));
+                return Err(format!(
+                    "expected vector or matrix result, but got scalar {}",
+                    fmt_float(*got)
+                ));
             }
             match &ev.scalar {
-                Some(SeqValue::Histogram(h)) => Err(format!("expected histogram {} but got scalar {}", h.text, fmt_float(*got))),
-                Some(SeqValue::Float(want)) if !almost_equal(*want, *got) => {
-                    Err(format!("expected scalar {} but got {}", fmt_float(*want), fmt_float(*got)))
-                }
+                Some(SeqValue::Histogram(h)) => Err(format!(
+                    "expected histogram {} but got scalar {}",
+                    h.text,
+                    fmt_float(*got)
+                )),
+                Some(SeqValue::Float(want)) if !almost_equal(*want, *got) => Err(format!(
+                    "expected scalar {} but got {}",
+                    fmt_float(*want),
+                    fmt_float(*got)
+                )),
                 _ => Ok(()),
             }
         }
         QueryValue::String { s, .. } => {
             if &ev.expected_string != s {
-                return Err(format!("expected string \"{}\" but got \"{s}\"", ev.expected_string));
+                return Err(format!(
+                    "expected string \"{}\" but got \"{s}\"",
+                    ev.expected_string
+                ));
             }
             Ok(())
         }

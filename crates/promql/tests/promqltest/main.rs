@@ -93,13 +93,19 @@ impl Counts {
     }
 
     fn encode(&self) -> String {
-        let v: Vec<String> = (0..3).flat_map(|i| [self.pass[i], self.total[i]]).map(|n| n.to_string()).collect();
+        let v: Vec<String> = (0..3)
+            .flat_map(|i| [self.pass[i], self.total[i]])
+            .map(|n| n.to_string())
+            .collect();
         v.join(" ")
     }
 
     fn decode(s: &str) -> Option<Counts> {
         let first = s.lines().next()?;
-        let v: Vec<usize> = first.split_whitespace().map(|x| x.parse().ok()).collect::<Option<_>>()?;
+        let v: Vec<usize> = first
+            .split_whitespace()
+            .map(|x| x.parse().ok())
+            .collect::<Option<_>>()?;
         if v.len() != 6 {
             return None;
         }
@@ -125,6 +131,8 @@ struct FileRun {
     outcomes: Vec<Outcome>,
     /// Instant evals whose @-modifier variants could not be generated, with the reason.
     variant_notes: Vec<(usize, String)>,
+    /// Engine calls made for the file (an instant eval makes several: @-variants, range mode).
+    queries: usize,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -183,9 +191,16 @@ fn apply_load(store: &mut MemStore, load: &script::Load) -> Vec<Labels> {
     hist
 }
 
-fn classify(file: &str, ev: &script::Eval, expr: Option<&promql_parser::parser::Expr>, hist: &[Labels]) -> Class {
+fn classify(
+    file: &str,
+    ev: &script::Eval,
+    expr: Option<&promql_parser::parser::Expr>,
+    hist: &[Labels],
+) -> Class {
     let touches_hist = match expr {
-        Some(e) => ast::selectors(e).iter().any(|vs| hist.iter().any(|l| ast::selector_matches(vs, l))),
+        Some(e) => ast::selectors(e)
+            .iter()
+            .any(|vs| hist.iter().any(|l| ast::selector_matches(vs, l))),
         // Unparseable: does the query name a loaded histogram metric?
         None => hist
             .iter()
@@ -213,7 +228,10 @@ fn contains_word(hay: &str, w: &str) -> bool {
     let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
     hay.match_indices(w).any(|(i, _)| {
         let before = hay[..i].chars().next_back().is_none_or(|c| !is_word(c));
-        let after = hay[i + w.len()..].chars().next().is_none_or(|c| !is_word(c));
+        let after = hay[i + w.len()..]
+            .chars()
+            .next()
+            .is_none_or(|c| !is_word(c));
         before && after
     })
 }
@@ -257,10 +275,19 @@ fn unparsed_experimental(q: &str) -> bool {
 // Running a file
 
 fn run_file(path: &Path) -> Result<FileRun, String> {
-    let file = path.file_name().and_then(|f| f.to_str()).unwrap_or_default().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let cmds = script::parse_script(&text).map_err(|e| format!("{file}: malformed test script: {e}"))?;
-    let engine = Engine::new(EngineOptions { enable_experimental: true, ..Default::default() });
+    let file = path
+        .file_name()
+        .and_then(|f| f.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let cmds =
+        script::parse_script(&text).map_err(|e| format!("{file}: malformed test script: {e}"))?;
+    let engine = Engine::new(EngineOptions {
+        enable_experimental: true,
+        ..Default::default()
+    });
     let tenant = TenantId::new("test").map_err(|e| format!("tenant: {e}"))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -268,7 +295,13 @@ fn run_file(path: &Path) -> Result<FileRun, String> {
         .map_err(|e| format!("tokio runtime: {e}"))?;
     let mut store = MemStore::new();
     let mut hist: Vec<Labels> = Vec::new();
-    let mut run = FileRun { counts: Counts::default(), outcomes: Vec::new(), variant_notes: Vec::new() };
+    let mut run = FileRun {
+        counts: Counts::default(),
+        outcomes: Vec::new(),
+        variant_notes: Vec::new(),
+        queries: 0,
+    };
+    let queries = std::cell::Cell::new(0usize);
     for (_, cmd) in cmds {
         match cmd {
             script::Cmd::Clear => {
@@ -285,16 +318,25 @@ fn run_file(path: &Path) -> Result<FileRun, String> {
                         got: "(not run)".into(),
                     }),
                     Ok(expr) => {
-                        let ctx = exec::Ctx { engine: &engine, store: &store, tenant: &tenant };
+                        let ctx = exec::Ctx {
+                            engine: &engine,
+                            store: &store,
+                            tenant: &tenant,
+                            queries: &queries,
+                        };
                         let fut = exec::run_eval(&ctx, &ev, expr);
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(fut))).unwrap_or_else(|p| {
-                            let msg = p
-                                .downcast_ref::<String>()
-                                .cloned()
-                                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                                .unwrap_or_default();
-                            Err(exec::Failure { reason: format!("the engine panicked: {msg}"), got: "(panic)".into() })
-                        })
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(fut)))
+                            .unwrap_or_else(|p| {
+                                let msg = p
+                                    .downcast_ref::<String>()
+                                    .cloned()
+                                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                                    .unwrap_or_default();
+                                Err(exec::Failure {
+                                    reason: format!("the engine panicked: {msg}"),
+                                    got: "(panic)".into(),
+                                })
+                            })
                     }
                 };
                 let failure = match result {
@@ -320,6 +362,7 @@ fn run_file(path: &Path) -> Result<FileRun, String> {
             }
         }
     }
+    run.queries = queries.get();
     Ok(run)
 }
 
@@ -363,7 +406,12 @@ fn parse_known(text: &str) -> Result<Known, String> {
         if l.is_empty() {
             continue;
         }
-        let bad = || format!("known_failures.txt line {}: expected `file.test:LINE`, got {raw:?}", i + 1);
+        let bad = || {
+            format!(
+                "known_failures.txt line {}: expected `file.test:LINE`, got {raw:?}",
+                i + 1
+            )
+        };
         let (f, n) = l.rsplit_once(':').ok_or_else(bad)?;
         let n: usize = n.trim().parse().map_err(|_| bad())?;
         if !f.ends_with(".test") || f.contains(char::is_whitespace) {
@@ -407,7 +455,11 @@ fn write_known(entries: &BTreeMap<String, BTreeMap<usize, Option<Class>>>) -> Re
 fn target_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("CARGO_TARGET_DIR") {
         let p = PathBuf::from(d);
-        return if p.is_absolute() { p } else { Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(p) };
+        return if p.is_absolute() {
+            p
+        } else {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(p)
+        };
     }
     // <target>/debug/deps/promqltest-<hash>
     std::env::current_exe()
@@ -429,12 +481,17 @@ fn write_atomic(p: &Path, s: &str) -> std::io::Result<()> {
 /// Builds the full table from the per-file summaries on disk (written by this run, or by
 /// earlier processes when a runner such as nextest runs each file in its own process).
 fn build_report(files: &[String]) -> String {
-    let mut out = String::from("PromQL upstream test suite (Prometheus v3.14 promqltest) against strata-promql\n");
+    let mut out = String::from(
+        "PromQL upstream test suite (Prometheus v3.14 promqltest) against strata-promql\n",
+    );
     let mut total = Counts::default();
     let mut missing = 0;
     for f in files {
         let p = summaries_dir().join(format!("{f}.summary"));
-        match std::fs::read_to_string(&p).ok().and_then(|s| Counts::decode(&s)) {
+        match std::fs::read_to_string(&p)
+            .ok()
+            .and_then(|s| Counts::decode(&s))
+        {
             Some(c) => {
                 total.add(&c);
                 let _ = writeln!(out, "{}", c.row(f));
@@ -457,7 +514,11 @@ fn build_report(files: &[String]) -> String {
         );
     }
     let s = Class::Stable.idx();
-    let rate = if total.total[s] == 0 { 0.0 } else { 100.0 * total.pass[s] as f64 / total.total[s] as f64 };
+    let rate = if total.total[s] == 0 {
+        0.0
+    } else {
+        100.0 * total.pass[s] as f64 / total.total[s] as f64
+    };
     let _ = writeln!(out, "stable pass rate: {rate:.2}%");
     if missing > 0 {
         let _ = writeln!(out, "({missing} file(s) not run: totals are partial)");
@@ -476,7 +537,12 @@ fn env_flag(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
-fn file_trial(path: PathBuf, file: String, known: BTreeSet<usize>, shared: Arc<Shared>) -> Result<(), Failed> {
+fn file_trial(
+    path: PathBuf,
+    file: String,
+    known: BTreeSet<usize>,
+    shared: Arc<Shared>,
+) -> Result<(), Failed> {
     let update = env_flag("PROMQLTEST_UPDATE");
     let verbose = env_flag("PROMQLTEST_VERBOSE");
     let run = run_file(&path)?;
@@ -484,14 +550,24 @@ fn file_trial(path: PathBuf, file: String, known: BTreeSet<usize>, shared: Arc<S
     println!("{row}");
     let dir = summaries_dir();
     if std::fs::create_dir_all(&dir).is_ok() {
-        let _ = write_atomic(&dir.join(format!("{file}.summary")), &format!("{}\n{row}\n", run.counts.encode()));
+        let _ = write_atomic(
+            &dir.join(format!("{file}.summary")),
+            &format!("{}\n{row}\n", run.counts.encode()),
+        );
     }
     if std::env::var("PROMQLTEST_VERBOSE").as_deref() == Ok("2") {
         let mut s = String::new();
         for o in &run.outcomes {
             let verdict = if o.failure.is_some() { "FAIL" } else { "ok" };
-            let _ = writeln!(s, "{file}:{} {} {verdict} {}", o.line, o.class.name(), o.query);
+            let _ = writeln!(
+                s,
+                "{file}:{} {} {verdict} {}",
+                o.line,
+                o.class.name(),
+                o.query
+            );
         }
+        let _ = writeln!(s, "{file}: {} engine queries", run.queries);
         print!("{s}");
     }
     if verbose {
@@ -511,39 +587,78 @@ fn file_trial(path: PathBuf, file: String, known: BTreeSet<usize>, shared: Arc<S
         .map(|o| (o.line, Some(o.class)))
         .collect();
     if update {
-        shared.failing.lock().unwrap_or_else(|e| e.into_inner()).insert(file, failing);
+        shared
+            .failing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(file, failing);
         return Ok(());
     }
     let eval_lines: BTreeSet<usize> = run.outcomes.iter().map(|o| o.line).collect();
-    let regressions: Vec<&Outcome> =
-        run.outcomes.iter().filter(|o| o.failure.is_some() && !known.contains(&o.line)).collect();
-    let now_pass: Vec<&Outcome> =
-        run.outcomes.iter().filter(|o| o.failure.is_none() && known.contains(&o.line)).collect();
-    let stale: Vec<usize> = known.iter().copied().filter(|l| !eval_lines.contains(l)).collect();
+    let regressions: Vec<&Outcome> = run
+        .outcomes
+        .iter()
+        .filter(|o| o.failure.is_some() && !known.contains(&o.line))
+        .collect();
+    let now_pass: Vec<&Outcome> = run
+        .outcomes
+        .iter()
+        .filter(|o| o.failure.is_none() && known.contains(&o.line))
+        .collect();
+    let stale: Vec<usize> = known
+        .iter()
+        .copied()
+        .filter(|l| !eval_lines.contains(l))
+        .collect();
     if regressions.is_empty() && now_pass.is_empty() && stale.is_empty() {
         return Ok(());
     }
     const DETAIL: usize = 30;
     let mut msg = String::new();
     if !regressions.is_empty() {
-        let _ = writeln!(msg, "{} eval(s) fail that are not in known_failures.txt (regressions):", regressions.len());
+        let _ = writeln!(
+            msg,
+            "{} eval(s) fail that are not in known_failures.txt (regressions):",
+            regressions.len()
+        );
         for o in regressions.iter().take(DETAIL) {
             msg.push_str(&describe_failure(&file, o));
         }
         if regressions.len() > DETAIL {
-            let rest: Vec<String> = regressions[DETAIL..].iter().map(|o| format!("{file}:{}", o.line)).collect();
-            let _ = writeln!(msg, "... and {} more: {} (PROMQLTEST_VERBOSE=1 shows all)", rest.len(), rest.join(" "));
+            let rest: Vec<String> = regressions[DETAIL..]
+                .iter()
+                .map(|o| format!("{file}:{}", o.line))
+                .collect();
+            let _ = writeln!(
+                msg,
+                "... and {} more: {} (PROMQLTEST_VERBOSE=1 shows all)",
+                rest.len(),
+                rest.join(" ")
+            );
         }
     }
     if !now_pass.is_empty() {
-        let _ = writeln!(msg, "{} eval(s) in known_failures.txt now pass: remove them from known_failures.txt", now_pass.len());
+        let _ = writeln!(
+            msg,
+            "{} eval(s) in known_failures.txt now pass: remove them from known_failures.txt",
+            now_pass.len()
+        );
         for o in &now_pass {
-            let _ = writeln!(msg, "now passes: remove it from known_failures.txt: {file}:{} [{}] {}", o.line, o.class.name(), o.query);
+            let _ = writeln!(
+                msg,
+                "now passes: remove it from known_failures.txt: {file}:{} [{}] {}",
+                o.line,
+                o.class.name(),
+                o.query
+            );
         }
     }
     if !stale.is_empty() {
         for l in &stale {
-            let _ = writeln!(msg, "known_failures.txt lists {file}:{l}, which is not an eval line: remove it");
+            let _ = writeln!(
+                msg,
+                "known_failures.txt lists {file}:{l}, which is not an eval line: remove it"
+            );
         }
     }
     Err(msg.into())
@@ -553,7 +668,9 @@ fn main() {
     let args = Arguments::from_args();
     let dir = std::env::var_os("PROMQLTEST_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/promqltest"));
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/promqltest")
+        });
 
     let mut files: Vec<String> = match std::fs::read_dir(&dir) {
         Ok(rd) => rd
@@ -590,18 +707,27 @@ fn main() {
     };
     let unknown_files: Vec<&String> = known.keys().filter(|f| !files.contains(f)).collect();
     if !unknown_files.is_empty() && !update {
-        let msg = format!("known_failures.txt names files that are not in {}: {unknown_files:?}", dir.display());
-        trials.push(Trial::test("known_failures", move || Err(msg.clone().into())));
+        let msg = format!(
+            "known_failures.txt names files that are not in {}: {unknown_files:?}",
+            dir.display()
+        );
+        trials.push(Trial::test("known_failures", move || {
+            Err(msg.clone().into())
+        }));
     }
 
-    let shared = Arc::new(Shared { failing: Mutex::new(BTreeMap::new()) });
+    let shared = Arc::new(Shared {
+        failing: Mutex::new(BTreeMap::new()),
+    });
     for f in &files {
         let stem = f.trim_end_matches(".test").to_string();
         let path = dir.join(f);
         let file = f.clone();
         let k = known.get(f).cloned().unwrap_or_default();
         let sh = shared.clone();
-        trials.push(Trial::test(stem, move || file_trial(path.clone(), file.clone(), k.clone(), sh.clone())));
+        trials.push(Trial::test(stem, move || {
+            file_trial(path.clone(), file.clone(), k.clone(), sh.clone())
+        }));
     }
 
     let conclusion = libtest_mimic::run(&args, trials);
@@ -614,14 +740,20 @@ fn main() {
         }
         if update {
             // Files run now get their current failing set; other files keep their entries.
-            let ran = shared.failing.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let ran = shared
+                .failing
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
             let mut all: BTreeMap<String, BTreeMap<usize, Option<Class>>> = BTreeMap::new();
             for raw in known_text.lines() {
                 let (entry, comment) = raw.split_once('#').unwrap_or((raw, ""));
                 if let Ok(k) = parse_known(entry) {
                     let class = Class::ALL.into_iter().find(|c| c.name() == comment.trim());
                     for (f, ls) in k.into_iter().filter(|(f, _)| files.contains(f)) {
-                        all.entry(f).or_default().extend(ls.into_iter().map(|l| (l, class)));
+                        all.entry(f)
+                            .or_default()
+                            .extend(ls.into_iter().map(|l| (l, class)));
                     }
                 }
             }
@@ -632,7 +764,10 @@ fn main() {
             match write_known(&all) {
                 Ok(()) => {
                     let n: usize = all.values().map(BTreeMap::len).sum();
-                    eprintln!("promqltest: wrote {n} known failures to {}", known_failures_path().display());
+                    eprintln!(
+                        "promqltest: wrote {n} known failures to {}",
+                        known_failures_path().display()
+                    );
                 }
                 Err(e) => {
                     eprintln!("promqltest: {e}");

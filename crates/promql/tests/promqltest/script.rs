@@ -111,7 +111,10 @@ impl Eval {
     }
 
     pub fn of(&self, k: ExpectKind) -> impl Iterator<Item = &MsgMatch> {
-        self.expects.iter().filter(move |(kind, _)| *kind == k).map(|(_, m)| m)
+        self.expects
+            .iter()
+            .filter(move |(kind, _)| *kind == k)
+            .map(|(_, m)| m)
     }
 
     pub fn expected_series(&self, l: &Labels) -> Option<&ExpectedSeries> {
@@ -183,7 +186,12 @@ pub fn parse_script(input: &str) -> Result<Vec<(usize, Cmd)>, String> {
             i += 1;
             continue;
         }
-        let first = pats().space.split(l).next().unwrap_or("").to_ascii_lowercase();
+        let first = pats()
+            .space
+            .split(l)
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
         let start_line = i + 1;
         let cmd = if first == "clear" {
             Cmd::Clear
@@ -214,14 +222,19 @@ fn is_st_line(l: &str) -> bool {
 /// Validates a start-timestamp line (`metric@st <offsets>` or `@st <offsets>`); the store has
 /// no start timestamps, so the values are not kept. Returns the number of positions.
 fn parse_st_line(l: &str) -> Result<usize, String> {
-    let p = l.find([' ', '\t']).ok_or("invalid @st line: missing value sequence")?;
+    let p = l
+        .find([' ', '\t'])
+        .ok_or("invalid @st line: missing value sequence")?;
     let metric = l[..p].trim_end_matches("@st");
     if !metric.is_empty() {
         crate::series::parse_metric(metric).map_err(|e| format!("invalid @st line metric: {e}"))?;
     }
     let mut n = 0usize;
     for item in l[p..].split_whitespace() {
-        let count = |r: &str| r.parse::<usize>().map_err(|_| format!("invalid repeat count in @st item {item:?}"));
+        let count = |r: &str| {
+            r.parse::<usize>()
+                .map_err(|_| format!("invalid repeat count in @st item {item:?}"))
+        };
         if item == "_" || item == "*" {
             n += 1;
         } else if let Some(r) = item.strip_prefix("_x") {
@@ -236,7 +249,9 @@ fn parse_st_line(l: &str) -> Result<usize, String> {
                 n += count(r)? + 1;
             } else if rest.starts_with(['+', '-']) {
                 let (_, rest2) = signed_duration_prefix(&rest[1..])?;
-                let r = rest2.strip_prefix('x').ok_or_else(|| format!("expected 'x<count>' in @st item {item:?}"))?;
+                let r = rest2
+                    .strip_prefix('x')
+                    .ok_or_else(|| format!("expected 'x<count>' in @st item {item:?}"))?;
                 n += count(r)? + 1;
             } else {
                 return Err(format!("invalid @st item {item:?}"));
@@ -274,8 +289,13 @@ fn parse_load(lines: &[String], mut i: usize) -> Result<(usize, Load), String> {
         .ok_or("invalid load command. (load[_with_nhcb] <step:duration>)")?;
     let with_nhcb = caps.get(1).is_some();
     let step = &caps[2];
-    let interval_ms = parse_duration(step).map_err(|e| format!("invalid step definition {step:?}: {e}"))?;
-    let mut load = Load { interval_ms, with_nhcb, series: Vec::new() };
+    let interval_ms =
+        parse_duration(step).map_err(|e| format!("invalid step definition {step:?}: {e}"))?;
+    let mut load = Load {
+        interval_ms,
+        with_nhcb,
+        series: Vec::new(),
+    };
     let mut pending_st: Option<(usize, usize)> = None; // (line, positions)
     while i + 1 < lines.len() {
         i += 1;
@@ -286,7 +306,10 @@ fn parse_load(lines: &[String], mut i: usize) -> Result<(usize, Load), String> {
         }
         if is_st_line(l) {
             if pending_st.is_some() {
-                return Err(format!("line {}: @st line has no following sample line", i + 1));
+                return Err(format!(
+                    "line {}: @st line has no following sample line",
+                    i + 1
+                ));
             }
             let n = parse_st_line(l).map_err(|e| format!("line {}: {e}", i + 1))?;
             if !l.starts_with("@st") {
@@ -297,7 +320,10 @@ fn parse_load(lines: &[String], mut i: usize) -> Result<(usize, Load), String> {
         let (labels, vals) = parse_series_desc(l).map_err(|e| format!("line {}: {e}", i + 1))?;
         if let Some((sl, n)) = pending_st.take() {
             if n != vals.len() {
-                return Err(format!("line {sl}: @st line has {n} values but sample line has {}", vals.len()));
+                return Err(format!(
+                    "line {sl}: @st line has {n} values but sample line has {}",
+                    vals.len()
+                ));
             }
         }
         if let Some(e) = load.series.iter_mut().find(|(l, _)| *l == labels) {
@@ -313,20 +339,23 @@ fn parse_load(lines: &[String], mut i: usize) -> Result<(usize, Load), String> {
 }
 
 fn parse_range_durations(from: &str, to: &str, step: &str) -> Result<(i64, i64, i64), String> {
-    let f = parse_duration(from).map_err(|e| format!("invalid start timestamp definition {from:?}: {e}"))?;
-    let t = parse_duration(to).map_err(|e| format!("invalid end timestamp definition {to:?}: {e}"))?;
+    let f = parse_duration(from)
+        .map_err(|e| format!("invalid start timestamp definition {from:?}: {e}"))?;
+    let t =
+        parse_duration(to).map_err(|e| format!("invalid end timestamp definition {to:?}: {e}"))?;
     if t < f {
-        return Err(format!("invalid test definition, end timestamp ({to}) is before start timestamp ({from})"));
+        return Err(format!(
+            "invalid test definition, end timestamp ({to}) is before start timestamp ({from})"
+        ));
     }
     let s = parse_duration(step).map_err(|e| format!("invalid step definition {step:?}: {e}"))?;
     Ok((f, t, s))
 }
 
 fn parse_expect(l: &str) -> Result<(ExpectKind, MsgMatch), String> {
-    let caps = pats()
-        .expect
-        .captures(l.trim())
-        .ok_or("invalid expect statement, must match `expect <type> <match_type>: <string>` format")?;
+    let caps = pats().expect.captures(l.trim()).ok_or(
+        "invalid expect statement, must match `expect <type> <match_type>: <string>` format",
+    )?;
     let kind = match &caps[1] {
         "ordered" => ExpectKind::Ordered,
         "fail" => ExpectKind::Fail,
@@ -339,7 +368,9 @@ fn parse_expect(l: &str) -> Result<(ExpectKind, MsgMatch), String> {
         Some("msg") => MsgMatch::Exact(caps[3].trim().to_string()),
         Some(_) => {
             let p = caps[3].trim();
-            MsgMatch::Regex(Regex::new(p).map_err(|_| format!("invalid regex {p} for {}", &caps[1]))?)
+            MsgMatch::Regex(
+                Regex::new(p).map_err(|_| format!("invalid regex {p} for {}", &caps[1]))?,
+            )
         }
         None => MsgMatch::Regex(pats().match_any.clone()),
     };
@@ -409,9 +440,12 @@ fn parse_eval(lines: &[String], mut i: usize) -> Result<(usize, Eval), String> {
         }
         if ev.legacy_fail && d.starts_with("expected_fail_regexp") {
             let p = d["expected_fail_regexp".len()..].trim();
-            ev.expected_fail_regexp = Some(
-                Regex::new(p).map_err(|e| err(&q, format!("invalid regexp '{p}' for expected_fail_regexp: {e}")))?,
-            );
+            ev.expected_fail_regexp = Some(Regex::new(p).map_err(|e| {
+                err(
+                    &q,
+                    format!("invalid regexp '{p}' for expected_fail_regexp: {e}"),
+                )
+            })?);
             break;
         }
         if d.starts_with(RANGE_VECTOR_PREFIX) {
@@ -430,7 +464,13 @@ fn parse_eval(lines: &[String], mut i: usize) -> Result<(usize, Eval), String> {
             continue;
         }
         if d.starts_with(EXPECT_STRING_PREFIX) {
-            let bad = || err(&q, "expected string literal not valid - a quoted string literal is required".into());
+            let bad = || {
+                err(
+                    &q,
+                    "expected string literal not valid - a quoted string literal is required"
+                        .into(),
+                )
+            };
             if d == EXPECT_STRING_PREFIX {
                 return Err(bad());
             }
@@ -439,7 +479,11 @@ fn parse_eval(lines: &[String], mut i: usize) -> Result<(usize, Eval), String> {
                 return Err(bad());
             }
             ev.expected_string = unquote(s).map_err(|_| {
-                err(&q, "expected string literal not valid - check that the string is correctly quoted".into())
+                err(
+                    &q,
+                    "expected string literal not valid - check that the string is correctly quoted"
+                        .into(),
+                )
             })?;
             ev.exclude_from_range_query = true;
             j += 1;
@@ -450,13 +494,22 @@ fn parse_eval(lines: &[String], mut i: usize) -> Result<(usize, Eval), String> {
             ev.expects.push((k, m));
             let n = |k| ev.expects.iter().filter(|(x, _)| *x == k).count();
             if n(ExpectKind::Info) > 0 && n(ExpectKind::NoInfo) > 0 {
-                return Err(err(&q, "invalid expect lines, info and no_info cannot be used together".into()));
+                return Err(err(
+                    &q,
+                    "invalid expect lines, info and no_info cannot be used together".into(),
+                ));
             }
             if n(ExpectKind::Warn) > 0 && n(ExpectKind::NoWarn) > 0 {
-                return Err(err(&q, "invalid expect lines, warn and no_warn cannot be used together".into()));
+                return Err(err(
+                    &q,
+                    "invalid expect lines, warn and no_warn cannot be used together".into(),
+                ));
             }
             if n(ExpectKind::Fail) > 1 {
-                return Err(err(&q, "invalid expect lines, multiple expect fail lines are not allowed".into()));
+                return Err(err(
+                    &q,
+                    "invalid expect lines, multiple expect fail lines are not allowed".into(),
+                ));
             }
             continue;
         }

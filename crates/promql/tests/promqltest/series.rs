@@ -83,7 +83,9 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
         if i == start {
             return Err(format!("not a valid duration string: {s:?}"));
         }
-        let n: i64 = s[start..i].parse().map_err(|_| format!("duration out of range: {s:?}"))?;
+        let n: i64 = s[start..i]
+            .parse()
+            .map_err(|_| format!("duration out of range: {s:?}"))?;
         let ustart = i;
         while i < b.len() && b[i].is_ascii_alphabetic() {
             i += 1;
@@ -242,7 +244,9 @@ pub fn unquote(s: &str) -> Result<String, String> {
             let mut v = 0u32;
             for _ in 0..n {
                 let (_, h) = chars.next().ok_or_else(|| format!("bad escape in {s:?}"))?;
-                v = v * 16 + h.to_digit(16).ok_or_else(|| format!("bad escape in {s:?}"))?;
+                v = v * 16
+                    + h.to_digit(16)
+                        .ok_or_else(|| format!("bad escape in {s:?}"))?;
             }
             Ok(v)
         };
@@ -267,7 +271,9 @@ pub fn unquote(s: &str) -> Result<String, String> {
                 let mut v = e.to_digit(8).unwrap_or(0);
                 for _ in 0..2 {
                     let (_, d) = chars.next().ok_or_else(|| format!("bad escape in {s:?}"))?;
-                    v = v * 8 + d.to_digit(8).ok_or_else(|| format!("bad escape in {s:?}"))?;
+                    v = v * 8
+                        + d.to_digit(8)
+                            .ok_or_else(|| format!("bad escape in {s:?}"))?;
                 }
                 if v > 255 {
                     return Err(format!("bad escape in {s:?}"));
@@ -357,7 +363,10 @@ pub fn parse_metric(s: &str) -> Result<(Labels, usize), String> {
                 }
                 (s[st..i].to_string(), false)
             } else {
-                return Err(format!("unexpected character {:?} in label set of {s:?}", b[i] as char));
+                return Err(format!(
+                    "unexpected character {:?} in label set of {s:?}",
+                    b[i] as char
+                ));
             };
             i = skip_ws(s, i);
             if i < b.len() && b[i] == b'=' && !s[i..].starts_with("=~") {
@@ -432,7 +441,10 @@ fn split_items(s: &str) -> Result<Vec<&str>, String> {
 }
 
 fn end_of_histogram(s: &str, st: usize) -> Result<usize, String> {
-    s[st..].find("}}").map(|p| st + p + 2).ok_or_else(|| format!("unterminated histogram in {s:?}"))
+    s[st..]
+        .find("}}")
+        .map(|p| st + p + 2)
+        .ok_or_else(|| format!("unterminated histogram in {s:?}"))
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -469,7 +481,9 @@ fn lex_item(item: &str) -> Result<Vec<Tok>, String> {
                 toks.push(Tok::Times);
                 i += 1;
             }
-            c if c.is_ascii_digit() || (c == b'.' && b.get(i + 1).is_some_and(|d| d.is_ascii_digit())) => {
+            c if c.is_ascii_digit()
+                || (c == b'.' && b.get(i + 1).is_some_and(|d| d.is_ascii_digit())) =>
+            {
                 let st = i;
                 while i < b.len() && b[i].is_ascii_digit() {
                     i += 1;
@@ -513,7 +527,12 @@ fn lex_item(item: &str) -> Result<Vec<Tok>, String> {
                     toks.push(Tok::Ident(w.to_string()));
                 }
             }
-            _ => return Err(format!("unexpected character {:?} in series values {item:?}", c as char)),
+            _ => {
+                return Err(format!(
+                    "unexpected character {:?} in series values {item:?}",
+                    c as char
+                ))
+            }
         }
     }
     Ok(toks)
@@ -521,7 +540,9 @@ fn lex_item(item: &str) -> Result<Vec<Tok>, String> {
 
 fn parse_uint(t: Option<&Tok>, item: &str) -> Result<u64, String> {
     match t {
-        Some(Tok::Num(n)) => n.parse::<u64>().map_err(|_| format!("invalid repetition in {item:?}")),
+        Some(Tok::Num(n)) => n
+            .parse::<u64>()
+            .map_err(|_| format!("invalid repetition in {item:?}")),
         _ => Err(format!("expected repetition count in {item:?}")),
     }
 }
@@ -570,7 +591,9 @@ pub fn parse_values(s: &str) -> Result<Vec<SeqValue>, String> {
                     *p += 1;
                     Ok(STALE_NAN)
                 }
-                _ => Err(format!("invalid series value in {item:?}: expected number or \"stale\"")),
+                _ => Err(format!(
+                    "invalid series value in {item:?}: expected number or \"stale\""
+                )),
             }
         };
         let mut v = read_value(&mut p, true)?;
@@ -627,7 +650,11 @@ fn parse_histogram_item(item: &str, out: &mut Vec<SeqValue>) -> Result<(), Strin
     let inc = parse_histogram(&rest[1..second_end])?;
     let n = times(&rest[second_end..])?;
     for k in 0..=n {
-        let text = if k == 0 { base.text.clone() } else { format!("({} {op} {k}*{})", base.text, inc.text) };
+        let text = if k == 0 {
+            base.text.clone()
+        } else {
+            format!("({} {op} {k}*{})", base.text, inc.text)
+        };
         out.push(SeqValue::Histogram(Box::new(HistogramDesc {
             text,
             counter_reset_hint: base.counter_reset_hint.clone(),
@@ -661,7 +688,9 @@ pub fn parse_histogram(s: &str) -> Result<HistogramDesc, String> {
         i = skip_ws(inner, i + 1);
         let vs = i;
         if i < b.len() && b[i] == b'[' {
-            let close = inner[i..].find(']').ok_or_else(|| format!("unterminated list in histogram {s:?}"))?;
+            let close = inner[i..]
+                .find(']')
+                .ok_or_else(|| format!("unterminated list in histogram {s:?}"))?;
             i += close + 1;
         } else {
             while i < b.len() && b[i] != b' ' && b[i] != b'\t' {
@@ -671,10 +700,12 @@ pub fn parse_histogram(s: &str) -> Result<HistogramDesc, String> {
         let val = &inner[vs..i];
         match key {
             "schema" | "offset" | "n_offset" => {
-                val.parse::<i64>().map_err(|_| format!("invalid {key} {val:?} in histogram {s:?}"))?;
+                val.parse::<i64>()
+                    .map_err(|_| format!("invalid {key} {val:?} in histogram {s:?}"))?;
             }
             "sum" | "count" | "z_bucket" | "z_bucket_w" => {
-                parse_number(val).map_err(|_| format!("invalid {key} {val:?} in histogram {s:?}"))?;
+                parse_number(val)
+                    .map_err(|_| format!("invalid {key} {val:?} in histogram {s:?}"))?;
             }
             "buckets" | "n_buckets" | "custom_values" => {
                 let list = val
@@ -682,23 +713,33 @@ pub fn parse_histogram(s: &str) -> Result<HistogramDesc, String> {
                     .and_then(|v| v.strip_suffix(']'))
                     .ok_or_else(|| format!("invalid {key} {val:?} in histogram {s:?}"))?;
                 for n in list.split([' ', '\t', ',']).filter(|x| !x.is_empty()) {
-                    parse_number(n).map_err(|_| format!("invalid {key} element {n:?} in histogram {s:?}"))?;
+                    parse_number(n)
+                        .map_err(|_| format!("invalid {key} element {n:?} in histogram {s:?}"))?;
                 }
             }
             "counter_reset_hint" => match val {
                 "unknown" | "reset" | "not_reset" | "gauge" => hint = Some(val.to_string()),
-                _ => return Err(format!("invalid counter_reset_hint {val:?} in histogram {s:?}")),
+                _ => {
+                    return Err(format!(
+                        "invalid counter_reset_hint {val:?} in histogram {s:?}"
+                    ))
+                }
             },
             _ => return Err(format!("unknown histogram field {key:?} in {s:?}")),
         }
     }
-    Ok(HistogramDesc { text: s.to_string(), counter_reset_hint: hint })
+    Ok(HistogramDesc {
+        text: s.to_string(),
+        counter_reset_hint: hint,
+    })
 }
 
 /// Quick self-checks of the parsers, run at start-up so a broken change shows at once.
 pub fn selftest() -> Result<(), String> {
     fn vals(s: &str) -> Vec<String> {
-        parse_values(s).map(|v| v.iter().map(SeqValue::fmt_value).collect()).unwrap_or_else(|e| vec![e])
+        parse_values(s)
+            .map(|v| v.iter().map(SeqValue::fmt_value).collect())
+            .unwrap_or_else(|e| vec![e])
     }
     let check = |got: Vec<String>, want: &[&str], what: &str| -> Result<(), String> {
         if got.iter().map(String::as_str).eq(want.iter().copied()) {
@@ -707,10 +748,28 @@ pub fn selftest() -> Result<(), String> {
             Err(format!("selftest {what}: got {got:?}, want {want:?}"))
         }
     };
-    check(vals(" 5 2+3x2 _ stale"), &["5", "2", "5", "8", "_", "stale"], "expanding")?;
-    check(vals("1-1x2 _x3 -2x1 Inf -Inf NaN 1e3 .5"), &["1", "0", "-1", "_", "_", "_", "-2", "-2", "+Inf", "-Inf", "NaN", "1000", "0.5"], "forms")?;
+    check(
+        vals(" 5 2+3x2 _ stale"),
+        &["5", "2", "5", "8", "_", "stale"],
+        "expanding",
+    )?;
+    check(
+        vals("1-1x2 _x3 -2x1 Inf -Inf NaN 1e3 .5"),
+        &[
+            "1", "0", "-1", "_", "_", "_", "-2", "-2", "+Inf", "-Inf", "NaN", "1000", "0.5",
+        ],
+        "forms",
+    )?;
     check(vals("-1-1x1 +2"), &["-1", "-2", "2"], "signed")?;
-    check(vals("{{schema:1 sum:3 count:22 buckets:[5 10 7]}}x1 1"), &["{{schema:1 sum:3 count:22 buckets:[5 10 7]}}", "{{schema:1 sum:3 count:22 buckets:[5 10 7]}}", "1"], "histogram")?;
+    check(
+        vals("{{schema:1 sum:3 count:22 buckets:[5 10 7]}}x1 1"),
+        &[
+            "{{schema:1 sum:3 count:22 buckets:[5 10 7]}}",
+            "{{schema:1 sum:3 count:22 buckets:[5 10 7]}}",
+            "1",
+        ],
+        "histogram",
+    )?;
     let (l, v) = parse_series_desc(r#"my_metric{env="prod", x="a\"b"} 1"#)?;
     if l.get("__name__") != Some("my_metric") || l.get("x") != Some("a\"b") || v.len() != 1 {
         return Err(format!("selftest metric: {l} {v:?}"));
@@ -719,7 +778,14 @@ pub fn selftest() -> Result<(), String> {
     if l.get("__name__") != Some("my.metric") || l.get("a.b") != Some("c") {
         return Err(format!("selftest utf8 metric: {l}"));
     }
-    for (s, ms) in [("0", 0), ("1m", 60_000), ("1h30m", 5_400_000), ("100s", 100_000), ("10s53ms", 10_053), ("1d", 86_400_000)] {
+    for (s, ms) in [
+        ("0", 0),
+        ("1m", 60_000),
+        ("1h30m", 5_400_000),
+        ("100s", 100_000),
+        ("10s53ms", 10_053),
+        ("1d", 86_400_000),
+    ] {
         if parse_duration(s)? != ms {
             return Err(format!("selftest duration {s}"));
         }
@@ -729,7 +795,11 @@ pub fn selftest() -> Result<(), String> {
             return Err(format!("selftest duration {bad:?} should fail"));
         }
     }
-    if parse_number("010")? != 8.0 || parse_number("0x10")? != 16.0 || !parse_number("NaN")?.is_nan() || parse_number("-Inf")? != f64::NEG_INFINITY {
+    if parse_number("010")? != 8.0
+        || parse_number("0x10")? != 16.0
+        || !parse_number("NaN")?.is_nan()
+        || parse_number("-Inf")? != f64::NEG_INFINITY
+    {
         return Err("selftest numbers".into());
     }
     if parse_number("{} 1").is_ok() || parse_number("foo").is_ok() {
