@@ -419,6 +419,13 @@ impl Queryable for Ingester {
             .unwrap_or_default())
     }
 
+    async fn head_stats(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<strata_storage::HeadStats>, QueryError> {
+        Ok(self.existing_head(tenant).map(|h| h.stats()))
+    }
+
     async fn metadata(
         &self,
         tenant: &TenantId,

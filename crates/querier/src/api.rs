@@ -255,7 +255,12 @@ async fn format_query(uri: Uri, headers: HeaderMap, body: Bytes) -> Result<Respo
     Ok(json_ok(out))
 }
 
-async fn query_exemplars(State(q): State<Arc<Querier>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+async fn query_exemplars(
+    State(q): State<Arc<Querier>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let p = params(&uri, &headers, &body);
     q.tenant(&headers)?;
     let query = p.get("query").unwrap_or("");
@@ -263,6 +268,82 @@ async fn query_exemplars(State(q): State<Arc<Querier>>, uri: Uri, headers: Heade
     p.range()?;
     // Exemplars are not stored yet: the answer is honestly empty.
     Ok(json_ok("[]".into()))
+}
+
+/// `/api/v1/status/tsdb`: head cardinality, computed from the head's series.
+async fn tsdb_status(
+    State(q): State<Arc<Querier>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    use std::collections::HashMap;
+    let p = params(&uri, &headers, &body);
+    let tenant = q.tenant(&headers)?;
+    let limit: usize = match p.get("limit") {
+        None | Some("") => 10,
+        Some(s) => s
+            .parse()
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| ApiError::BadData("limit must be a positive number".into()))?,
+    };
+    let all = [
+        Matcher::new(strata_model::MatchOp::RegexMatch, "__name__", ".+")
+            .map_err(|e| ApiError::Execution(e.to_string()))?,
+    ];
+    let series = q
+        .store
+        .series(
+            &tenant,
+            &all,
+            crate::params::MIN_TIME,
+            crate::params::MAX_TIME,
+        )
+        .await?;
+    let stats = q.store.head_stats(&tenant).await?.unwrap_or_default();
+    let mut by_metric: HashMap<&str, u64> = HashMap::new();
+    let mut values_by_name: HashMap<&str, std::collections::HashSet<&str>> = HashMap::new();
+    let mut bytes_by_name: HashMap<&str, u64> = HashMap::new();
+    let mut by_pair: HashMap<(&str, &str), u64> = HashMap::new();
+    for l in &series {
+        if let Some(n) = l.metric_name() {
+            *by_metric.entry(n).or_default() += 1;
+        }
+        for label in l {
+            if values_by_name
+                .entry(&label.name)
+                .or_default()
+                .insert(&label.value)
+            {
+                *bytes_by_name.entry(&label.name).or_default() += label.value.len() as u64;
+            }
+            *by_pair.entry((&label.name, &label.value)).or_default() += 1;
+        }
+    }
+    fn top(mut v: Vec<(String, u64)>, limit: usize) -> serde_json::Value {
+        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        v.truncate(limit);
+        serde_json::Value::Array(
+            v.into_iter()
+                .map(|(n, c)| serde_json::json!({"name": n, "value": c}))
+                .collect(),
+        )
+    }
+    let data = serde_json::json!({
+        "headStats": {
+            "numSeries": stats.num_series,
+            "numLabelPairs": by_pair.len(),
+            "chunkCount": stats.chunk_count,
+            "minTime": if stats.num_series == 0 { 0 } else { stats.min_time },
+            "maxTime": if stats.num_series == 0 { 0 } else { stats.max_time },
+        },
+        "seriesCountByMetricName": top(by_metric.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(), limit),
+        "labelValueCountByLabelName": top(values_by_name.into_iter().map(|(k, v)| (k.to_owned(), v.len() as u64)).collect(), limit),
+        "memoryInBytesByLabelName": top(bytes_by_name.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(), limit),
+        "seriesCountByLabelValuePair": top(by_pair.into_iter().map(|((n, v), c)| (format!("{n}={v}"), c)).collect(), limit),
+    });
+    Ok(json_ok(data.to_string()))
 }
 
 /// Routes, each under `/api/v1` and `/prometheus/api/v1`.
@@ -273,8 +354,12 @@ pub fn router(q: Arc<Querier>) -> Router {
         .route("/label/{name}/values", get(label_values))
         .route("/metadata", get(metadata))
         .route("/status/buildinfo", get(buildinfo))
+        .route("/status/tsdb", get(tsdb_status))
         .route("/format_query", get(format_query).post(format_query))
-        .route("/query_exemplars", get(query_exemplars).post(query_exemplars))
+        .route(
+            "/query_exemplars",
+            get(query_exemplars).post(query_exemplars),
+        )
         .route("/read", post(remote_read::handler))
         .route(
             "/query",

@@ -11,4 +11,4 @@ pub mod query;
 
 pub use error::{PushError, QueryError};
 pub use push::{PushOutcome, Pusher, Rejection, RejectionKind};
-pub use query::{Queryable, Series, SeriesMetadata};
+pub use query::{HeadStats, Queryable, Series, SeriesMetadata};

@@ -20,6 +20,15 @@ pub struct SeriesMetadata {
     pub unit: String,
 }
 
+/// Head statistics for `/api/v1/status/tsdb`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HeadStats {
+    pub num_series: u64,
+    pub chunk_count: u64,
+    pub min_time: i64,
+    pub max_time: i64,
+}
+
 /// Storage that answers selections. Time ranges are inclusive milliseconds.
 #[async_trait]
 pub trait Queryable: Send + Sync {
@@ -60,6 +69,11 @@ pub trait Queryable: Send + Sync {
         start: i64,
         end: i64,
     ) -> Result<Vec<String>, QueryError>;
+
+    /// Statistics of the in-memory head, for stores that have one.
+    async fn head_stats(&self, _tenant: &TenantId) -> Result<Option<HeadStats>, QueryError> {
+        Ok(None)
+    }
 
     /// Metric metadata, optionally for one metric family.
     async fn metadata(

@@ -464,6 +464,25 @@ impl TenantHead {
         values.into_iter().collect()
     }
 
+    /// Series, chunks and time range of this head.
+    pub fn stats(&self) -> strata_storage::HeadStats {
+        let mut chunks = 0u64;
+        for s in self.shards.iter() {
+            chunks += s
+                .lock()
+                .series
+                .iter()
+                .map(|x| x.chunk_count() as u64)
+                .sum::<u64>();
+        }
+        strata_storage::HeadStats {
+            num_series: self.num_series() as u64,
+            chunk_count: chunks,
+            min_time: self.min_t.load(Ordering::Relaxed),
+            max_time: self.max_t.load(Ordering::Relaxed),
+        }
+    }
+
     /// Approximate heap bytes of series data (labels and chunks).
     pub fn heap_bytes(&self) -> usize {
         self.shards

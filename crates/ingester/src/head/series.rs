@@ -162,6 +162,11 @@ impl MemSeries {
         Ok(())
     }
 
+    /// Number of chunks, the open one included.
+    pub fn chunk_count(&self) -> usize {
+        self.closed.len() + usize::from(!self.head.is_empty())
+    }
+
     /// Approximate heap bytes (for the memory metric).
     pub fn heap_bytes(&self) -> usize {
         self.key.len()

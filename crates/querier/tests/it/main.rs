@@ -276,3 +276,91 @@ async fn remote_read_returns_samples() {
         }]
     );
 }
+
+#[tokio::test]
+async fn instant_query_json() {
+    let (status, body) = get("/api/v1/query?query=up&time=20").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"up","instance":"a:9100","job":"node"},"value":[20,"20"]}]}}"#
+    );
+    let (_, body) = get("/api/v1/query?query=1%2B1&time=20.5").await;
+    assert_eq!(
+        body,
+        r#"{"status":"success","data":{"resultType":"scalar","result":[20.5,"2"]}}"#
+    );
+    let (_, body) = get("/api/v1/query?query=%22hi%22&time=1").await;
+    assert_eq!(
+        body,
+        r#"{"status":"success","data":{"resultType":"string","result":[1,"hi"]}}"#
+    );
+    let (_, body) = get("/api/v1/query?query=up%5B15s%5D&time=20").await;
+    assert_eq!(
+        body,
+        r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"__name__":"up","instance":"a:9100","job":"node"},"values":[[10,"10"],[20,"20"]]}]}}"#
+    );
+}
+
+#[tokio::test]
+async fn range_query_json_and_limits() {
+    let (status, body) = get("/api/v1/query_range?query=up&start=10&end=30&step=10").await;
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["data"]["resultType"], "matrix");
+    let result = v["data"]["result"].as_array().unwrap();
+    assert_eq!(result.len(), 2);
+    assert_eq!(
+        result[0]["values"],
+        serde_json::json!([[10, "10"], [20, "20"], [30, "20"]])
+    );
+    let (status, body) = get("/api/v1/query_range?query=up&start=10&end=30&step=0").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("zero or negative query resolution step widths are not accepted"),
+        "{body}"
+    );
+    let (status, body) = get("/api/v1/query_range?query=up&start=0&end=100000&step=1").await;
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("exceeded maximum resolution of 11000 points per timeseries"),
+        "{body}"
+    );
+    let (status, body) = get("/api/v1/query_range?query=sum(&start=0&end=10&step=1").await;
+    assert_eq!(status, 400);
+    assert!(body.contains(r#""errorType":"bad_data""#), "{body}");
+    let (status, body) = get("/api/v1/query?query=up%20%2B%20ignoring(job)%20up&time=30").await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn execution_errors_are_422() {
+    // Two series that collide after the operation drops their differing label.
+    let (status, body) =
+        get("/api/v1/query?query=sum%20without(job)%20(up)%20%2B%20on()%20group_left%20up&time=30")
+            .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains(r#""errorType":"execution""#), "{body}");
+}
+
+#[tokio::test]
+async fn buildinfo_format_query_and_tsdb_status() {
+    let (_, body) = get("/api/v1/status/buildinfo").await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "success");
+    assert!(v["data"]["version"].as_str().unwrap().starts_with('3'));
+    let (_, body) = get("/api/v1/format_query?query=sum(rate(x%5B5m%5D))%20by%20(job)").await;
+    assert_eq!(
+        body,
+        r#"{"status":"success","data":"sum by (job) (rate(x[5m]))"}"#
+    );
+    let (_, body) = get("/api/v1/status/tsdb").await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["data"]["seriesCountByMetricName"][0],
+        serde_json::json!({"name": "up", "value": 2})
+    );
+    assert_eq!(v["data"]["headStats"]["numLabelPairs"], 6);
+    let (_, body) = get("/api/v1/query_exemplars?query=up&start=0&end=10").await;
+    assert_eq!(body, r#"{"status":"success","data":[]}"#);
+}
