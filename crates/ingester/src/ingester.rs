@@ -419,6 +419,19 @@ impl Queryable for Ingester {
             .unwrap_or_default())
     }
 
+    async fn select_chunks(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<strata_storage::ChunkedSeries>, QueryError> {
+        Ok(self
+            .existing_head(tenant)
+            .map(|h| h.select_chunks(matchers, start, end))
+            .unwrap_or_default())
+    }
+
     async fn head_stats(
         &self,
         tenant: &TenantId,

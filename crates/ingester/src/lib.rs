@@ -4,7 +4,6 @@
 //! It implements [`strata_storage::Pusher`] for distributors and [`strata_storage::Queryable`]
 //! for queriers.
 
-pub mod chunk;
 pub mod config;
 mod error;
 pub mod head;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use strata_model::{MatchOp, Matcher, TenantId, METRIC_NAME};
 use strata_storage::query::Series;
-use strata_storage::Queryable;
+use strata_storage::{ChunkedSeries, Queryable};
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -361,24 +361,16 @@ impl Engine {
         let q = QueryTimes { start, end };
         let mut fetches = HashMap::new();
         collect(expr, start, end, q, &self.opts, &mut fetches)?;
-        let mut data: HashMap<usize, Arc<Vec<Series>>> = HashMap::new();
-        let mut loaded = 0usize;
+        let mut data: HashMap<usize, Arc<Vec<ChunkedSeries>>> = HashMap::new();
         for (key, f) in fetches {
-            let mut series: Vec<Series> = Vec::new();
+            let mut series: Vec<ChunkedSeries> = Vec::new();
             for set in &f.matchers {
-                let mut got = store.select(tenant, set, f.min_t, f.max_t).await?;
+                let mut got = store.select_chunks(tenant, set, f.min_t, f.max_t).await?;
                 series.append(&mut got);
             }
             if f.matchers.len() > 1 {
-                series.sort_by(|a, b| a.labels.cmp(&b.labels));
-                series.dedup_by(|a, b| a.labels == b.labels);
-            }
-            loaded += series.iter().map(|s| s.samples.len()).sum::<usize>();
-            if loaded > self.opts.max_samples {
-                return Err(EvalError::Limit(
-                    "query processing would load too many samples into memory in query execution"
-                        .into(),
-                ));
+                series.sort_by(|a, b| a.labels().cmp(b.labels()));
+                series.dedup_by(|a, b| a.labels() == b.labels());
             }
             if t0.elapsed() > self.opts.timeout {
                 return Err(EvalError::Timeout("query preparation"));

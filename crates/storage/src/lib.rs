@@ -5,10 +5,11 @@
 //! data sits in an ingester's head or in blocks. Component crates depend on these traits, never
 //! on each other.
 
+pub mod chunk;
 mod error;
 pub mod push;
 pub mod query;
 
 pub use error::{PushError, QueryError};
 pub use push::{PushOutcome, Pusher, Rejection, RejectionKind};
-pub use query::{HeadStats, Queryable, Series, SeriesMetadata};
+pub use query::{ChunkedSeries, EncodedChunk, HeadStats, Queryable, Series, SeriesMetadata};

@@ -11,6 +11,62 @@ pub struct Series {
     pub samples: Vec<Sample>,
 }
 
+/// A compressed chunk of one series (Gorilla/XOR encoding, see [`crate::chunk`]) with its time
+/// range, so that readers can skip it without decoding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedChunk {
+    pub min_t: i64,
+    pub max_t: i64,
+    pub data: std::sync::Arc<[u8]>,
+}
+
+/// A series whose samples stay compressed until a reader decodes them, which keeps a query over
+/// many series at ~1.3 bytes per sample instead of 16.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChunkedSeries {
+    Chunks {
+        labels: Labels,
+        chunks: Vec<EncodedChunk>,
+    },
+    Samples(Series),
+}
+
+impl ChunkedSeries {
+    pub fn labels(&self) -> &Labels {
+        match self {
+            Self::Chunks { labels, .. } => labels,
+            Self::Samples(s) => &s.labels,
+        }
+    }
+
+    /// Appends the samples in `[start, end]` to `out`, in time order.
+    pub fn decode_into(&self, start: i64, end: i64, out: &mut Vec<Sample>) {
+        match self {
+            Self::Samples(s) => out.extend(
+                s.samples
+                    .iter()
+                    .copied()
+                    .filter(|x| x.t >= start && x.t <= end),
+            ),
+            Self::Chunks { chunks, .. } => {
+                for c in chunks {
+                    if c.max_t < start || c.min_t > end {
+                        continue;
+                    }
+                    if c.min_t >= start && c.max_t <= end {
+                        out.extend(crate::chunk::XorIter::new(&c.data));
+                    } else {
+                        out.extend(
+                            crate::chunk::XorIter::new(&c.data)
+                                .filter(|x| x.t >= start && x.t <= end),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Metadata of one metric family as last received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeriesMetadata {
@@ -41,6 +97,23 @@ pub trait Queryable: Send + Sync {
         start: i64,
         end: i64,
     ) -> Result<Vec<Series>, QueryError>;
+
+    /// Like [`Queryable::select`], but samples may stay compressed. Stores that hold chunks
+    /// should override this; the default wraps `select`.
+    async fn select_chunks(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<ChunkedSeries>, QueryError> {
+        Ok(self
+            .select(tenant, matchers, start, end)
+            .await?
+            .into_iter()
+            .map(ChunkedSeries::Samples)
+            .collect())
+    }
 
     /// Label sets of the series matching every matcher with a sample in `[start, end]`, sorted.
     async fn series(

@@ -409,6 +409,33 @@ impl TenantHead {
         out
     }
 
+    pub fn select_chunks(
+        &self,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Vec<strata_storage::ChunkedSeries> {
+        if !self.overlaps(start, end) {
+            return Vec::new();
+        }
+        let mut raw: Vec<(Box<[u8]>, Vec<strata_storage::EncodedChunk>)> = Vec::new();
+        self.for_each_match(matchers, |s| {
+            let chunks = s.encoded_chunks(start, end);
+            if !chunks.is_empty() {
+                raw.push((s.key.clone(), chunks));
+            }
+        });
+        let mut out: Vec<strata_storage::ChunkedSeries> = raw
+            .into_iter()
+            .map(|(k, chunks)| strata_storage::ChunkedSeries::Chunks {
+                labels: key::to_labels(&k),
+                chunks,
+            })
+            .collect();
+        out.sort_by(|a, b| a.labels().cmp(b.labels()));
+        out
+    }
+
     pub fn series(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<Labels> {
         if !self.overlaps(start, end) {
             return Vec::new();

@@ -1,14 +1,17 @@
 //! One series in the head: its identity and its compressed samples.
 
-use crate::chunk::{XorAppender, XorIter};
+use std::sync::Arc;
 use strata_model::Sample;
+use strata_storage::chunk::{XorAppender, XorIter};
+use strata_storage::EncodedChunk;
 
 /// A full chunk, kept with its time range so queries skip it without decoding.
 #[derive(Debug)]
 pub struct ClosedChunk {
     pub min_t: i64,
     pub max_t: i64,
-    pub data: Box<[u8]>,
+    /// Shared so that queries hold it without copying.
+    pub data: Arc<[u8]>,
 }
 
 /// What happened to one appended sample.
@@ -86,7 +89,7 @@ impl MemSeries {
             self.closed.push(ClosedChunk {
                 min_t: self.head_min_t,
                 max_t,
-                data: full.into_bytes(),
+                data: Arc::from(full.into_bytes()),
             });
         }
         if self.head.is_empty() {
@@ -107,6 +110,28 @@ impl MemSeries {
         if !self.head.is_empty() && self.head.last_t() >= start && self.head_min_t <= end {
             out.extend(XorIter::new(self.head.bytes()).filter(|s| s.t >= start && s.t <= end));
         }
+    }
+
+    /// The chunks overlapping `[start, end]`, oldest first; the open chunk is copied.
+    pub fn encoded_chunks(&self, start: i64, end: i64) -> Vec<EncodedChunk> {
+        let mut out: Vec<EncodedChunk> = self
+            .closed
+            .iter()
+            .filter(|c| c.max_t >= start && c.min_t <= end)
+            .map(|c| EncodedChunk {
+                min_t: c.min_t,
+                max_t: c.max_t,
+                data: c.data.clone(),
+            })
+            .collect();
+        if !self.head.is_empty() && self.head.last_t() >= start && self.head_min_t <= end {
+            out.push(EncodedChunk {
+                min_t: self.head_min_t,
+                max_t: self.head.last_t(),
+                data: Arc::from(self.head.bytes()),
+            });
+        }
+        out
     }
 
     /// Whether any sample lies in `[start, end]`.
@@ -155,7 +180,7 @@ impl MemSeries {
                 self.closed.push(ClosedChunk {
                     min_t: first.t,
                     max_t: last,
-                    data,
+                    data: Arc::from(data),
                 });
             }
         }

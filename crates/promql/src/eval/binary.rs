@@ -192,7 +192,8 @@ fn vector_scalar(
                     })
                 })
                 .collect();
-            vals.iter().any(Option::is_some).then(|| SV {
+            let keep = vals.iter().any(Option::is_some);
+            keep.then_some(SV {
                 labels: series.labels,
                 vals,
                 drop: drop || series.drop,

@@ -253,11 +253,9 @@ impl Evaluator {
             }
         }
         if name == "double_exponential_smoothing" || name == "holt_winters" {
-            for i in 0..steps.n {
-                if let Some(msg) = functions::range::double_exponential_smoothing_arg_error(
-                    params[0][i],
-                    params[1][i],
-                ) {
+            for (&sf, &tf) in params[0].iter().zip(&params[1]) {
+                if let Some(msg) = functions::range::double_exponential_smoothing_arg_error(sf, tf)
+                {
                     return Err(EvalError::Execution(msg));
                 }
             }
@@ -321,9 +319,12 @@ impl Evaluator {
         let mut p = vec![0.0; params.len()];
         let mut points = 0usize;
         let (range, offset, at) = (arg.range, arg.offset, arg.at);
-        for (s, was_dropped) in arg.series.into_iter().zip(arg.drop) {
-            let samples = &s.samples;
-            points += samples.len();
+        let mut buf = Vec::new();
+        for k in 0..arg.len() {
+            let was_dropped = arg.drop[k];
+            arg.samples_into(k, &mut buf);
+            let samples = &buf;
+            points = points.max(samples.len()) + steps.n;
             self.check_budget(points)?;
             let (mut lo, mut hi) = (0usize, 0usize);
             let mut vals = vec![None; steps.n];
@@ -359,11 +360,12 @@ impl Evaluator {
                 }
             }
             if any {
+                let labels = arg.labels(k).clone();
                 if counter_check {
-                    self.counter_annotation(&s.labels);
+                    self.counter_annotation(&labels);
                 }
                 out.push(SV {
-                    labels: s.labels,
+                    labels,
                     vals,
                     drop: !keep_name || was_dropped,
                 });
@@ -380,14 +382,16 @@ impl Evaluator {
                 .collect()
         } else {
             let a = self.range_arg(arg, steps)?;
-            (0..steps.n)
-                .map(|i| {
+            let mut present = vec![false; steps.n];
+            let mut buf = Vec::new();
+            for k in 0..a.len() {
+                a.samples_into(k, &mut buf);
+                for (i, p) in present.iter_mut().enumerate() {
                     let (start, end) = a.window(steps, i);
-                    a.series
-                        .iter()
-                        .any(|s| s.samples.iter().any(|x| x.t > start && x.t <= end))
-                })
-                .collect()
+                    *p = *p || buf.iter().any(|x| x.t > start && x.t <= end);
+                }
+            }
+            present
         };
         // Labels come from the selector's equality matchers (ambiguous names are left out).
         let sel = match unwrap_parens(arg) {

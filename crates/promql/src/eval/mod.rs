@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use strata_model::{is_stale_nan, Labels, Sample};
 use strata_storage::query::Series;
+use strata_storage::ChunkedSeries;
 
 /// The evaluation grid: `n` steps from `start`, `step` ms apart.
 #[derive(Debug, Clone, Copy)]
@@ -52,7 +53,7 @@ pub(crate) struct SV {
 /// to find the window of step `i`.
 #[derive(Debug)]
 pub(crate) struct RangeArg {
-    pub series: Vec<Series>,
+    pub source: RangeSource,
     /// Per series: its name is marked for dropping (see [`SV::drop`]).
     pub drop: Vec<bool>,
     pub range: i64,
@@ -60,7 +61,42 @@ pub(crate) struct RangeArg {
     pub at: Option<i64>,
 }
 
+/// Where a range argument's samples come from.
+#[derive(Debug)]
+pub(crate) enum RangeSource {
+    /// Stored series, decoded one at a time when used; stale markers are skipped.
+    Stored(Arc<Vec<ChunkedSeries>>),
+    /// Samples computed by a subquery.
+    Computed(Vec<Series>),
+}
+
 impl RangeArg {
+    pub fn len(&self) -> usize {
+        match &self.source {
+            RangeSource::Stored(s) => s.len(),
+            RangeSource::Computed(s) => s.len(),
+        }
+    }
+
+    pub fn labels(&self, i: usize) -> &Labels {
+        match &self.source {
+            RangeSource::Stored(s) => s[i].labels(),
+            RangeSource::Computed(s) => &s[i].labels,
+        }
+    }
+
+    /// Replaces `buf` with the samples of series `i`.
+    pub fn samples_into(&self, i: usize, buf: &mut Vec<Sample>) {
+        buf.clear();
+        match &self.source {
+            RangeSource::Stored(s) => {
+                s[i].decode_into(i64::MIN, i64::MAX, buf);
+                buf.retain(|x| !is_stale_nan(x.v));
+            }
+            RangeSource::Computed(s) => buf.extend_from_slice(&s[i].samples),
+        }
+    }
+
     /// Window `(start, end]` of step `i`.
     #[inline]
     pub fn window(&self, steps: &Steps, i: usize) -> (i64, i64) {
@@ -80,7 +116,7 @@ pub(crate) enum Val {
 }
 
 pub(crate) struct Evaluator {
-    data: HashMap<usize, Arc<Vec<Series>>>,
+    data: HashMap<usize, Arc<Vec<ChunkedSeries>>>,
     lookback: i64,
     default_subquery_step: i64,
     max_samples: usize,
@@ -101,7 +137,7 @@ impl std::fmt::Debug for Evaluator {
 
 impl Evaluator {
     pub fn new(
-        data: HashMap<usize, Arc<Vec<Series>>>,
+        data: HashMap<usize, Arc<Vec<ChunkedSeries>>>,
         opts: &EngineOptions,
         q: QueryTimes,
         started: Instant,
@@ -133,7 +169,7 @@ impl Evaluator {
         Ok(())
     }
 
-    fn selector_data(&self, vs: &VectorSelector) -> Arc<Vec<Series>> {
+    fn selector_data(&self, vs: &VectorSelector) -> Arc<Vec<ChunkedSeries>> {
         self.data
             .get(&(vs as *const VectorSelector as usize))
             .cloned()
@@ -187,8 +223,11 @@ impl Evaluator {
         let off = offset_ms(&vs.offset);
         let at = self.q.at_ms(&vs.at);
         let mut out = Vec::new();
+        let mut buf: Vec<Sample> = Vec::new();
         for s in data.iter() {
-            let samples = &s.samples;
+            buf.clear();
+            s.decode_into(i64::MIN, i64::MAX, &mut buf);
+            let samples = &buf;
             let mut vals = vec![None; steps.n];
             let mut j = 0usize;
             let mut any = false;
@@ -211,7 +250,7 @@ impl Evaluator {
             }
             if any {
                 out.push(SV {
-                    labels: s.labels.clone(),
+                    labels: s.labels().clone(),
                     vals,
                     drop: false,
                 });
@@ -222,21 +261,9 @@ impl Evaluator {
 
     pub fn matrix_selector(&self, ms: &MatrixSelector, _steps: &Steps) -> RangeArg {
         let data = self.selector_data(&ms.vs);
-        let series: Vec<Series> = data
-            .iter()
-            .map(|s| Series {
-                labels: s.labels.clone(),
-                samples: s
-                    .samples
-                    .iter()
-                    .copied()
-                    .filter(|x| !is_stale_nan(x.v))
-                    .collect(),
-            })
-            .collect();
         RangeArg {
-            drop: vec![false; series.len()],
-            series,
+            drop: vec![false; data.len()],
+            source: RangeSource::Stored(data),
             range: ms.range.as_millis() as i64,
             offset: offset_ms(&ms.vs.offset),
             at: self.q.at_ms(&ms.vs.at),
@@ -263,7 +290,7 @@ impl Evaluator {
         let first = lo.div_euclid(sub_step) * sub_step + sub_step;
         let arg = if first > last_end {
             RangeArg {
-                series: Vec::new(),
+                source: RangeSource::Computed(Vec::new()),
                 drop: Vec::new(),
                 range,
                 offset,
@@ -311,7 +338,7 @@ impl Evaluator {
                 }
             };
             RangeArg {
-                series,
+                source: RangeSource::Computed(series),
                 drop,
                 range,
                 offset,
@@ -356,20 +383,25 @@ impl Evaluator {
 /// For instant evaluation of a range vector: each series' samples in the one window.
 fn windows_of_single_step(arg: RangeArg, steps: &Steps) -> Vec<Series> {
     let (start, end) = arg.window(steps, 0);
-    let mut out: Vec<Series> = arg
-        .series
-        .into_iter()
-        .zip(arg.drop)
-        .map(|(s, drop)| Series {
-            labels: if drop { drop_name(&s.labels) } else { s.labels },
-            samples: s
-                .samples
-                .into_iter()
-                .filter(|x| x.t > start && x.t <= end)
-                .collect(),
-        })
-        .filter(|s| !s.samples.is_empty())
-        .collect();
+    let mut buf = Vec::new();
+    let mut out: Vec<Series> = Vec::new();
+    for i in 0..arg.len() {
+        arg.samples_into(i, &mut buf);
+        let samples: Vec<Sample> = buf
+            .iter()
+            .copied()
+            .filter(|x| x.t > start && x.t <= end)
+            .collect();
+        if samples.is_empty() {
+            continue;
+        }
+        let labels = if arg.drop[i] {
+            drop_name(arg.labels(i))
+        } else {
+            arg.labels(i).clone()
+        };
+        out.push(Series { labels, samples });
+    }
     out.sort_by(|a, b| a.labels.cmp(&b.labels));
     out
 }

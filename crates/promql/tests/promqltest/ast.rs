@@ -73,6 +73,28 @@ pub fn selector_matches(vs: &VectorSelector, l: &Labels) -> bool {
             .any(|g| g.iter().all(|m| m.is_match(get(&m.name))))
 }
 
+/// Functions upstream (Prometheus v3.14 `promql/parser/functions.go`) marks experimental; the
+/// union with promql-parser's own `experimental` flag decides (promql-parser does not flag
+/// `first_over_time`, for one).
+pub const UPSTREAM_EXPERIMENTAL_FUNCTIONS: [&str; 16] = [
+    "double_exponential_smoothing",
+    "end",
+    "first_over_time",
+    "histogram_quantiles",
+    "info",
+    "integral",
+    "mad_over_time",
+    "range",
+    "sort_by_label",
+    "sort_by_label_desc",
+    "start",
+    "step",
+    "ts_of_first_over_time",
+    "ts_of_last_over_time",
+    "ts_of_max_over_time",
+    "ts_of_min_over_time",
+];
+
 /// The experimental language a query uses, if any: an experimental function, the `limitk` /
 /// `limit_ratio` aggregations, or a `fill` modifier on a binary operation.
 pub fn experimental_feature(e: &Expr) -> Option<String> {
@@ -82,7 +104,10 @@ pub fn experimental_feature(e: &Expr) -> Option<String> {
             return;
         }
         match n {
-            Expr::Call(c) if c.func.experimental => {
+            Expr::Call(c)
+                if c.func.experimental
+                    || UPSTREAM_EXPERIMENTAL_FUNCTIONS.contains(&c.func.name) =>
+            {
                 found = Some(format!("function {}()", c.func.name))
             }
             Expr::Aggregate(a) if matches!(a.op.to_string().as_str(), "limitk" | "limit_ratio") => {

@@ -237,38 +237,29 @@ fn contains_word(hay: &str, w: &str) -> bool {
 }
 
 /// For a query promql-parser cannot parse: does it use experimental language that upstream
-/// enables for its tests (experimental functions, `limitk`/`limit_ratio`, `fill*` modifiers,
-/// `anchored`/`smoothed` range selectors, duration arithmetic)?
+/// enables for its tests (an experimental function, `limitk`/`limit_ratio`, a `fill*`
+/// modifier, an `anchored`/`smoothed` range selector)?
 fn unparsed_experimental(q: &str) -> bool {
-    const WORDS: [&str; 26] = [
-        "histogram_quantiles",
-        "info",
-        "double_exponential_smoothing",
-        "integral",
-        "max_of",
-        "min_of",
-        "mad_over_time",
-        "ts_of_first_over_time",
-        "ts_of_last_over_time",
-        "ts_of_max_over_time",
-        "ts_of_min_over_time",
-        "range",
-        "start",
-        "end",
-        "step",
-        "start_timestamp",
-        "sort_by_label",
-        "sort_by_label_desc",
-        "limitk",
-        "limit_ratio",
-        "fill",
-        "fill_left",
-        "fill_right",
-        "anchored",
-        "smoothed",
-        "first_over_time",
-    ];
-    WORDS.iter().any(|w| contains_word(q, w))
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        let mut names: Vec<&str> = ast::UPSTREAM_EXPERIMENTAL_FUNCTIONS.to_vec();
+        names.extend([
+            "max_of",
+            "min_of",
+            "start_timestamp",
+            "limitk",
+            "limit_ratio",
+            "fill",
+            "fill_left",
+            "fill_right",
+        ]);
+        regex::Regex::new(&format!(
+            r"(?:^|[^\w:])(?:{})\s*\(|\]\s*(?:anchored|smoothed)\b",
+            names.join("|")
+        ))
+        .expect("static regex")
+    });
+    re.is_match(q)
 }
 
 // ---------------------------------------------------------------------------------------------
