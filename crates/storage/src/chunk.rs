@@ -72,18 +72,35 @@ impl<'a> BitReader<'a> {
         Some(bit == 1)
     }
 
+    /// Reads `n` ≤ 64 bits with one unaligned 8-byte load (plus one byte when the bits
+    /// straddle it) instead of a loop per byte: decoding is on every query's hot path.
     #[inline]
-    fn read_bits(&mut self, mut n: u8) -> Option<u64> {
-        let mut v: u64 = 0;
-        while n > 0 {
-            let byte = *self.bytes.get(self.pos >> 3)?;
-            let avail = 8 - (self.pos & 7) as u8;
-            let take = n.min(avail);
-            let bits = (byte >> (avail - take)) & (((1u16 << take) - 1) as u8);
-            v = (v << take) | u64::from(bits);
-            self.pos += take as usize;
-            n -= take;
+    fn read_bits(&mut self, n: u8) -> Option<u64> {
+        if n == 0 {
+            return Some(0);
         }
+        let end = self.pos + n as usize;
+        if end > self.bytes.len() * 8 {
+            return None;
+        }
+        let byte = self.pos >> 3;
+        let off = (self.pos & 7) as u32;
+        let n32 = u32::from(n);
+        let word = match self.bytes.get(byte..byte + 8) {
+            Some(b) => u64::from_be_bytes(b.try_into().unwrap_or([0; 8])),
+            None => {
+                let mut buf = [0u8; 8];
+                let tail = &self.bytes[byte..];
+                buf[..tail.len()].copy_from_slice(tail);
+                u64::from_be_bytes(buf)
+            }
+        };
+        let mut v = (word << off) >> (64 - n32);
+        if off + n32 > 64 {
+            let extra = off + n32 - 64;
+            v |= u64::from(self.bytes[byte + 8]) >> (8 - extra);
+        }
+        self.pos = end;
         Some(v)
     }
 }

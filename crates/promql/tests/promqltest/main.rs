@@ -11,7 +11,15 @@
 //!
 //! Each eval is classed `native-histogram`, `experimental` or `stable`; the per-file counts go
 //! to stdout and, with totals and the stable pass rate, to `$CARGO_TARGET_DIR/promqltest-report.txt`
-//! (printed at the end with `--nocapture`).
+//! (printed at the end with `--nocapture`). Per-file counts are also kept in
+//! `$CARGO_TARGET_DIR/promqltest/<file>.summary`, so the report is complete under nextest too.
+//!
+//! Judging follows upstream's runner (`promql/promqltest/test.go`): floats equal within relative
+//! 1e-6 (NaN equals NaN), series compared as sets unless `expect ordered`, range results point by
+//! point, annotations checked only when an `expect` line asks. Each instant eval is also run as
+//! upstream does with every selector pinned `@` the eval time at other eval times, and as a range
+//! query around the eval time whose point at that time must match. The store holds floats only:
+//! native histogram points are not loaded, so evals over them are classed `native-histogram`.
 
 mod ast;
 mod exec;
