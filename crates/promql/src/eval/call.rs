@@ -315,61 +315,24 @@ impl Evaluator {
         keep_name: bool,
         counter_check: bool,
     ) -> Result<Vec<SV>, EvalError> {
+        self.check_budget(arg.len().saturating_mul(steps.n))?;
+        // Series are independent: split them over the cores (PERFORMANCE.md §2: one pass per
+        // series, parallel across series).
+        let results = super::parallel::map_series(arg.len(), |k, buf| {
+            window_values(f, &arg, k, params, steps, buf)
+        });
         let mut out = Vec::new();
-        let mut p = vec![0.0; params.len()];
-        let mut points = 0usize;
-        let (range, offset, at) = (arg.range, arg.offset, arg.at);
-        let mut buf = Vec::new();
-        for k in 0..arg.len() {
-            let was_dropped = arg.drop[k];
-            arg.samples_into(k, &mut buf);
-            let samples = &buf;
-            points = points.max(samples.len()) + steps.n;
-            self.check_budget(points)?;
-            let (mut lo, mut hi) = (0usize, 0usize);
-            let mut vals = vec![None; steps.n];
-            let mut any = false;
-            for (i, slot) in vals.iter_mut().enumerate() {
-                let end = at.unwrap_or_else(|| steps.ts(i)) - offset;
-                let start = end - range;
-                if at.is_some() && i > 0 {
-                    // Same window at every step.
-                    (lo, hi) = (0, 0);
-                }
-                while hi < samples.len() && samples[hi].t <= end {
-                    hi += 1;
-                }
-                while lo < hi && samples[lo].t <= start {
-                    lo += 1;
-                }
-                if lo >= hi {
-                    continue;
-                }
-                for (k, pv) in params.iter().enumerate() {
-                    p[k] = pv[i];
-                }
-                let w = RangeWindow {
-                    samples: &samples[lo..hi],
-                    start,
-                    end,
-                    params: &p,
-                };
-                if let Some(v) = f(&w) {
-                    *slot = Some(v);
-                    any = true;
-                }
+        for (k, vals) in results.into_iter().enumerate() {
+            let Some(vals) = vals else { continue };
+            let labels = arg.labels(k).clone();
+            if counter_check {
+                self.counter_annotation(&labels);
             }
-            if any {
-                let labels = arg.labels(k).clone();
-                if counter_check {
-                    self.counter_annotation(&labels);
-                }
-                out.push(SV {
-                    labels,
-                    vals,
-                    drop: !keep_name || was_dropped,
-                });
-            }
+            out.push(SV {
+                labels,
+                vals,
+                drop: !keep_name || arg.drop[k],
+            });
         }
         Ok(out)
     }
@@ -678,4 +641,57 @@ fn set_label(l: &Labels, name: &str, value: &str) -> Labels {
         pairs.sort_by(|a, b| a.name.cmp(&b.name));
     }
     Labels::from_sorted(pairs)
+}
+
+/// The values of range function `f` for series `k` at every step, or `None` if it produced no
+/// point at all.
+fn window_values(
+    f: functions::RangeFn,
+    arg: &RangeArg,
+    k: usize,
+    params: &[Vec<f64>],
+    steps: &Steps,
+    buf: &mut Vec<strata_model::Sample>,
+) -> Option<Vec<Option<f64>>> {
+    let (range, offset, at) = (arg.range, arg.offset, arg.at);
+    arg.samples_into(k, buf);
+    let samples = &buf[..];
+    if samples.is_empty() {
+        return None;
+    }
+    let mut p = vec![0.0; params.len()];
+    let (mut lo, mut hi) = (0usize, 0usize);
+    let mut vals = vec![None; steps.n];
+    let mut any = false;
+    for (i, slot) in vals.iter_mut().enumerate() {
+        let end = at.unwrap_or_else(|| steps.ts(i)) - offset;
+        let start = end - range;
+        if at.is_some() && i > 0 {
+            // Same window at every step.
+            (lo, hi) = (0, 0);
+        }
+        while hi < samples.len() && samples[hi].t <= end {
+            hi += 1;
+        }
+        while lo < hi && samples[lo].t <= start {
+            lo += 1;
+        }
+        if lo >= hi {
+            continue;
+        }
+        for (j, pv) in params.iter().enumerate() {
+            p[j] = pv[i];
+        }
+        let w = RangeWindow {
+            samples: &samples[lo..hi],
+            start,
+            end,
+            params: &p,
+        };
+        if let Some(v) = f(&w) {
+            *slot = Some(v);
+            any = true;
+        }
+    }
+    any.then_some(vals)
 }

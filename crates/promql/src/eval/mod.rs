@@ -7,6 +7,7 @@
 mod aggregate;
 mod binary;
 mod call;
+mod parallel;
 
 use crate::engine::{offset_ms, EngineOptions, QueryTimes};
 use crate::EvalError;
@@ -222,12 +223,11 @@ impl Evaluator {
         let data = self.selector_data(vs);
         let off = offset_ms(&vs.offset);
         let at = self.q.at_ms(&vs.at);
-        let mut out = Vec::new();
-        let mut buf: Vec<Sample> = Vec::new();
-        for s in data.iter() {
+        let lookback = self.lookback;
+        let results = parallel::map_series(data.len(), |k, buf| {
             buf.clear();
-            s.decode_into(i64::MIN, i64::MAX, &mut buf);
-            let samples = &buf;
+            data[k].decode_into(i64::MIN, i64::MAX, buf);
+            let samples = &buf[..];
             let mut vals = vec![None; steps.n];
             let mut j = 0usize;
             let mut any = false;
@@ -238,7 +238,7 @@ impl Evaluator {
                 }
                 if j > 0 {
                     let smp = samples[j - 1];
-                    if smp.t > t - self.lookback && !is_stale_nan(smp.v) {
+                    if smp.t > t - lookback && !is_stale_nan(smp.v) {
                         *slot = Some(if timestamps {
                             smp.t as f64 / 1000.0
                         } else {
@@ -248,15 +248,19 @@ impl Evaluator {
                     }
                 }
             }
-            if any {
-                out.push(SV {
-                    labels: s.labels().clone(),
+            any.then_some(vals)
+        });
+        results
+            .into_iter()
+            .enumerate()
+            .filter_map(|(k, vals)| {
+                vals.map(|vals| SV {
+                    labels: data[k].labels().clone(),
                     vals,
                     drop: false,
-                });
-            }
-        }
-        out
+                })
+            })
+            .collect()
     }
 
     pub fn matrix_selector(&self, ms: &MatrixSelector, _steps: &Steps) -> RangeArg {
