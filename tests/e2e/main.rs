@@ -17,6 +17,8 @@
 mod bad_requests;
 mod kill9;
 mod prometheus_series;
+mod promql_side_by_side;
+mod promtool;
 
 use strata_tests::{check_executable, node_exporter_bin, prometheus_bin, strata_bin};
 

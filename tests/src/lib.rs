@@ -19,6 +19,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use prost::Message;
 use strata_proto::prometheus::{ReadRequest, ReadResponse, WriteRequest};
 
+pub mod query_api;
+
 /// How many bytes of each log file are printed when a test fails.
 pub const LOG_TAIL_BYTES: u64 = 6 * 1024;
 
@@ -46,6 +48,13 @@ pub fn node_exporter_bin() -> PathBuf {
     std::env::var_os("NODE_EXPORTER_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/usr/bin/prometheus-node-exporter"))
+}
+
+/// Where promtool is expected (Debian package `prometheus`); `PROMTOOL_BIN` overrides it.
+pub fn promtool_bin() -> PathBuf {
+    std::env::var_os("PROMTOOL_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/promtool"))
 }
 
 /// The `strata` binary: `$STRATA_BIN` if set, else `strata` in the cargo profile directory that
@@ -717,6 +726,171 @@ pub async fn start_prometheus(work_dir: &Path, config_yaml: &str) -> External {
     )
     .await;
     External { process, addr }
+}
+
+/// Prometheus configuration used by the tests that compare strata with Prometheus: scrape
+/// node_exporter and Prometheus itself every second, and remote-write everything to strata with
+/// short batching deadlines so strata lags by about a second.
+pub fn scrape_and_remote_write_config(node_exporter: SocketAddr, strata: SocketAddr) -> String {
+    format!(
+        r#"global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: node
+    static_configs:
+      - targets: ['{node_exporter}']
+  - job_name: prometheus
+    static_configs:
+      - targets: ['$PROMETHEUS_ADDR']
+remote_write:
+  - url: http://{strata}/api/v1/push
+    remote_timeout: 10s
+    queue_config:
+      batch_send_deadline: 1s
+      min_backoff: 100ms
+      max_backoff: 1s
+"#
+    )
+}
+
+/// strata, node_exporter and a Prometheus that scrapes node_exporter and itself every second and
+/// remote-writes to strata ([`scrape_and_remote_write_config`]). Dropping it kills Prometheus
+/// first (so it stops writing), then node_exporter, then strata.
+pub struct ScrapeSetup {
+    // Field order is drop order.
+    pub prometheus: External,
+    pub node_exporter: External,
+    pub strata: Strata,
+    /// When Prometheus answered `/-/ready` (ms); its first scrapes follow within a second.
+    pub ready_ms: i64,
+    pub work: TestDir,
+}
+
+impl std::fmt::Debug for ScrapeSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScrapeSetup")
+            .field("prometheus", &self.prometheus)
+            .field("node_exporter", &self.node_exporter)
+            .field("strata", &self.strata)
+            .field("ready_ms", &self.ready_ms)
+            .finish()
+    }
+}
+
+impl ScrapeSetup {
+    pub async fn start() -> Self {
+        let strata = Strata::start().await;
+        let work = TestDir::new();
+        let node_exporter = start_node_exporter(work.root()).await;
+        let config = scrape_and_remote_write_config(node_exporter.addr, strata.addr);
+        let prometheus = start_prometheus(work.root(), &config).await;
+        let ready_ms = now_ms();
+        Self {
+            prometheus,
+            node_exporter,
+            strata,
+            ready_ms,
+            work,
+        }
+    }
+
+    /// Waits until strata holds an `up` sample of both scrape jobs (Prometheus 2.42 starts
+    /// scraping up to ~5 s after it reports ready: its scrape manager applies targets on a 5 s
+    /// tick) and returns the latest of the two jobs' first `up` timestamps: from then on every
+    /// target has data. Asks strata only, so Prometheus's API stays untouched.
+    pub async fn wait_for_first_scrapes(&self, timeout: Duration) -> i64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let last = match query_api::remote_read_all(
+                &self.strata.client,
+                &self.strata.url("/api/v1/read"),
+                self.ready_ms - 60_000,
+                now_ms(),
+            )
+            .await
+            {
+                Ok(data) => {
+                    let firsts: Vec<(String, i64)> = data
+                        .iter()
+                        .filter(|(ls, _)| ls.get("__name__").map(String::as_str) == Some("up"))
+                        .filter_map(|(ls, v)| {
+                            Some((ls.get("job")?.clone(), v.first().map(|(t, _)| *t)?))
+                        })
+                        .collect();
+                    let jobs: std::collections::BTreeSet<&str> =
+                        firsts.iter().map(|(j, _)| j.as_str()).collect();
+                    if jobs.contains("node") && jobs.contains("prometheus") {
+                        return firsts.iter().map(|(_, t)| *t).max().unwrap_or(0);
+                    }
+                    format!("`up` of jobs {jobs:?} so far")
+                }
+                Err(e) => e,
+            };
+            if Instant::now() >= deadline {
+                panic!(
+                    "strata did not receive `up` of both jobs within {timeout:?}: {last}\n{}\n{}",
+                    self.prometheus.process.log_tail(),
+                    self.strata.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// The outcome of a finished command.
+#[derive(Debug, Clone)]
+pub struct CommandOutput {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `cmd` to completion with stdin closed, killing it (by pid) if it is still running after
+/// `timeout`. Panics if it cannot be started or timed out. Blocks the calling thread; call it
+/// from `tokio::task::spawn_blocking` in async code.
+pub fn run_bounded(mut cmd: Command, timeout: Duration) -> CommandOutput {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    // Drain both pipes on threads so a chatty child cannot block on a full pipe.
+    let mut out = child.stdout.take().expect("piped stdout");
+    let mut err = child.stderr.take().expect("piped stderr");
+    let out_t = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = out.read_to_end(&mut s);
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = err.read_to_end(&mut s);
+        s
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st,
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{cmd:?} did not finish within {timeout:?}; killed it");
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("waiting for {cmd:?}: {e}"),
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out_t.join().unwrap_or_default()).into_owned();
+    let stderr = String::from_utf8_lossy(&err_t.join().unwrap_or_default()).into_owned();
+    CommandOutput {
+        status,
+        stdout,
+        stderr,
+    }
 }
 
 #[cfg(test)]
