@@ -9,6 +9,9 @@
 #                     [--targets strata,victoriametrics,prometheus] [--out DIR] [--no-build] ...
 # See --help. Everything listens on loopback only; every step has a time limit.
 set -euo pipefail
+# The whole script is one compound command, read before anything runs: editing the file during a run
+# cannot change what that run does.
+{
 
 SERIES=100000
 ROUNDS=60
@@ -174,10 +177,25 @@ if wants strata && [[ "$STRATA_OK" == 1 && ! -x "$STRATA_BIN" ]]; then
     STRATA_OK=0
 fi
 
+if [[ "$STRATA_OK" == 1 ]]; then
+    echo "strata binary: $STRATA_BIN, built $(date -u -r "$STRATA_BIN" +%Y-%m-%dT%H:%M:%SZ)" >>"$OUT/machine.txt"
+fi
+
 # ---------------------------------------------------------------- payloads
 # Built once per repetition (same seed, so the same series and values; only the timestamps move so that the
 # last round stays about a minute old), then sent unchanged to every target.
+PAYLOADS_BUILT=0
+# Rebuilds the payloads if, sent now, their oldest samples would be more than ~57 minutes old (waits for an
+# idle machine and reruns can take a while).
+ensure_fresh_payloads() {
+    local age=$((SECONDS - PAYLOADS_BUILT))
+    if (( age + ROUNDS * 15 + 60 + 120 > 57 * 60 )); then
+        log "payloads are ${age}s old: rebuilding them so that every sample stays within the last hour"
+        build_payloads
+    fi
+}
 build_payloads() {
+    PAYLOADS_BUILT=$SECONDS
     log "building payloads: $SERIES series, $ROUNDS rounds, $SHARDS shards, $MAX_SAMPLES samples/request"
     "$BENCH" --series "$SERIES" --rounds "$ROUNDS" --shards "$SHARDS" --max-samples-per-send "$MAX_SAMPLES" \
         --save-payloads "$WORK/payloads.bin" 2>&1 | tee -a "$OUT/payloads.log" >&2
@@ -351,6 +369,7 @@ for ((rep = 1; rep <= REPEAT; rep++)); do
             continue
         fi
         for ((attempt = 0; attempt <= RETRIES; attempt++)); do
+            ensure_fresh_payloads
             run_target "$t"
             [[ "$LAST_DISTURBED" == true ]] || break
             if (( attempt < RETRIES )); then
@@ -370,3 +389,5 @@ if [[ -s "$NOTES" ]]; then
     echo "notes:"
     sed 's/^/- /' "$NOTES"
 fi
+exit 0
+}

@@ -150,7 +150,7 @@ fn main() -> Result<()> {
     let age_min = (now_ms() - payloads.meta_i64("first_ts_ms")) as f64 / 60_000.0;
     if age_min > 58.0 {
         eprintln!(
-            "WARNING: the oldest samples are {age_min:.0} minutes old; Prometheus and others that only accept the last hour will reject them. Rebuild the payloads."
+            "WARNING: the oldest samples are {age_min:.0} minutes old: a target that rejects samples older than an hour (Prometheus once its head holds newer samples) may refuse them. Rebuild the payloads."
         );
     }
 
@@ -366,7 +366,8 @@ fn run_target(args: &Args, url: &str, payloads: Payloads) -> Result<Value> {
     let mem_before = pid.and_then(procfs::mem);
     let cpu_before = pid_str.as_deref().and_then(procfs::cpu_seconds);
     let self_cpu_before = procfs::cpu_seconds("self");
-    let machine_before = procfs::machine_busy_seconds();
+    let machine_before = procfs::machine_cpu_seconds();
+    let steal_before = procfs::machine_steal_seconds();
 
     // RSS sampler.
     let stop = Arc::new(AtomicBool::new(false));
@@ -428,7 +429,8 @@ fn run_target(args: &Args, url: &str, payloads: Payloads) -> Result<Value> {
     });
     let cpu_run_end = pid_str.as_deref().and_then(procfs::cpu_seconds);
     let self_cpu_after = procfs::cpu_seconds("self");
-    let machine_after = procfs::machine_busy_seconds();
+    let machine_after = procfs::machine_cpu_seconds();
+    let steal_after = procfs::machine_steal_seconds();
 
     std::thread::sleep(Duration::from_secs(args.settle_secs));
     stop.store(true, Ordering::Relaxed);
@@ -477,7 +479,8 @@ fn run_target(args: &Args, url: &str, payloads: Payloads) -> Result<Value> {
     }
     let target_cpu = cpu_before.zip(cpu_run_end).map(|(a, b)| b - a);
     let self_cpu = self_cpu_before.zip(self_cpu_after).map(|(a, b)| b - a);
-    let machine_cpu = machine_before.zip(machine_after).map(|(a, b)| b - a);
+    let machine_cpu = machine_before.zip(machine_after).map(|(a, b)| b.0 - a.0);
+    let irq_cpu = machine_before.zip(machine_after).map(|(a, b)| b.1 - a.1);
     // CPU used during the run by anything but the target and the generator (other builds, daemons...).
     let other_cpu =
         machine_cpu.map(|m| (m - target_cpu.unwrap_or(0.0) - self_cpu.unwrap_or(0.0)).max(0.0));
@@ -522,6 +525,8 @@ fn run_target(args: &Args, url: &str, payloads: Payloads) -> Result<Value> {
         "target_cpu_s_incl_settle": optf(cpu_before.zip(cpu_after).map(|(a, b)| b - a)),
         "generator_cpu_s_run": optf(self_cpu),
         "machine_cpu_s_run": optf(machine_cpu),
+        "irq_cpu_s_run": optf(irq_cpu),
+        "steal_cpu_s_run": optf(steal_before.zip(steal_after).map(|(a, b)| b - a)),
         "other_cpu_s_run": optf(other_cpu),
         // Something else used more than 10% of a core during the run (same test as the warning above).
         "disturbed": other_cpu.is_some_and(|o| o > 0.1 * wall_s.max(1.0)),
@@ -730,15 +735,26 @@ fn report(path: &PathBuf) -> Result<()> {
                 let rss = ratio(s, p, "rss_per_series_bytes")
                     .map_or("-".to_string(), |x| format!("{x:.2}x"));
                 let p99 = ratio(s, p, "p99_ms").map_or("-".to_string(), |x| format!("{x:.2}x"));
+                let caveat = if is_disturbed(s) || is_disturbed(p) {
+                    " (from disturbed runs: not a fair comparison)"
+                } else {
+                    ""
+                };
                 println!(
-                    "- strata / {peer}: samples/s {tput}, RSS per series {rss}, p99 latency {p99}"
+                    "- strata / {peer}: samples/s {tput}, RSS per series {rss}, p99 latency {p99}{caveat}"
                 );
             }
         }
         let vm_ok = get("victoriametrics")
             .and_then(|vm| ratio(s, vm, "samples_per_s"))
             .map_or("n/a (no VictoriaMetrics result)".to_string(), |x| {
-                format!("{} ({x:.2}x)", if x >= 1.2 { "PASS" } else { "FAIL" })
+                let verdict = if x >= 1.2 { "PASS" } else { "FAIL" };
+                let caveat = if is_disturbed(s) {
+                    ", disturbed runs"
+                } else {
+                    ""
+                };
+                format!("{verdict} ({x:.2}x{caveat})")
             });
         println!("- target strata >= 1.2x VictoriaMetrics samples/s: {vm_ok}");
         let rss = s["rss_per_series_bytes"]
