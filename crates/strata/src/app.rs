@@ -116,6 +116,7 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
     let mut router = Router::new();
     let mut overrides = None;
     let mut ingester = None;
+    let mut alertmanager: Option<Arc<strata_alertmanager::Alertmanager>> = None;
     let mut background = Vec::new();
     for m in &order {
         match m {
@@ -154,6 +155,21 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
                     &mut registry,
                 )?;
                 router = router.merge(strata_distributor::router(d));
+            }
+            Module::Alertmanager => {
+                let default_url = format!("http://{}", cfg.server.http_listen_address);
+                let am = strata_alertmanager::Alertmanager::new(
+                    cfg.alertmanager.clone(),
+                    &cfg.data_dir,
+                    &default_url,
+                    Arc::new(strata_alertmanager::time::SystemClock),
+                )?;
+                let mut stop = stop_rx.clone();
+                background.push(tokio::spawn(am.clone().run(async move {
+                    let _ = stop.changed().await;
+                })));
+                router = router.merge(strata_alertmanager::router(am.clone()));
+                alertmanager = Some(am);
             }
             Module::Querier => {
                 let ing = ingester.clone().context("querier needs an ingester")?;
@@ -220,6 +236,22 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
     tracing::info!(address = %listener.local_addr()?, "HTTP server listening");
     ready.store(true, Ordering::Relaxed);
 
+    let mut reloader = None;
+    if let Some(am) = alertmanager.clone() {
+        // SIGHUP reloads the Alertmanager configuration; a bad file keeps the old one.
+        reloader = Some(tokio::spawn(async move {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                if let Err(e) = am.reload() {
+                    tracing::error!(error = %e, "alertmanager reload failed; keeping the running configuration");
+                }
+            }
+        }));
+    }
     let ready_for_signal = ready.clone();
     let shutdown = async move {
         let reason = wait_for_signal().await;
@@ -241,6 +273,9 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
                 "ingester shutdown timed out; the WAL will be replayed at the next start"
             ),
         }
+    }
+    if let Some(r) = reloader {
+        r.abort();
     }
     for b in background {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), b).await;

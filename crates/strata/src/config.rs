@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use strata_alertmanager::AlertmanagerConfig;
 use strata_distributor::DistributorConfig;
 use strata_ingester::IngesterConfig;
 use strata_model::{Limits, TenancyConfig};
@@ -22,6 +23,7 @@ pub struct Config {
     pub distributor: DistributorConfig,
     pub ingester: IngesterConfig,
     pub querier: QuerierConfig,
+    pub alertmanager: AlertmanagerConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,6 +68,7 @@ impl Default for Config {
             distributor: DistributorConfig::default(),
             ingester: IngesterConfig::default(),
             querier: QuerierConfig::default(),
+            alertmanager: AlertmanagerConfig::default(),
         }
     }
 }
@@ -138,6 +141,7 @@ impl Config {
         self.distributor.validate()?;
         self.ingester.validate()?;
         self.querier.validate()?;
+        self.alertmanager.validate()?;
         Ok(())
     }
 }

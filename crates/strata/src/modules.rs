@@ -12,6 +12,7 @@ pub enum Module {
     Ingester,
     Distributor,
     Querier,
+    Alertmanager,
     All,
 }
 
@@ -27,17 +28,17 @@ const PLANNED: &[(&str, &str)] = &[
     ),
     ("query-frontend", "the query path"),
     ("ruler", "rule evaluation"),
-    ("alertmanager", "the Alertmanager"),
     ("meta", "the Raft-replicated cluster state"),
 ];
 
 impl Module {
-    pub const ALL: [Module; 6] = [
+    pub const ALL: [Module; 7] = [
         Module::Server,
         Module::RuntimeConfig,
         Module::Ingester,
         Module::Distributor,
         Module::Querier,
+        Module::Alertmanager,
         Module::All,
     ];
 
@@ -48,6 +49,7 @@ impl Module {
             Module::Ingester => "ingester",
             Module::Distributor => "distributor",
             Module::Querier => "querier",
+            Module::Alertmanager => "alertmanager",
             Module::All => "all",
         }
     }
@@ -60,14 +62,21 @@ impl Module {
             // ingester through the storage traits; across processes they will use the ring.
             Module::Distributor => &[Module::Server, Module::RuntimeConfig, Module::Ingester],
             Module::Querier => &[Module::Server, Module::Ingester],
-            Module::All => &[Module::Distributor, Module::Querier, Module::Ingester],
+            Module::Alertmanager => &[Module::Server],
+            Module::All => &[
+                Module::Distributor,
+                Module::Querier,
+                Module::Ingester,
+                Module::Alertmanager,
+            ],
         }
     }
 
     /// Whether the module can be a `--target` of its own in this build.
     fn standalone(self) -> Result<(), String> {
         match self {
-            Module::All => Ok(()),
+            // The alertmanager needs nothing from the other components.
+            Module::All | Module::Alertmanager => Ok(()),
             Module::Distributor | Module::Querier | Module::Ingester => Err(format!(
                 "target {:?} cannot run as a separate process yet: components reach each other in-process only until the ingester ring and gRPC clients exist; run --target=all",
                 self.name()
@@ -95,11 +104,11 @@ pub fn parse_targets(s: &str) -> Result<Vec<Module>, String> {
             out.push(*m);
         } else if let Some((_, what)) = PLANNED.iter().find(|(n, _)| *n == name) {
             return Err(format!(
-                "target {name:?} is part of the design but not built yet (it arrives with {what}); available: all"
+                "target {name:?} is part of the design but not built yet (it arrives with {what}); available: all, alertmanager"
             ));
         } else {
             return Err(format!(
-                "unknown target {name:?}; valid targets: all, distributor, ingester, querier (planned: {})",
+                "unknown target {name:?}; valid targets: all, alertmanager, distributor, ingester, querier (planned: {})",
                 PLANNED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
             ));
         }
@@ -146,6 +155,10 @@ mod tests {
     #[test]
     fn target_errors_are_clear() {
         assert_eq!(parse_targets("all").unwrap(), vec![Module::All]);
+        assert_eq!(
+            parse_targets("alertmanager").unwrap(),
+            vec![Module::Alertmanager]
+        );
         let e = parse_targets("store-gateway").unwrap_err();
         assert!(e.contains("not built yet"), "{e}");
         let e = parse_targets("frobnicator").unwrap_err();

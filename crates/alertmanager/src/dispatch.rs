@@ -1,0 +1,641 @@
+//! The alerting core: alert store, aggregation groups with their timers, inhibition, silences
+//! and the notification log, driven by explicit timestamps so that every timer is testable with
+//! a fake clock. The async side (`crate::run`) only calls [`Core::poll`], executes the returned
+//! [`FlushJob`]s and reports back with [`Core::complete`].
+
+use crate::alert::{alert_order, Alert, AlertStore};
+use crate::amconfig::{LoadedConfig, Webhook};
+use crate::inhibit::Inhibitor;
+use crate::labels::LabelSet;
+use crate::nflog::{needs_update, Nflog, NflogEntry, NflogKey};
+use crate::route::{Route, RouteOpts};
+use crate::silence::{Silence, Silences};
+use crate::time::{add, zero_time, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Upstream `notify.MinTimeout`: a flush may retry for at least this long.
+const MIN_NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An aggregation group: the alerts of one route with equal group labels.
+#[derive(Debug)]
+pub struct AggrGroup {
+    pub route_id: usize,
+    pub labels: LabelSet,
+    pub key: String,
+    pub opts: RouteOpts,
+    pub alerts: BTreeMap<u64, Alert>,
+    pub next_flush: Timestamp,
+    pub has_flushed: bool,
+    pub in_flight: bool,
+}
+
+/// Identity of a group: route id and group key.
+pub type GroupId = (usize, String);
+
+/// One integration's part of a flush.
+#[derive(Debug, Clone)]
+pub struct PlannedSend {
+    pub key: NflogKey,
+    pub webhook: Webhook,
+    /// `None`: nothing to POST (only resolved alerts and `send_resolved: false`), but the flush
+    /// still counts as notified, like upstream.
+    pub body: Option<String>,
+    firing: BTreeSet<u64>,
+    resolved: BTreeSet<u64>,
+    repeat: Duration,
+}
+
+/// A due flush of one group.
+#[derive(Debug, Clone)]
+pub struct FlushJob {
+    pub group: GroupId,
+    pub now: Timestamp,
+    /// How long sends may retry: `max(group_interval, 10s)`.
+    pub timeout: Duration,
+    pub sends: Vec<PlannedSend>,
+    /// (fingerprint, updated_at) of the resolved alerts flushed: deleted from the group after
+    /// success unless updated meanwhile.
+    resolved_snapshot: Vec<(u64, Timestamp)>,
+}
+
+/// Status of one alert as the API reports it.
+#[derive(Debug, Clone, Default)]
+pub struct AlertStatus {
+    pub silenced_by: Vec<String>,
+    pub inhibited_by: Vec<String>,
+}
+
+impl AlertStatus {
+    pub fn state(&self) -> &'static str {
+        if self.silenced_by.is_empty() && self.inhibited_by.is_empty() {
+            "active"
+        } else {
+            "suppressed"
+        }
+    }
+}
+
+/// What a snapshotter persists (and a peer replicates): silences, notification log, alerts.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub silences: Vec<Silence>,
+    pub nflog: Vec<NflogEntry>,
+    pub alerts: Vec<Alert>,
+}
+
+#[derive(Debug)]
+pub struct Core {
+    pub config: Arc<LoadedConfig>,
+    pub alerts: AlertStore,
+    pub silences: Silences,
+    pub nflog: Nflog,
+    inhibitor: Inhibitor,
+    groups: BTreeMap<GroupId, AggrGroup>,
+    external_url: String,
+}
+
+impl Core {
+    pub fn new(config: Arc<LoadedConfig>, external_url: String) -> Self {
+        Self {
+            inhibitor: Inhibitor::new(config.inhibit_rules.clone()),
+            config,
+            alerts: AlertStore::default(),
+            silences: Silences::default(),
+            nflog: Nflog::default(),
+            groups: BTreeMap::new(),
+            external_url,
+        }
+    }
+
+    pub fn external_url(&self) -> &str {
+        &self.external_url
+    }
+
+    /// Applies a new configuration. Like upstream, the aggregation groups are rebuilt from the
+    /// stored alerts; the notification log keeps already-sent groups from being sent again.
+    pub fn reload(&mut self, config: Arc<LoadedConfig>, now: Timestamp) {
+        self.config = config;
+        self.inhibitor = Inhibitor::new(self.config.inhibit_rules.clone());
+        self.groups.clear();
+        let all: Vec<Alert> = self.alerts.iter().map(|(_, a)| a.clone()).collect();
+        for a in &all {
+            self.inhibitor.observe(a);
+        }
+        for a in all {
+            self.route_alert(a, now);
+        }
+    }
+
+    /// Stores alerts that passed API validation and routes them into groups.
+    pub fn put_alerts(&mut self, alerts: Vec<Alert>, now: Timestamp) {
+        for a in alerts {
+            let stored = self.alerts.put(a, now);
+            self.inhibitor.observe(&stored);
+            self.route_alert(stored, now);
+        }
+    }
+
+    fn route_alert(&mut self, alert: Alert, now: Timestamp) {
+        let config = Arc::clone(&self.config);
+        let fp = alert.fingerprint();
+        for route in config.route.match_labels(&alert.labels) {
+            let labels = route.group_labels(&alert.labels);
+            let key = route.group_key(&labels);
+            let group = self
+                .groups
+                .entry((route.id, key.clone()))
+                .or_insert_with(|| AggrGroup {
+                    route_id: route.id,
+                    labels,
+                    key,
+                    opts: route.opts.clone(),
+                    alerts: BTreeMap::new(),
+                    next_flush: add(now, route.opts.group_wait),
+                    has_flushed: false,
+                    in_flight: false,
+                });
+            // An alert whose group_wait is already over flushes the new group at once.
+            if !group.has_flushed && add(alert.starts_at, group.opts.group_wait) < now {
+                group.next_flush = now;
+            }
+            group.alerts.insert(fp, alert.clone());
+        }
+    }
+
+    /// Silences and inhibitions of a label set at `now`.
+    pub fn status(&self, labels: &LabelSet, now: Timestamp) -> AlertStatus {
+        AlertStatus {
+            silenced_by: self.silences.mutes(labels, now),
+            inhibited_by: self
+                .inhibitor
+                .inhibited_by(labels, now)
+                .map(|fp| vec![crate::labels::fingerprint_string(fp)])
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The earliest time a group is due, if any.
+    pub fn next_due(&self) -> Option<Timestamp> {
+        self.groups
+            .values()
+            .filter(|g| !g.in_flight)
+            .map(|g| g.next_flush)
+            .min()
+    }
+
+    /// Starts every flush that is due at `now`.
+    pub fn poll(&mut self, now: Timestamp) -> Vec<FlushJob> {
+        let due: Vec<GroupId> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| !g.in_flight && g.next_flush <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        due.into_iter()
+            .filter_map(|id| self.flush(id, now))
+            .collect()
+    }
+
+    fn flush(&mut self, id: GroupId, now: Timestamp) -> Option<FlushJob> {
+        let config = Arc::clone(&self.config);
+        let group = self.groups.get_mut(&id)?;
+        group.next_flush = add(now, group.opts.group_interval);
+        group.has_flushed = true;
+        if group.alerts.is_empty() {
+            return None;
+        }
+        // Alerts as of now: an alert not resolved yet is sent with a zero end.
+        let mut alerts: Vec<Alert> = group
+            .alerts
+            .values()
+            .map(|a| {
+                let mut a = a.clone();
+                if !a.resolved_at(now) {
+                    a.ends_at = zero_time();
+                }
+                a
+            })
+            .collect();
+        alerts.sort_by(|a, b| alert_order(&a.labels, &b.labels));
+        let resolved_snapshot = group
+            .alerts
+            .iter()
+            .filter(|(_, a)| a.resolved_at(now))
+            .map(|(fp, a)| (*fp, a.updated_at))
+            .collect();
+        let (labels, key, opts) = (group.labels.clone(), group.key.clone(), group.opts.clone());
+        group.in_flight = true;
+
+        // Mute stages: inhibition, then silences. (Time intervals are not evaluated yet.)
+        alerts.retain(|a| {
+            self.inhibitor.inhibited_by(&a.labels, now).is_none()
+                && self.silences.mutes(&a.labels, now).is_empty()
+        });
+        let mut sends = Vec::new();
+        if !alerts.is_empty() {
+            let firing: BTreeSet<u64> = alerts
+                .iter()
+                .filter(|a| !a.resolved_at(now))
+                .map(Alert::fingerprint)
+                .collect();
+            let resolved: BTreeSet<u64> = alerts
+                .iter()
+                .filter(|a| a.resolved_at(now))
+                .map(Alert::fingerprint)
+                .collect();
+            if let Some(receiver) = config.receivers.get(&opts.receiver) {
+                for (idx, hook) in receiver.webhooks.iter().enumerate() {
+                    let nkey = NflogKey {
+                        group_key: key.clone(),
+                        receiver: receiver.name.clone(),
+                        integration: "webhook".into(),
+                        index: idx,
+                    };
+                    if !needs_update(
+                        self.nflog.get(&nkey),
+                        &firing,
+                        &resolved,
+                        hook.send_resolved,
+                        opts.repeat_interval,
+                        now,
+                    ) {
+                        continue;
+                    }
+                    let body = if hook.send_resolved {
+                        Some(crate::webhook::payload(
+                            &receiver.name,
+                            &labels,
+                            &key,
+                            &self.external_url,
+                            hook.max_alerts,
+                            &alerts,
+                            now,
+                        ))
+                    } else if firing.is_empty() {
+                        None
+                    } else {
+                        let only_firing: Vec<Alert> = alerts
+                            .iter()
+                            .filter(|a| !a.resolved_at(now))
+                            .cloned()
+                            .collect();
+                        Some(crate::webhook::payload(
+                            &receiver.name,
+                            &labels,
+                            &key,
+                            &self.external_url,
+                            hook.max_alerts,
+                            &only_firing,
+                            now,
+                        ))
+                    };
+                    sends.push(PlannedSend {
+                        key: nkey,
+                        webhook: hook.clone(),
+                        body,
+                        firing: firing.clone(),
+                        resolved: resolved.clone(),
+                        repeat: opts.repeat_interval,
+                    });
+                }
+            }
+        }
+        Some(FlushJob {
+            group: id,
+            now,
+            timeout: opts.group_interval.max(MIN_NOTIFY_TIMEOUT),
+            sends,
+            resolved_snapshot,
+        })
+    }
+
+    /// Records the outcome of a flush: successful sends go to the notification log; if every
+    /// send succeeded, the flushed resolved alerts leave the group.
+    pub fn complete(&mut self, job: FlushJob, ok: &[bool], now: Timestamp) {
+        let mut all_ok = true;
+        for (i, s) in job.sends.into_iter().enumerate() {
+            if ok.get(i).copied().unwrap_or(false) {
+                self.nflog.log(s.key, s.firing, s.resolved, now, s.repeat);
+            } else {
+                all_ok = false;
+            }
+        }
+        if let Some(group) = self.groups.get_mut(&job.group) {
+            group.in_flight = false;
+            if all_ok {
+                for (fp, updated_at) in job.resolved_snapshot {
+                    if group
+                        .alerts
+                        .get(&fp)
+                        .is_some_and(|a| a.updated_at == updated_at)
+                    {
+                        group.alerts.remove(&fp);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Periodic housekeeping: drop empty groups, resolved alerts, expired log entries and
+    /// silences past retention.
+    pub fn maintenance(&mut self, now: Timestamp) {
+        self.groups
+            .retain(|_, g| g.in_flight || !g.alerts.is_empty());
+        self.alerts.gc(now);
+        self.inhibitor.gc(now);
+        self.nflog.gc(now);
+        self.silences.gc(now);
+    }
+
+    pub fn groups(&self) -> impl Iterator<Item = &AggrGroup> {
+        self.groups.values()
+    }
+
+    /// Receivers an alert is routed to (one per matching route, like upstream).
+    pub fn receivers_of(&self, labels: &LabelSet) -> Vec<String> {
+        self.config
+            .route
+            .match_labels(labels)
+            .iter()
+            .map(|r: &&Route| r.opts.receiver.clone())
+            .collect()
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            silences: self.silences.iter().cloned().collect(),
+            nflog: self.nflog.entries().cloned().collect(),
+            alerts: self.alerts.iter().map(|(_, a)| a.clone()).collect(),
+        }
+    }
+
+    pub fn restore(&mut self, snap: Snapshot, now: Timestamp) {
+        self.silences.restore(snap.silences);
+        for e in snap.nflog {
+            self.nflog.merge(e);
+        }
+        self.put_alerts(snap.alerts, now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::amconfig::AmConfig;
+    use crate::time::{parse_rfc3339, Clock, FakeClock};
+
+    const CONFIG: &str = r#"
+route:
+  receiver: default
+  group_by: [alertname]
+  group_wait: 30s
+  group_interval: 5m
+  repeat_interval: 1h
+  routes:
+    - matchers: ['team="db"']
+      receiver: db
+      continue: true
+    - matchers: ['team=~"db|web"']
+      receiver: quiet
+receivers:
+  - name: default
+    webhook_configs: [{url: 'http://127.0.0.1:1/default'}]
+  - name: db
+    webhook_configs: [{url: 'http://127.0.0.1:1/db', send_resolved: false}]
+  - name: quiet
+    webhook_configs: [{url: 'http://127.0.0.1:1/quiet', max_alerts: 1}]
+inhibit_rules:
+  - source_matchers: ['severity="critical"']
+    target_matchers: ['severity="warning"']
+    equal: [cluster]
+"#;
+
+    fn setup() -> (Core, FakeClock) {
+        let clock = FakeClock::new(parse_rfc3339("2026-01-01T00:00:00Z").unwrap());
+        let cfg = Arc::new(AmConfig::load(CONFIG).unwrap());
+        (Core::new(cfg, "http://am".into()), clock)
+    }
+
+    fn alert(clock: &FakeClock, pairs: &[(&str, &str)]) -> Alert {
+        Alert {
+            labels: pairs
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+            annotations: LabelSet::new(),
+            starts_at: clock.now(),
+            ends_at: add(clock.now(), Duration::from_secs(3 * 3600)),
+            generator_url: String::new(),
+            updated_at: clock.now(),
+            timeout: false,
+        }
+    }
+
+    /// Runs due flushes, completes them successfully, returns (receiver path, body) pairs.
+    fn flush_all(core: &mut Core, clock: &FakeClock) -> Vec<(String, serde_json::Value)> {
+        let now = clock.now();
+        let jobs = core.poll(now);
+        let mut out = Vec::new();
+        for job in jobs {
+            let ok = vec![true; job.sends.len()];
+            for s in &job.sends {
+                if let Some(b) = &s.body {
+                    out.push((
+                        s.webhook.url.rsplit('/').next().unwrap_or("").to_string(),
+                        serde_json::from_str(b).unwrap(),
+                    ));
+                }
+            }
+            core.complete(job, &ok, now);
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    #[test]
+    fn group_wait_interval_repeat_and_resolve() {
+        let (mut core, clock) = setup();
+        core.put_alerts(
+            vec![alert(&clock, &[("alertname", "A"), ("team", "db")])],
+            clock.now(),
+        );
+        clock.advance(Duration::from_secs(29));
+        assert!(
+            flush_all(&mut core, &clock).is_empty(),
+            "nothing before group_wait"
+        );
+        assert_eq!(
+            core.next_due(),
+            Some(add(
+                parse_rfc3339("2026-01-01T00:00:00Z").unwrap(),
+                Duration::from_secs(30)
+            ))
+        );
+        clock.advance(Duration::from_secs(1));
+        let sent = flush_all(&mut core, &clock);
+        let paths: Vec<&str> = sent.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(paths, vec!["db", "quiet"]);
+        assert_eq!(sent[0].1["groupKey"], r#"{}/{team="db"}:{alertname="A"}"#);
+        // A second alert joins: sent at the next group_interval tick, not before.
+        core.put_alerts(
+            vec![alert(&clock, &[("alertname", "A"), ("team", "web")])],
+            clock.now(),
+        );
+        clock.advance(Duration::from_secs(299));
+        assert!(flush_all(&mut core, &clock).is_empty());
+        clock.advance(Duration::from_secs(1));
+        let sent = flush_all(&mut core, &clock);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, "quiet");
+        assert_eq!(sent[0].1["truncatedAlerts"], 1);
+        // Unchanged: nothing until repeat_interval (1h, checked at group_interval ticks).
+        for _ in 0..11 {
+            clock.advance(Duration::from_secs(300));
+            assert!(flush_all(&mut core, &clock).is_empty());
+        }
+        // db was last notified at 00:00:30, quiet at 00:05:30: each repeats at the first tick
+        // more than 1h later.
+        clock.advance(Duration::from_secs(300));
+        let sent = flush_all(&mut core, &clock);
+        assert_eq!(sent.len(), 1, "repeat after 1h: {sent:?}");
+        assert_eq!(sent[0].0, "db");
+        clock.advance(Duration::from_secs(300));
+        let sent = flush_all(&mut core, &clock);
+        assert_eq!(sent.len(), 1, "repeat after 1h: {sent:?}");
+        assert_eq!(sent[0].0, "quiet");
+        // Resolve the db alert: `quiet` (send_resolved) gets it, `db` does not, and the
+        // resolved alert leaves its groups.
+        let mut r = alert(&clock, &[("alertname", "A"), ("team", "db")]);
+        r.starts_at = parse_rfc3339("2026-01-01T00:00:00Z").unwrap();
+        r.ends_at = clock.now();
+        core.put_alerts(vec![r], clock.now());
+        clock.advance(Duration::from_secs(300));
+        let sent = flush_all(&mut core, &clock);
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(sent[0].0, "quiet");
+        assert_eq!(sent[0].1["alerts"][0]["status"], "resolved");
+        core.maintenance(clock.now());
+        assert_eq!(
+            core.groups().count(),
+            1,
+            "the db group was emptied and dropped"
+        );
+    }
+
+    #[test]
+    fn inhibition_silence_and_failed_sends() {
+        let (mut core, clock) = setup();
+        let now = clock.now();
+        core.put_alerts(
+            vec![
+                alert(
+                    &clock,
+                    &[
+                        ("alertname", "Down"),
+                        ("cluster", "c1"),
+                        ("severity", "critical"),
+                    ],
+                ),
+                alert(
+                    &clock,
+                    &[
+                        ("alertname", "Lat"),
+                        ("cluster", "c1"),
+                        ("severity", "warning"),
+                    ],
+                ),
+                alert(
+                    &clock,
+                    &[
+                        ("alertname", "Lat"),
+                        ("cluster", "c2"),
+                        ("severity", "warning"),
+                    ],
+                ),
+                alert(&clock, &[("alertname", "Silenced")]),
+            ],
+            now,
+        );
+        core.silences
+            .set(
+                Silence {
+                    id: String::new(),
+                    matchers: vec![crate::silence::SilenceMatcher {
+                        name: "alertname".into(),
+                        value: "Silenced".into(),
+                        is_regex: false,
+                        is_equal: true,
+                    }],
+                    starts_at: now,
+                    ends_at: add(now, Duration::from_secs(3600)),
+                    updated_at: now,
+                    created_by: "t".into(),
+                    comment: "t".into(),
+                },
+                now,
+            )
+            .unwrap();
+        clock.advance(Duration::from_secs(30));
+        // Fail every send: nothing logged, so the next tick retries the notification.
+        let jobs = core.poll(clock.now());
+        let bodies: Vec<serde_json::Value> = jobs
+            .iter()
+            .flat_map(|j| j.sends.iter())
+            .filter_map(|s| s.body.as_ref())
+            .map(|b| serde_json::from_str(b).unwrap())
+            .collect();
+        assert_eq!(
+            bodies.len(),
+            2,
+            "Down and Lat groups; Silenced muted: {bodies:?}"
+        );
+        let lat = bodies
+            .iter()
+            .find(|b| b["groupLabels"]["alertname"] == "Lat")
+            .unwrap();
+        assert_eq!(
+            lat["alerts"].as_array().unwrap().len(),
+            1,
+            "c1 is inhibited"
+        );
+        assert_eq!(lat["alerts"][0]["labels"]["cluster"], "c2");
+        for job in jobs {
+            let n = job.sends.len();
+            core.complete(job, &vec![false; n], clock.now());
+        }
+        clock.advance(Duration::from_secs(300));
+        assert_eq!(flush_all(&mut core, &clock).len(), 2);
+        // Status for the API.
+        let st = core.status(
+            &[
+                ("alertname", "Lat"),
+                ("cluster", "c1"),
+                ("severity", "warning"),
+            ]
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
+            clock.now(),
+        );
+        assert_eq!(st.state(), "suppressed");
+        assert_eq!(st.inhibited_by.len(), 1);
+    }
+
+    #[test]
+    fn old_alert_flushes_new_group_at_once_and_snapshot_roundtrips() {
+        let (mut core, clock) = setup();
+        let mut a = alert(&clock, &[("alertname", "Old")]);
+        a.starts_at = parse_rfc3339("2025-12-31T00:00:00Z").unwrap();
+        core.put_alerts(vec![a], clock.now());
+        assert_eq!(flush_all(&mut core, &clock).len(), 1);
+        let snap = core.snapshot();
+        let json = serde_json::to_string(&snap).unwrap();
+        let (mut other, _) = setup();
+        other.restore(serde_json::from_str(&json).unwrap(), clock.now());
+        // The restored notification log suppresses a repeat.
+        assert!(flush_all(&mut other, &clock).is_empty());
+    }
+}

@@ -1,0 +1,4 @@
+//! Integration tests of strata-alertmanager (one binary).
+
+mod amtool;
+mod differential;
