@@ -5,6 +5,8 @@
 //! data sits in an ingester's head or in blocks. Component crates depend on these traits, never
 //! on each other.
 
+pub mod block;
+pub mod bucket;
 pub mod chunk;
 mod error;
 pub mod push;

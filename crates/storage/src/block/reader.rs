@@ -1,0 +1,561 @@
+//! Reading a block: `meta.json` and the whole (small) series file are loaded once at open, as
+//! are the footer and page index of the samples file; a selection then matches series in memory
+//! and fetches only the samples pages covering their row ranges.
+
+use super::meta::{BlockMeta, SCHEMA_VERSION};
+use super::schema::{
+    COL_FIRST_ROW, COL_LABELS, COL_MAX_TIME, COL_MIN_TIME, COL_NAME, COL_NUM_SAMPLES,
+    COL_SERIES_ID, COL_TIMESTAMP, COL_VALUE, COL_VALUE_INT, LABEL_PREFIX,
+};
+use super::{block_path, BlockError, META_FILE, SAMPLES_FILE, SERIES_FILE};
+use crate::bucket::{Bucket, BucketError};
+use crate::query::Series;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int32Type, Int64Type, UInt64Type};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::DataType;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::{FutureExt, TryStreamExt};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
+};
+use parquet::arrow::async_reader::AsyncFileReader;
+use parquet::arrow::ParquetRecordBatchStreamBuilder;
+use parquet::errors::ParquetError;
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::page_index::column_index::ColumnIndexMetaData;
+use std::collections::BTreeSet;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use strata_model::{Label, Labels, MatchOp, Matcher, Sample, TenantId, METRIC_NAME};
+use ulid::Ulid;
+
+/// One row of the series file, decoded.
+#[derive(Debug)]
+struct SeriesEntry {
+    labels: Labels,
+    min_t: i64,
+    max_t: i64,
+    first_row: u64,
+    num_samples: u64,
+}
+
+/// An open block. Holds the block's metadata, its decoded series file and the samples file's
+/// footer and page index, so selections cost only the samples pages they need. Cheap to share
+/// behind an `Arc`; all methods take `&self`.
+#[derive(Debug)]
+pub struct BlockReader {
+    bucket: Bucket,
+    meta: BlockMeta,
+    samples_path: String,
+    samples_size: u64,
+    samples_meta: ArrowReaderMetadata,
+    series: Vec<SeriesEntry>,
+    fetched: Arc<AtomicU64>,
+}
+
+/// A samples file in the bucket as Parquet's async reader sees it; counts the bytes it fetches.
+struct BucketFile {
+    bucket: Bucket,
+    path: String,
+    size: u64,
+    fetched: Arc<AtomicU64>,
+}
+
+fn external(e: BucketError) -> ParquetError {
+    ParquetError::External(Box::new(e))
+}
+
+impl AsyncFileReader for BucketFile {
+    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        async move {
+            let b = self
+                .bucket
+                .get_range(&self.path, range)
+                .await
+                .map_err(external)?;
+            self.fetched.fetch_add(b.len() as u64, Ordering::Relaxed);
+            Ok(b)
+        }
+        .boxed()
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<Range<u64>>,
+    ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        async move {
+            // object_store coalesces close ranges into one request.
+            let v = self
+                .bucket
+                .get_ranges(&self.path, &ranges)
+                .await
+                .map_err(external)?;
+            let n: u64 = v.iter().map(|b| b.len() as u64).sum();
+            self.fetched.fetch_add(n, Ordering::Relaxed);
+            Ok(v)
+        }
+        .boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        _options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            let size = self.size;
+            let md = ParquetMetaDataReader::new()
+                .with_page_index_policy(PageIndexPolicy::Required)
+                // Footer and page index usually sit within the last 64 KiB: one request.
+                .with_prefetch_hint(Some(64 << 10))
+                .load_and_finish(&mut *self, size)
+                .await?;
+            Ok(Arc::new(md))
+        }
+        .boxed()
+    }
+}
+
+fn corrupt(file: &str, reason: impl Into<String>) -> BlockError {
+    BlockError::Corrupt {
+        file: file.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+fn column<'a>(batch: &'a RecordBatch, file: &str, name: &str) -> Result<&'a ArrayRef, BlockError> {
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| corrupt(file, format!("missing column {name}")))
+}
+
+/// Values of a string column that may come back dictionary-encoded or plain.
+fn strings(a: &ArrayRef, file: &str) -> Result<Vec<Option<String>>, BlockError> {
+    match a.data_type() {
+        DataType::Dictionary(_, _) => {
+            let d = a
+                .as_dictionary_opt::<Int32Type>()
+                .ok_or_else(|| corrupt(file, "label column with non-int32 keys"))?;
+            let values = d
+                .values()
+                .as_string_opt::<i32>()
+                .ok_or_else(|| corrupt(file, "label dictionary is not utf8"))?;
+            Ok(d.keys()
+                .iter()
+                .map(|k| k.map(|k| values.value(k as usize).to_owned()))
+                .collect())
+        }
+        DataType::Utf8 => Ok(a
+            .as_string::<i32>()
+            .iter()
+            .map(|v| v.map(str::to_owned))
+            .collect()),
+        t => Err(corrupt(file, format!("label column of type {t}"))),
+    }
+}
+
+fn u64s(a: &ArrayRef, file: &str, name: &str) -> Result<Vec<u64>, BlockError> {
+    a.as_primitive_opt::<UInt64Type>()
+        .map(|p| p.values().to_vec())
+        .ok_or_else(|| corrupt(file, format!("{name} is not uint64")))
+}
+
+fn i64s(a: &ArrayRef, file: &str, name: &str) -> Result<Vec<i64>, BlockError> {
+    a.as_primitive_opt::<Int64Type>()
+        .map(|p| p.values().to_vec())
+        .ok_or_else(|| corrupt(file, format!("{name} is not int64")))
+}
+
+fn decode_series(data: Bytes) -> Result<Vec<SeriesEntry>, BlockError> {
+    let f = SERIES_FILE;
+    let perr = |source| BlockError::Parquet {
+        file: f.into(),
+        source,
+    };
+    let reader = ParquetRecordBatchReaderBuilder::try_new(data)
+        .map_err(perr)?
+        .with_batch_size(65_536)
+        .build()
+        .map_err(perr)?;
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|source| BlockError::Arrow {
+            context: "reading series file",
+            source,
+        })?;
+        let ids = u64s(column(&batch, f, COL_SERIES_ID)?, f, COL_SERIES_ID)?;
+        let mut label_cols: Vec<(String, Vec<Option<String>>)> = Vec::new();
+        for (i, field) in batch.schema().fields().iter().enumerate() {
+            let name = field.name();
+            if name == COL_NAME {
+                label_cols.push((METRIC_NAME.to_owned(), strings(batch.column(i), f)?));
+            } else if let Some(label) = name.strip_prefix(LABEL_PREFIX) {
+                label_cols.push((label.to_owned(), strings(batch.column(i), f)?));
+            }
+        }
+        let rest = column(&batch, f, COL_LABELS)?
+            .as_map_opt()
+            .ok_or_else(|| corrupt(f, "labels is not a map"))?;
+        let mins = i64s(column(&batch, f, COL_MIN_TIME)?, f, COL_MIN_TIME)?;
+        let maxs = i64s(column(&batch, f, COL_MAX_TIME)?, f, COL_MAX_TIME)?;
+        let counts = u64s(column(&batch, f, COL_NUM_SAMPLES)?, f, COL_NUM_SAMPLES)?;
+        let firsts = u64s(column(&batch, f, COL_FIRST_ROW)?, f, COL_FIRST_ROW)?;
+        for (row, id) in ids.iter().enumerate() {
+            if *id != out.len() as u64 {
+                return Err(corrupt(f, format!("series_id {id} at row {}", out.len())));
+            }
+            let mut labels: Vec<Label> = label_cols
+                .iter()
+                .filter_map(|(n, vals)| vals[row].as_ref().map(|v| Label::new(n, v)))
+                .collect();
+            let entries = rest.value(row);
+            let keys = entries.column(0).as_string::<i32>();
+            let values = entries.column(1).as_string::<i32>();
+            for j in 0..entries.len() {
+                labels.push(Label::new(keys.value(j), values.value(j)));
+            }
+            labels.sort();
+            out.push(SeriesEntry {
+                labels: Labels::from_sorted(labels),
+                min_t: mins[row],
+                max_t: maxs[row],
+                first_row: firsts[row],
+                num_samples: counts[row],
+            });
+        }
+    }
+    Ok(out)
+}
+
+impl BlockReader {
+    /// Opens block `ulid` of `tenant`: reads `meta.json`, the series file, and the samples
+    /// file's footer and page index.
+    pub async fn open(bucket: &Bucket, tenant: &TenantId, ulid: Ulid) -> Result<Self, BlockError> {
+        let t = tenant.as_str();
+        let meta_path = block_path(t, &ulid, META_FILE);
+        let raw = bucket.get(&meta_path).await?;
+        let meta: BlockMeta = serde_json::from_slice(&raw).map_err(|source| BlockError::Meta {
+            path: meta_path.clone(),
+            source,
+        })?;
+        if meta.schema_version > SCHEMA_VERSION {
+            return Err(BlockError::UnsupportedVersion {
+                path: meta_path,
+                found: meta.schema_version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        let series_path = block_path(t, &ulid, SERIES_FILE);
+        let series = decode_series(bucket.get(&series_path).await?)?;
+        if series.len() as u64 != meta.stats.num_series {
+            return Err(corrupt(
+                SERIES_FILE,
+                format!(
+                    "{} series, meta.json says {}",
+                    series.len(),
+                    meta.stats.num_series
+                ),
+            ));
+        }
+        let samples_path = block_path(t, &ulid, SAMPLES_FILE);
+        let samples_size = match meta.file_size(SAMPLES_FILE) {
+            Some(s) => s,
+            None => bucket.size(&samples_path).await?,
+        };
+        let fetched = Arc::new(AtomicU64::new(0));
+        let mut file = BucketFile {
+            bucket: bucket.clone(),
+            path: samples_path.clone(),
+            size: samples_size,
+            fetched: fetched.clone(),
+        };
+        let perr = |source| BlockError::Parquet {
+            file: samples_path.clone(),
+            source,
+        };
+        let md = file.get_metadata(None).await.map_err(perr)?;
+        let samples_meta =
+            ArrowReaderMetadata::try_new(md, ArrowReaderOptions::new()).map_err(|source| {
+                BlockError::Parquet {
+                    file: samples_path.clone(),
+                    source,
+                }
+            })?;
+        // Footer bytes are an open-time cost; report only what selections fetch.
+        fetched.store(0, Ordering::Relaxed);
+        Ok(Self {
+            bucket: bucket.clone(),
+            meta,
+            samples_path,
+            samples_size,
+            samples_meta,
+            series,
+            fetched,
+        })
+    }
+
+    /// The block's metadata.
+    pub fn meta(&self) -> &BlockMeta {
+        &self.meta
+    }
+
+    /// Bytes of `samples.parquet` fetched by selections since the block was opened.
+    pub fn samples_bytes_fetched(&self) -> u64 {
+        self.fetched.load(Ordering::Relaxed)
+    }
+
+    /// Indexes of the series matching all `matchers` with samples in `[start, end]`.
+    fn matching(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<usize> {
+        if start > self.meta.max_time || end < self.meta.min_time || start > end {
+            return Vec::new();
+        }
+        // Series are sorted by metric name first: an equality on the name narrows the scan to
+        // one contiguous run by binary search.
+        let mut range = 0..self.series.len();
+        if let Some(m) = matchers
+            .iter()
+            .find(|m| m.name == METRIC_NAME && m.op == MatchOp::Equal)
+        {
+            fn name(e: &SeriesEntry) -> &str {
+                e.labels.metric_name().unwrap_or("")
+            }
+            let lo = self.series.partition_point(|e| name(e) < m.value.as_str());
+            let hi = self.series.partition_point(|e| name(e) <= m.value.as_str());
+            range = lo..hi;
+        }
+        range
+            .filter(|&i| {
+                let e = &self.series[i];
+                e.max_t >= start
+                    && e.min_t <= end
+                    && matchers
+                        .iter()
+                        .all(|m| m.matches(e.labels.get(&m.name).unwrap_or("")))
+            })
+            .collect()
+    }
+
+    /// Label sets of the matching series with samples in `[start, end]`, sorted.
+    pub fn series_labels(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<Labels> {
+        let mut v: Vec<Labels> = self
+            .matching(matchers, start, end)
+            .into_iter()
+            .map(|i| self.series[i].labels.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Sorted label names of the matching series (all series when `matchers` is empty).
+    pub fn label_names(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<String> {
+        let mut names = BTreeSet::new();
+        for i in self.matching(matchers, start, end) {
+            for l in &self.series[i].labels {
+                if !names.contains(&l.name) {
+                    names.insert(l.name.clone());
+                }
+            }
+        }
+        names.into_iter().collect()
+    }
+
+    /// Sorted values of label `name` among the matching series.
+    pub fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Vec<String> {
+        let mut values = BTreeSet::new();
+        for i in self.matching(matchers, start, end) {
+            if let Some(v) = self.series[i].labels.get(name) {
+                if !values.contains(v) {
+                    values.insert(v.to_owned());
+                }
+            }
+        }
+        values.into_iter().collect()
+    }
+
+    /// Row ranges of `samples.parquet` whose timestamp pages lie wholly outside `[start, end]`
+    /// (by the column index's per-page min/max), sorted and disjoint. Such rows hold no sample in
+    /// the range whatever series they belong to, so a long series queried for a short window
+    /// reads only the pages of that window.
+    fn rows_outside(&self, start: i64, end: i64) -> Vec<Range<usize>> {
+        let md = self.samples_meta.metadata();
+        let Some(ts_col) = md
+            .file_metadata()
+            .schema_descr()
+            .columns()
+            .iter()
+            .position(|c| c.name() == COL_TIMESTAMP)
+        else {
+            return Vec::new();
+        };
+        let mut out: Vec<Range<usize>> = Vec::new();
+        let mut rg_start = 0usize;
+        for rg in 0..md.num_row_groups() {
+            let rows = md.row_group(rg).num_rows() as usize;
+            let pi = md.page_index_for_row_group(rg);
+            if let (Some(ColumnIndexMetaData::INT64(ci)), Some(locs)) =
+                (pi.column_index(ts_col), pi.page_locations(ts_col))
+            {
+                for (p, loc) in locs.iter().enumerate() {
+                    let (Some(&lo), Some(&hi)) = (ci.min_value(p), ci.max_value(p)) else {
+                        continue;
+                    };
+                    if hi >= start && lo <= end {
+                        continue;
+                    }
+                    let first = rg_start + loc.first_row_index as usize;
+                    let last =
+                        rg_start + locs.get(p + 1).map_or(rows, |n| n.first_row_index as usize);
+                    match out.last_mut() {
+                        Some(prev) if prev.end == first => prev.end = last,
+                        _ => out.push(first..last),
+                    }
+                }
+            }
+            rg_start += rows;
+        }
+        out
+    }
+
+    /// Series matching every matcher, with their samples in `[start, end]`, sorted by labels.
+    /// Series without samples in the range are left out.
+    pub async fn select(
+        &self,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<Series>, BlockError> {
+        let ids = self.matching(matchers, start, end);
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let total_rows = self.meta.stats.num_samples as usize;
+        let excluded = self.rows_outside(start, end);
+        let mut ranges: Vec<Range<usize>> = Vec::with_capacity(ids.len());
+        for &i in &ids {
+            let e = &self.series[i];
+            let r = e.first_row as usize..(e.first_row + e.num_samples) as usize;
+            subtract(r, &excluded, &mut ranges);
+        }
+        if ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        // With the offset index loaded, the reader fetches only the pages overlapping these
+        // row ranges, in every column.
+        let selection = RowSelection::from_consecutive_ranges(ranges.into_iter(), total_rows);
+        let file = BucketFile {
+            bucket: self.bucket.clone(),
+            path: self.samples_path.clone(),
+            size: self.samples_size,
+            fetched: self.fetched.clone(),
+        };
+        let perr = |source| BlockError::Parquet {
+            file: self.samples_path.clone(),
+            source,
+        };
+        let stream =
+            ParquetRecordBatchStreamBuilder::new_with_metadata(file, self.samples_meta.clone())
+                .with_row_selection(selection)
+                .with_batch_size(8192)
+                .build()
+                .map_err(perr)?;
+        let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(perr)?;
+
+        let mut out: Vec<Series> = Vec::with_capacity(ids.len());
+        let mut current: Option<(u64, Vec<Sample>)> = None;
+        let f = SAMPLES_FILE;
+        let finish = |cur: Option<(u64, Vec<Sample>)>, out: &mut Vec<Series>| {
+            if let Some((id, samples)) = cur {
+                if !samples.is_empty() {
+                    out.push(Series {
+                        labels: self.series[id as usize].labels.clone(),
+                        samples,
+                    });
+                }
+            }
+        };
+        for b in &batches {
+            let sid = column(b, f, COL_SERIES_ID)?
+                .as_primitive_opt::<UInt64Type>()
+                .ok_or_else(|| corrupt(f, "series_id is not uint64"))?;
+            let ts = column(b, f, COL_TIMESTAMP)?
+                .as_primitive_opt::<Int64Type>()
+                .ok_or_else(|| corrupt(f, "timestamp is not int64"))?;
+            let fl = column(b, f, COL_VALUE)?
+                .as_primitive_opt::<Float64Type>()
+                .ok_or_else(|| corrupt(f, "value is not float64"))?;
+            let int = match b.column_by_name(COL_VALUE_INT) {
+                Some(a) => Some(
+                    a.as_primitive_opt::<Int64Type>()
+                        .ok_or_else(|| corrupt(f, "value_int is not int64"))?,
+                ),
+                None => None,
+            };
+            for row in 0..b.num_rows() {
+                let id = sid.value(row);
+                if (id as usize) >= self.series.len() {
+                    return Err(corrupt(f, format!("unknown series_id {id}")));
+                }
+                if current.as_ref().is_none_or(|c| c.0 != id) {
+                    finish(current.take(), &mut out);
+                    current = Some((id, Vec::new()));
+                }
+                let t = ts.value(row);
+                if t < start || t > end {
+                    continue;
+                }
+                let v = if fl.is_valid(row) {
+                    fl.value(row)
+                } else {
+                    match int {
+                        Some(i) if i.is_valid(row) => i.value(row) as f64,
+                        _ => return Err(corrupt(f, format!("row of series {id} has no value"))),
+                    }
+                };
+                if let Some(c) = current.as_mut() {
+                    c.1.push(Sample::new(t, v));
+                }
+            }
+        }
+        finish(current.take(), &mut out);
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(out)
+    }
+}
+
+/// Appends `r` minus the sorted, disjoint `excluded` ranges to `out`.
+fn subtract(r: Range<usize>, excluded: &[Range<usize>], out: &mut Vec<Range<usize>>) {
+    let mut pos = r.start;
+    let mut j = excluded.partition_point(|e| e.end <= r.start);
+    while pos < r.end {
+        match excluded.get(j) {
+            Some(e) if e.start < r.end => {
+                if e.start > pos {
+                    out.push(pos..e.start);
+                }
+                pos = pos.max(e.end);
+                j += 1;
+            }
+            _ => {
+                out.push(pos..r.end);
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(super) fn subtract_for_tests(
+    r: Range<usize>,
+    excluded: &[Range<usize>],
+    out: &mut Vec<Range<usize>>,
+) {
+    subtract(r, excluded, out)
+}

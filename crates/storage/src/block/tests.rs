@@ -1,0 +1,469 @@
+use super::*;
+use crate::bucket::{Bucket, BucketConfig};
+use crate::query::Series;
+use proptest::prelude::*;
+use strata_model::{Labels, MatchOp, Matcher, Sample, TenantId, STALE_NAN};
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn local_bucket(dir: &std::path::Path) -> Bucket {
+    let mut cfg = BucketConfig::default();
+    cfg.filesystem.directory = dir.to_path_buf();
+    Bucket::from_config(&cfg).unwrap()
+}
+
+fn tenant() -> TenantId {
+    TenantId::new("t1").unwrap()
+}
+
+/// Writes, uploads and reopens a block; returns everything selected with no matcher.
+async fn round_trip(
+    bucket: &Bucket,
+    input: &[(Labels, Vec<Sample>)],
+    opts: WriterOptions,
+) -> (BlockReader, Vec<Series>) {
+    let mut w = BlockWriter::new(tenant(), 0, 1_000_000, opts).unwrap();
+    for (l, s) in input {
+        w.add_series(l.clone(), s.clone()).unwrap();
+    }
+    let files = w.finish().unwrap();
+    files.upload(bucket).await.unwrap();
+    let r = BlockReader::open(bucket, &tenant(), files.meta.ulid)
+        .await
+        .unwrap();
+    let all = r
+        .select(
+            &[Matcher::new(MatchOp::RegexMatch, "__name__", ".*").unwrap()],
+            0,
+            1_000_000,
+        )
+        .await
+        .unwrap();
+    (r, all)
+}
+
+fn assert_same(input: &[(Labels, Vec<Sample>)], got: &[Series]) {
+    let mut want: Vec<(Labels, Vec<Sample>)> = input
+        .iter()
+        .filter(|(_, s)| !s.is_empty())
+        .cloned()
+        .collect();
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(want.len(), got.len(), "series count");
+    for ((l, s), g) in want.iter().zip(got) {
+        assert_eq!(l, &g.labels);
+        assert_eq!(s.len(), g.samples.len(), "{l}");
+        for (a, b) in s.iter().zip(&g.samples) {
+            assert!(
+                a.bit_eq(b),
+                "{l}: {a:?} != {b:?} ({:x} vs {:x})",
+                a.v.to_bits(),
+                b.v.to_bits()
+            );
+        }
+    }
+}
+
+fn special_values() -> Vec<f64> {
+    vec![
+        STALE_NAN,
+        f64::NAN,
+        f64::from_bits(0x7ff8_0000_0000_0abc),
+        f64::from_bits(0xfff8_0000_0000_0001),
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        -0.0,
+        0.0,
+        f64::MIN_POSITIVE,
+        f64::MAX,
+        f64::MIN,
+        9_007_199_254_740_992.0,
+        -9_007_199_254_740_991.0,
+        1e300,
+        0.1,
+        42.0,
+    ]
+}
+
+#[test]
+fn special_floats_round_trip_bit_exactly_in_every_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = local_bucket(dir.path());
+    let vals = special_values();
+    let samples: Vec<Sample> = vals
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| Sample::new(i as i64 * 1000, v))
+        .collect();
+    let input = vec![(Labels::from_pairs([("__name__", "x")]), samples)];
+    for (enc, split) in [
+        (ValueEncoding::Plain, false),
+        (ValueEncoding::ByteStreamSplit, false),
+        (ValueEncoding::ByteStreamSplit, true),
+        (ValueEncoding::Plain, true),
+    ] {
+        let opts = WriterOptions {
+            value_encoding: enc,
+            split_integers: split,
+            ..Default::default()
+        };
+        let (_, got) = rt().block_on(round_trip(&bucket, &input, opts));
+        assert_same(&input, &got);
+    }
+}
+
+#[test]
+fn meta_and_sort_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = local_bucket(dir.path());
+    let input = vec![
+        (
+            Labels::from_pairs([("__name__", "b"), ("A", "1")]),
+            vec![Sample::new(10, 1.0)],
+        ),
+        (
+            Labels::from_pairs([("__name__", "a"), ("z", "1")]),
+            vec![Sample::new(20, 2.0), Sample::new(30, 3.0)],
+        ),
+        (
+            Labels::from_pairs([("job", "nameless")]),
+            vec![Sample::new(5, 0.5)],
+        ),
+        (Labels::from_pairs([("__name__", "empty")]), vec![]),
+    ];
+    rt().block_on(async {
+        let (r, got) = round_trip(&bucket, &input, WriterOptions::default()).await;
+        let m = r.meta();
+        assert_eq!(m.stats.num_series, 3);
+        assert_eq!(m.stats.num_samples, 4);
+        assert_eq!(m.schema_version, SCHEMA_VERSION);
+        assert_eq!(m.sources, vec![m.ulid]);
+        assert_eq!(m.compaction_level, 1);
+        // The nameless series is left out by `__name__=~".*"`? No: ".*" matches "".
+        assert_eq!(got.len(), 3);
+        // meta.json is valid JSON with the documented field names.
+        let raw = bucket
+            .get(&block_path("t1", &m.ulid, META_FILE))
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        for k in [
+            "ulid",
+            "schemaVersion",
+            "minTime",
+            "maxTime",
+            "resolution",
+            "compactionLevel",
+            "sources",
+            "stats",
+            "labelColumns",
+            "files",
+        ] {
+            assert!(v.get(k).is_some(), "meta.json lacks {k}: {v}");
+        }
+        assert_eq!(
+            r.label_names(&[], 0, 100),
+            vec!["A", "__name__", "job", "z"]
+        );
+        assert_eq!(
+            r.label_values("__name__", &[], 0, 100),
+            vec!["a".to_owned(), "b".to_owned()]
+        );
+        assert_eq!(
+            r.label_values("z", &[Matcher::equal("__name__", "a")], 0, 100),
+            vec!["1".to_owned()]
+        );
+        assert!(
+            r.label_values("z", &[], 0, 15).is_empty(),
+            "time range applies"
+        );
+        let sel = r
+            .select(&[Matcher::equal("__name__", "a")], 25, 100)
+            .await
+            .unwrap();
+        assert_eq!(sel.len(), 1);
+        assert_eq!(sel[0].samples, vec![Sample::new(30, 3.0)]);
+        let none = r
+            .select(&[Matcher::equal("__name__", "a")], 40, 100)
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+    });
+}
+
+#[test]
+fn writer_rejects_bad_input() {
+    let mut w = BlockWriter::new(tenant(), 0, 100, WriterOptions::default()).unwrap();
+    let l = Labels::from_pairs([("__name__", "x")]);
+    assert!(matches!(
+        w.add_series(l.clone(), vec![Sample::new(101, 1.0)]),
+        Err(BlockError::SampleOutOfRange { .. })
+    ));
+    assert!(matches!(
+        w.add_series(l.clone(), vec![Sample::new(5, 1.0), Sample::new(5, 2.0)]),
+        Err(BlockError::Unsorted { .. })
+    ));
+    w.add_series(l.clone(), vec![Sample::new(5, 1.0)]).unwrap();
+    assert!(matches!(
+        w.add_series(l, vec![Sample::new(6, 1.0)]),
+        Err(BlockError::DuplicateSeries { .. })
+    ));
+    assert!(matches!(
+        BlockWriter::new(tenant(), 10, 0, WriterOptions::default()),
+        Err(BlockError::InvalidRange { .. })
+    ));
+}
+
+#[test]
+fn rare_label_names_go_to_the_map_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = local_bucket(dir.path());
+    // 300 series, each with a unique label name: none reaches 1%, so none gets a column.
+    let input: Vec<(Labels, Vec<Sample>)> = (0..300)
+        .map(|i| {
+            (
+                Labels::from_pairs([
+                    ("__name__", "m".to_owned()),
+                    ("job", "j".to_owned()),
+                    (&*format!("rare_{i}"), format!("v{i}")),
+                ]),
+                vec![Sample::new(i, i as f64)],
+            )
+        })
+        .collect();
+    rt().block_on(async {
+        let (r, got) = round_trip(&bucket, &input, WriterOptions::default()).await;
+        assert_eq!(r.meta().label_columns, vec!["job".to_owned()]);
+        assert_same(&input, &got);
+        let one = r
+            .select(&[Matcher::equal("rare_7", "v7")], 0, 1000)
+            .await
+            .unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].samples, vec![Sample::new(7, 7.0)]);
+        assert_eq!(r.label_names(&[], 0, 1000).len(), 302);
+    });
+}
+
+#[test]
+fn selecting_one_series_fetches_only_its_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = local_bucket(dir.path());
+    // 2,000 series × 480 samples (2 h at 15 s), many pages.
+    let input = synth::node_exporter_like(20, 0, 2 * 3_600_000, 1);
+    rt().block_on(async {
+        let mut w = BlockWriter::new(tenant(), 0, 2 * 3_600_000, WriterOptions::default()).unwrap();
+        for (l, s) in &input {
+            w.add_series(l.clone(), s.clone()).unwrap();
+        }
+        let files = w.finish().unwrap();
+        let total = files.samples.len() as u64;
+        files.upload(&bucket).await.unwrap();
+        let r = BlockReader::open(&bucket, &tenant(), files.meta.ulid)
+            .await
+            .unwrap();
+        assert_eq!(r.samples_bytes_fetched(), 0);
+        let m = [
+            Matcher::equal("__name__", "node_load1"),
+            Matcher::equal("instance", "host-0007:9100"),
+        ];
+        let got = r.select(&m, 0, 2 * 3_600_000).await.unwrap();
+        assert_eq!(got.len(), 1);
+        let want = input.iter().find(|(l, _)| l == &got[0].labels).unwrap();
+        assert_eq!(want.1.len(), got[0].samples.len());
+        let fetched = r.samples_bytes_fetched();
+        assert!(
+            fetched * 20 < total,
+            "one series fetched {fetched} of {total} bytes"
+        );
+        // Time-range pruning by series min/max: nothing fetched for a range the series misses.
+        let before = r.samples_bytes_fetched();
+        let none = r
+            .select(
+                &[Matcher::equal("__name__", "node_scrape_collector_success")],
+                2 * 3_600_000 - 1000,
+                2 * 3_600_000,
+            )
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+        assert_eq!(r.samples_bytes_fetched(), before);
+        // Whole block still round-trips.
+        let all = r
+            .select(
+                &[Matcher::new(MatchOp::RegexMatch, "job", ".+").unwrap()],
+                0,
+                2 * 3_600_000,
+            )
+            .await
+            .unwrap();
+        assert_same(&input, &all);
+    });
+}
+
+fn arb_value() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        3 => (-1_000_000i64..1_000_000).prop_map(|i| i as f64),
+        3 => any::<f64>(),
+        1 => any::<u64>().prop_map(f64::from_bits),
+        1 => prop::sample::select(special_values()),
+    ]
+}
+
+fn arb_series() -> impl Strategy<Value = Vec<(Labels, Vec<Sample>)>> {
+    let labels = (
+        prop::sample::select(vec!["up", "a_total", "b", "Z"]),
+        prop::collection::btree_map(
+            prop::sample::select(vec!["job", "instance", "le", "A", "x_y"]),
+            "[a-z0-9]{1,3}",
+            0..4,
+        ),
+    );
+    let samples = prop::collection::vec((1i64..50, arb_value()), 0..40).prop_map(|v| {
+        let mut t = 0;
+        v.into_iter()
+            .map(|(dt, val)| {
+                t += dt;
+                Sample::new(t, val)
+            })
+            .collect::<Vec<_>>()
+    });
+    prop::collection::vec((labels, samples), 1..12).prop_map(|v| {
+        let mut seen = std::collections::HashSet::new();
+        v.into_iter()
+            .filter_map(|((name, rest), s)| {
+                let mut pairs: Vec<(String, String)> = vec![("__name__".into(), name.into())];
+                pairs.extend(rest.into_iter().map(|(k, v)| (k.to_owned(), v)));
+                let l = Labels::from_pairs(pairs);
+                seen.insert(l.clone()).then_some((l, s))
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_blocks_round_trip(
+        input in arb_series(),
+        split in any::<bool>(),
+        bss in any::<bool>(),
+        max_cols in 0usize..3,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let bucket = local_bucket(dir.path());
+        let opts = WriterOptions {
+            split_integers: split,
+            value_encoding: if bss { ValueEncoding::ByteStreamSplit } else { ValueEncoding::Plain },
+            max_label_columns: max_cols,
+            // Tiny pages so that selections cross page boundaries.
+            rows_per_page: 16,
+            ..Default::default()
+        };
+        let (r, got) = rt().block_on(round_trip(&bucket, &input, opts));
+        assert_same(&input, &got);
+        // Each series alone, by every one of its labels.
+        for (l, s) in input.iter().filter(|(_, s)| !s.is_empty()) {
+            let m: Vec<Matcher> = l.iter().map(|x| Matcher::equal(&x.name, &x.value)).collect();
+            let one = rt().block_on(r.select(&m, 0, 1_000_000)).unwrap();
+            let exact: Vec<&Series> = one.iter().filter(|x| &x.labels == l).collect();
+            prop_assert_eq!(exact.len(), 1);
+            prop_assert!(exact[0].samples.iter().zip(s).all(|(a, b)| a.bit_eq(b)));
+        }
+    }
+}
+
+#[test]
+fn empty_block_and_missing_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = local_bucket(dir.path());
+    rt().block_on(async {
+        let (r, all) = round_trip(&bucket, &[], WriterOptions::default()).await;
+        assert!(all.is_empty());
+        assert_eq!(r.meta().stats.num_series, 0);
+        assert!(r.label_names(&[], 0, 1_000_000).is_empty());
+        let missing = BlockReader::open(&bucket, &tenant(), ulid::Ulid::nil()).await;
+        assert!(
+            matches!(
+                missing,
+                Err(BlockError::Bucket(
+                    crate::bucket::BucketError::NotFound { .. }
+                ))
+            ),
+            "{missing:?}"
+        );
+    });
+}
+
+#[test]
+fn subtract_ranges() {
+    let ex = vec![2..4, 6..8, 10..20];
+    let mut out = Vec::new();
+    super::reader::subtract_for_tests(0..12, &ex, &mut out);
+    assert_eq!(out, vec![0..2, 4..6, 8..10]);
+    out.clear();
+    super::reader::subtract_for_tests(3..7, &ex, &mut out);
+    assert_eq!(out, vec![4..6]);
+    out.clear();
+    super::reader::subtract_for_tests(12..15, &ex, &mut out);
+    assert!(out.is_empty());
+    out.clear();
+    super::reader::subtract_for_tests(20..25, &ex, &mut out);
+    assert_eq!(out, vec![20..25]);
+}
+
+#[test]
+fn short_window_of_a_long_series_reads_only_its_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = local_bucket(dir.path());
+    // Two series of 100,000 samples each (~17 days at 15 s), pages of 1,024 rows.
+    let mk = |name: &str, off: f64| {
+        (
+            Labels::from_pairs([("__name__", name)]),
+            (0..100_000)
+                .map(|i| Sample::new(i * 15_000, off + (i % 977) as f64 * 0.25))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let input = vec![mk("a", 0.0), mk("b", 1.0)];
+    let opts = WriterOptions {
+        rows_per_page: 1024,
+        ..Default::default()
+    };
+    rt().block_on(async {
+        let mut w = BlockWriter::new(tenant(), 0, 100_000 * 15_000, opts).unwrap();
+        for (l, s) in &input {
+            w.add_series(l.clone(), s.clone()).unwrap();
+        }
+        let files = w.finish().unwrap();
+        files.upload(&bucket).await.unwrap();
+        let r = BlockReader::open(&bucket, &tenant(), files.meta.ulid)
+            .await
+            .unwrap();
+        let m = [Matcher::equal("__name__", "b")];
+        let full = r.select(&m, 0, i64::MAX).await.unwrap();
+        assert_eq!(full[0].samples.len(), 100_000);
+        let full_bytes = r.samples_bytes_fetched();
+        // One hour in the middle: 240 samples.
+        let (s, e) = (50_000 * 15_000, 50_000 * 15_000 + 3_600_000 - 1);
+        let got = r.select(&m, s, e).await.unwrap();
+        let want: Vec<Sample> = input[1]
+            .1
+            .iter()
+            .copied()
+            .filter(|x| x.t >= s && x.t <= e)
+            .collect();
+        assert_eq!(got[0].samples, want);
+        let window_bytes = r.samples_bytes_fetched() - full_bytes;
+        assert!(
+            window_bytes * 20 < full_bytes,
+            "window read {window_bytes} bytes, whole series {full_bytes}"
+        );
+    });
+}

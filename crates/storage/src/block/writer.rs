@@ -1,0 +1,452 @@
+//! Writing a block: series are collected, sorted by metric name then labels, numbered, and
+//! encoded into `series.parquet` and `samples.parquet` in memory; [`BlockFiles::upload`] then
+//! stores them with `meta.json` last.
+
+use super::meta::{BlockFile, BlockMeta, BlockStats, SCHEMA_VERSION};
+use super::schema::{self, ValueEncoding};
+use super::{block_path, BlockError, META_FILE, RESOLUTION_RAW, SAMPLES_FILE, SERIES_FILE};
+use crate::bucket::Bucket;
+use crate::query::ChunkedSeries;
+use arrow_array::builder::{MapBuilder, StringBuilder, StringDictionaryBuilder};
+use arrow_array::types::Int32Type;
+use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, UInt64Array};
+use arrow_schema::Schema;
+use bytes::Bytes;
+use parquet::arrow::ArrowWriter;
+use parquet::file::properties::WriterProperties;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use strata_model::{Labels, Sample, TenantId, METRIC_NAME};
+use ulid::Ulid;
+
+/// Tunables of the writer. The defaults are what format v1 is measured with
+/// (`docs/block-format.md`); the others exist to measure alternatives.
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    /// At most this many label names get their own `l_<name>` column (the most frequent ones,
+    /// each present in at least 1% of series); the rest go to the `labels` map column. Bounds
+    /// the column count however many label names a tenant uses.
+    pub max_label_columns: usize,
+    /// Encoding of the float `value` column.
+    pub value_encoding: ValueEncoding,
+    /// Store values that are integers (|v| < 2^53, not -0.0) in an int64 `value_int` column
+    /// (DELTA_BINARY_PACKED) and only the others in `value`.
+    pub split_integers: bool,
+    /// Rows per data page of `samples.parquet`: the read granularity of one series.
+    pub rows_per_page: usize,
+    /// Rows per row group of `samples.parquet`.
+    pub rows_per_row_group: usize,
+    /// zstd level of both files.
+    pub zstd_level: i32,
+    /// Downsampling resolution recorded in `meta.json`.
+    pub resolution: i64,
+    /// Compaction level recorded in `meta.json`.
+    pub compaction_level: u32,
+    /// Source blocks recorded in `meta.json`; empty means "this block itself".
+    pub sources: Vec<Ulid>,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        Self {
+            max_label_columns: 64,
+            value_encoding: ValueEncoding::Plain,
+            split_integers: true,
+            rows_per_page: 8192,
+            rows_per_row_group: 1 << 20,
+            zstd_level: 3,
+            resolution: RESOLUTION_RAW,
+            compaction_level: 1,
+            sources: Vec::new(),
+        }
+    }
+}
+
+/// Collects the series of one tenant and time range and encodes them as a block.
+#[derive(Debug)]
+pub struct BlockWriter {
+    tenant: TenantId,
+    ulid: Ulid,
+    min_t: i64,
+    max_t: i64,
+    opts: WriterOptions,
+    series: Vec<(Labels, Vec<Sample>)>,
+    seen: HashSet<Labels>,
+}
+
+/// The encoded files of a block, ready to upload.
+#[derive(Debug, Clone)]
+pub struct BlockFiles {
+    /// Tenant the block belongs to.
+    pub tenant: TenantId,
+    /// The block's metadata.
+    pub meta: BlockMeta,
+    /// Contents of `series.parquet`.
+    pub series: Bytes,
+    /// Contents of `samples.parquet`.
+    pub samples: Bytes,
+}
+
+/// Whether `v` is stored exactly as an int64 in `value_int`: integral, within the range where
+/// every integer is a float (so the cast back is exact), and not -0.0 (whose sign would be lost).
+#[inline]
+pub(crate) fn as_exact_int(v: f64) -> Option<i64> {
+    const LIMIT: f64 = 9_007_199_254_740_992.0; // 2^53
+    if v.fract() == 0.0 && v.abs() < LIMIT && !(v == 0.0 && v.is_sign_negative()) {
+        Some(v as i64)
+    } else {
+        None
+    }
+}
+
+impl BlockWriter {
+    /// A writer for a block of `tenant` covering `[min_t, max_t]` (inclusive, ms).
+    pub fn new(
+        tenant: TenantId,
+        min_t: i64,
+        max_t: i64,
+        opts: WriterOptions,
+    ) -> Result<Self, BlockError> {
+        if min_t > max_t {
+            return Err(BlockError::InvalidRange { min_t, max_t });
+        }
+        Ok(Self {
+            tenant,
+            ulid: Ulid::generate(),
+            min_t,
+            max_t,
+            opts,
+            series: Vec::new(),
+            seen: HashSet::new(),
+        })
+    }
+
+    /// Uses a given block id instead of a fresh one (deterministic tests, idempotent retries).
+    pub fn with_ulid(mut self, ulid: Ulid) -> Self {
+        self.ulid = ulid;
+        self
+    }
+
+    /// The block id.
+    pub fn ulid(&self) -> Ulid {
+        self.ulid
+    }
+
+    /// Adds a series. Samples must be strictly increasing in time and inside the block's range;
+    /// a series without samples is skipped.
+    pub fn add_series(&mut self, labels: Labels, samples: Vec<Sample>) -> Result<(), BlockError> {
+        let mut prev = i64::MIN;
+        for (i, s) in samples.iter().enumerate() {
+            if s.t < self.min_t || s.t > self.max_t {
+                return Err(BlockError::SampleOutOfRange {
+                    labels: labels.to_string(),
+                    t: s.t,
+                    min_t: self.min_t,
+                    max_t: self.max_t,
+                });
+            }
+            if i > 0 && s.t <= prev {
+                return Err(BlockError::Unsorted {
+                    labels: labels.to_string(),
+                    t: s.t,
+                });
+            }
+            prev = s.t;
+        }
+        if samples.is_empty() {
+            return Ok(());
+        }
+        if !self.seen.insert(labels.clone()) {
+            return Err(BlockError::DuplicateSeries {
+                labels: labels.to_string(),
+            });
+        }
+        self.series.push((labels, samples));
+        Ok(())
+    }
+
+    /// Adds a series from the query interface, keeping the samples inside the block's range.
+    pub fn add_chunked(&mut self, s: &ChunkedSeries) -> Result<(), BlockError> {
+        let mut samples = Vec::new();
+        s.decode_into(self.min_t, self.max_t, &mut samples);
+        self.add_series(s.labels().clone(), samples)
+    }
+
+    /// Encodes the block.
+    pub fn finish(mut self) -> Result<BlockFiles, BlockError> {
+        // Metric name first, then the whole label set: `Labels`' own order compares names
+        // byte-wise, where e.g. "A" sorts before "__name__".
+        self.series.sort_by(|a, b| {
+            let ka = a.0.metric_name().unwrap_or("");
+            let kb = b.0.metric_name().unwrap_or("");
+            ka.cmp(kb).then_with(|| a.0.cmp(&b.0))
+        });
+        let label_columns = choose_label_columns(&self.series, self.opts.max_label_columns);
+        let num_samples: u64 = self.series.iter().map(|s| s.1.len() as u64).sum();
+
+        let samples = self.encode_samples()?;
+        let series = encode_series(&self.series, &label_columns)?;
+
+        let sources = if self.opts.sources.is_empty() {
+            vec![self.ulid]
+        } else {
+            self.opts.sources.clone()
+        };
+        let meta = BlockMeta {
+            ulid: self.ulid,
+            schema_version: SCHEMA_VERSION,
+            min_time: self.min_t,
+            max_time: self.max_t,
+            resolution: self.opts.resolution,
+            compaction_level: self.opts.compaction_level,
+            sources,
+            stats: BlockStats {
+                num_series: self.series.len() as u64,
+                num_samples,
+            },
+            label_columns,
+            files: vec![
+                BlockFile {
+                    rel_path: SERIES_FILE.into(),
+                    size_bytes: series.len() as u64,
+                },
+                BlockFile {
+                    rel_path: SAMPLES_FILE.into(),
+                    size_bytes: samples.len() as u64,
+                },
+            ],
+        };
+        Ok(BlockFiles {
+            tenant: self.tenant,
+            meta,
+            series,
+            samples,
+        })
+    }
+
+    fn encode_samples(&self) -> Result<Bytes, BlockError> {
+        let o = &self.opts;
+        let schema = schema::samples_schema(o.split_integers);
+        let props = schema::samples_props(
+            o.zstd_level,
+            o.rows_per_page,
+            o.rows_per_row_group,
+            o.value_encoding,
+            o.split_integers,
+        );
+        // Batches of whole series up to ~64k rows keep memory bounded next to the input.
+        const BATCH_ROWS: usize = 65_536;
+        write_parquet(SAMPLES_FILE, schema.clone(), props, |w| {
+            let mut ids = Vec::with_capacity(BATCH_ROWS);
+            let mut ts = Vec::with_capacity(BATCH_ROWS);
+            let mut fl: Vec<Option<f64>> = Vec::with_capacity(BATCH_ROWS);
+            let mut it: Vec<Option<i64>> = Vec::with_capacity(BATCH_ROWS);
+            let flush = |ids: &mut Vec<u64>,
+                         ts: &mut Vec<i64>,
+                         fl: &mut Vec<Option<f64>>,
+                         it: &mut Vec<Option<i64>>,
+                         w: &mut ArrowWriter<Vec<u8>>|
+             -> Result<(), BlockError> {
+                if ids.is_empty() {
+                    return Ok(());
+                }
+                let mut cols: Vec<ArrayRef> = vec![
+                    Arc::new(UInt64Array::from(std::mem::take(ids))),
+                    Arc::new(Int64Array::from(std::mem::take(ts))),
+                ];
+                if o.split_integers {
+                    cols.push(Arc::new(Float64Array::from(std::mem::take(fl))));
+                    cols.push(Arc::new(Int64Array::from(std::mem::take(it))));
+                } else {
+                    let vals: Vec<f64> = fl.drain(..).map(|v| v.unwrap_or_default()).collect();
+                    cols.push(Arc::new(Float64Array::from(vals)));
+                }
+                let batch = RecordBatch::try_new(schema.clone(), cols).map_err(|source| {
+                    BlockError::Arrow {
+                        context: "samples batch",
+                        source,
+                    }
+                })?;
+                w.write(&batch).map_err(|source| BlockError::Parquet {
+                    file: SAMPLES_FILE.into(),
+                    source,
+                })
+            };
+            for (id, (_, samples)) in self.series.iter().enumerate() {
+                for s in samples {
+                    ids.push(id as u64);
+                    ts.push(s.t);
+                    match (o.split_integers, as_exact_int(s.v)) {
+                        (true, Some(i)) => {
+                            fl.push(None);
+                            it.push(Some(i));
+                        }
+                        _ => {
+                            fl.push(Some(s.v));
+                            it.push(None);
+                        }
+                    }
+                }
+                if ids.len() >= BATCH_ROWS {
+                    flush(&mut ids, &mut ts, &mut fl, &mut it, w)?;
+                }
+            }
+            flush(&mut ids, &mut ts, &mut fl, &mut it, w)
+        })
+    }
+}
+
+impl BlockFiles {
+    /// Uploads the block: data files first, `meta.json` last, so that a block whose meta exists
+    /// is complete. Large files go through multipart uploads.
+    pub async fn upload(&self, bucket: &Bucket) -> Result<(), BlockError> {
+        let t = self.tenant.as_str();
+        let u = &self.meta.ulid;
+        for (name, data) in [(SERIES_FILE, &self.series), (SAMPLES_FILE, &self.samples)] {
+            let path = block_path(t, u, name);
+            // One PUT is atomic and cheapest; above 64 MiB a multipart upload avoids resending
+            // everything when one request fails.
+            if data.len() > 64 << 20 {
+                let chunks = (0..data.len())
+                    .step_by(8 << 20)
+                    .map(|o| data.slice(o..(o + (8 << 20)).min(data.len())))
+                    .collect::<Vec<_>>();
+                bucket
+                    .put_multipart(&path, futures::stream::iter(chunks))
+                    .await?;
+            } else {
+                bucket.put(&path, data.clone()).await?;
+            }
+        }
+        let meta_path = block_path(t, u, META_FILE);
+        let json = serde_json::to_vec_pretty(&self.meta).map_err(|source| BlockError::Meta {
+            path: meta_path.clone(),
+            source,
+        })?;
+        bucket.put(&meta_path, Bytes::from(json)).await?;
+        Ok(())
+    }
+
+    /// Total bytes of the block's objects, `meta.json` included.
+    pub fn total_bytes(&self) -> u64 {
+        let meta = serde_json::to_vec_pretty(&self.meta).map_or(0, |v| v.len());
+        (self.series.len() + self.samples.len() + meta) as u64
+    }
+}
+
+/// The label names to give their own column: the most frequent, present in ≥ 1% of series,
+/// at most `max`. `__name__` always has its own column and is not counted.
+fn choose_label_columns(series: &[(Labels, Vec<Sample>)], max: usize) -> Vec<String> {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for (l, _) in series {
+        for lab in l {
+            if lab.name != METRIC_NAME {
+                *counts.entry(lab.name.as_str()).or_default() += 1;
+            }
+        }
+    }
+    let min = series.len().div_ceil(100).max(1);
+    let mut v: Vec<(&str, usize)> = counts.into_iter().filter(|(_, c)| *c >= min).collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    v.truncate(max);
+    let mut names: Vec<String> = v.into_iter().map(|(n, _)| n.to_owned()).collect();
+    // Column order by name, so schemas of blocks with the same label names are identical.
+    names.sort();
+    names
+}
+
+fn encode_series(
+    series: &[(Labels, Vec<Sample>)],
+    label_columns: &[String],
+) -> Result<Bytes, BlockError> {
+    let schema = schema::series_schema(label_columns);
+    let props = schema::series_props(9, 1024);
+    let col_index: HashMap<&str, usize> = label_columns
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    write_parquet(SERIES_FILE, schema.clone(), props, |w| {
+        // Series files are small (tens of bytes per series): batches of 64k series bound memory
+        // without measurable cost.
+        let mut first_row = 0u64;
+        for (chunk_no, chunk) in series.chunks(65_536).enumerate() {
+            let base = (chunk_no * 65_536) as u64;
+            let mut name = StringDictionaryBuilder::<Int32Type>::new();
+            let mut cols: Vec<StringDictionaryBuilder<Int32Type>> = label_columns
+                .iter()
+                .map(|_| StringDictionaryBuilder::new())
+                .collect();
+            let mut rest = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+            let (mut mins, mut maxs, mut counts, mut firsts) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for (labels, samples) in chunk {
+                let mut row: Vec<Option<&str>> = vec![None; label_columns.len()];
+                let mut metric = None;
+                for l in labels {
+                    if l.name == METRIC_NAME {
+                        metric = Some(l.value.as_str());
+                    } else if let Some(&i) = col_index.get(l.name.as_str()) {
+                        row[i] = Some(l.value.as_str());
+                    } else {
+                        rest.keys().append_value(&l.name);
+                        rest.values().append_value(&l.value);
+                    }
+                }
+                rest.append(true).map_err(|source| BlockError::Arrow {
+                    context: "labels map",
+                    source,
+                })?;
+                name.append_option(metric);
+                for (b, v) in cols.iter_mut().zip(row) {
+                    b.append_option(v);
+                }
+                mins.push(samples[0].t);
+                maxs.push(samples[samples.len() - 1].t);
+                counts.push(samples.len() as u64);
+                firsts.push(first_row);
+                first_row += samples.len() as u64;
+            }
+            let n = chunk.len() as u64;
+            let mut arrays: Vec<ArrayRef> = vec![
+                Arc::new(UInt64Array::from_iter_values(base..base + n)),
+                Arc::new(name.finish()),
+            ];
+            for mut b in cols {
+                arrays.push(Arc::new(b.finish()));
+            }
+            arrays.push(Arc::new(rest.finish()));
+            arrays.push(Arc::new(Int64Array::from(mins)));
+            arrays.push(Arc::new(Int64Array::from(maxs)));
+            arrays.push(Arc::new(UInt64Array::from(counts)));
+            arrays.push(Arc::new(UInt64Array::from(firsts)));
+            let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|source| {
+                BlockError::Arrow {
+                    context: "series batch",
+                    source,
+                }
+            })?;
+            w.write(&batch).map_err(|source| BlockError::Parquet {
+                file: SERIES_FILE.into(),
+                source,
+            })?;
+        }
+        Ok(())
+    })
+}
+
+fn write_parquet(
+    file: &str,
+    schema: Arc<Schema>,
+    props: WriterProperties,
+    body: impl FnOnce(&mut ArrowWriter<Vec<u8>>) -> Result<(), BlockError>,
+) -> Result<Bytes, BlockError> {
+    let perr = |source| BlockError::Parquet {
+        file: file.to_owned(),
+        source,
+    };
+    let mut w = ArrowWriter::try_new(Vec::new(), schema, Some(props)).map_err(perr)?;
+    body(&mut w)?;
+    let buf = w.into_inner().map_err(perr)?;
+    Ok(Bytes::from(buf))
+}

@@ -1,0 +1,183 @@
+//! pyarrow reads `series.parquet` and `samples.parquet` without Strata and must find exactly the
+//! stored samples, bit for bit, in the documented sort order.
+
+use std::process::Command;
+use std::time::Duration;
+use strata_model::{Labels, Sample, TenantId, STALE_NAN};
+use strata_storage::block::{synth, BlockWriter, WriterOptions, SAMPLES_FILE, SERIES_FILE};
+
+const CHECK: &str = r#"
+import json, struct, sys
+import pyarrow.parquet as pq
+
+block, expected_path = sys.argv[1], sys.argv[2]
+expected = json.load(open(expected_path))
+series = pq.read_table(block + "/series.parquet")
+samples = pq.read_table(block + "/samples.parquet")
+assert series.num_rows == len(expected), (series.num_rows, len(expected))
+
+cols = series.column_names
+ids = series.column("series_id").to_pylist()
+assert ids == list(range(len(ids))), "series_id is the row index"
+label_cols = [c for c in cols if c == "__name__" or c.startswith("l_")]
+names = {c: series.column(c).to_pylist() for c in label_cols}
+rest = series.column("labels").to_pylist()
+labels = []
+for i in range(series.num_rows):
+    d = {}
+    for c in label_cols:
+        v = names[c][i]
+        if v is not None:
+            d["__name__" if c == "__name__" else c[2:]] = v
+    for k, v in rest[i]:
+        d[k] = v
+    labels.append(d)
+
+# Sorted by metric name, then by the label set.
+def key(d):
+    return (d.get("__name__", ""), sorted(d.items()))
+assert [key(d) for d in labels] == sorted(key(d) for d in labels), "series sort order"
+
+sid = samples.column("series_id").to_pylist()
+ts = samples.column("timestamp").to_pylist()
+fl = samples.column("value").to_pylist()
+it = samples.column("value_int").to_pylist() if "value_int" in samples.column_names else [None] * len(fl)
+pairs = list(zip(sid, ts))
+assert pairs == sorted(pairs), "samples sorted by (series_id, timestamp)"
+assert len(set(pairs)) == len(pairs), "no duplicate samples"
+
+got = {}
+for s, t, f, i in zip(sid, ts, fl, it):
+    v = f if f is not None else float(i)
+    bits = struct.unpack("<Q", struct.pack("<d", v))[0]
+    got.setdefault(s, []).append([t, "%016x" % bits])
+
+want = {json.dumps(sorted(e["labels"].items())): e["samples"] for e in expected}
+total = 0
+for s, d in enumerate(labels):
+    k = json.dumps(sorted(d.items()))
+    assert k in want, ("unexpected series", d)
+    assert got.get(s, []) == want[k], ("samples differ", d)
+    total += len(want[k])
+assert samples.num_rows == total, (samples.num_rows, total)
+print("ok", series.num_rows, "series", samples.num_rows, "samples")
+"#;
+
+fn pyarrow_available() -> bool {
+    Command::new("python3")
+        .args(["-c", "import pyarrow"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn run_check(block_dir: &std::path::Path, expected: &std::path::Path) {
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(CHECK)
+        .arg(block_dir)
+        .arg(expected)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run python3");
+    // Bounded wait: the check takes a second or two; a hung interpreter must not hang CI.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        if child.try_wait().expect("wait python3").is_some() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("pyarrow check did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("python3 output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "pyarrow check failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.starts_with("ok "), "{stdout}");
+}
+
+fn expected_json(input: &[(Labels, Vec<Sample>)]) -> String {
+    let v: Vec<serde_json::Value> = input
+        .iter()
+        .map(|(l, s)| {
+            let labels: serde_json::Map<String, serde_json::Value> = l
+                .iter()
+                .map(|x| (x.name.clone(), serde_json::Value::String(x.value.clone())))
+                .collect();
+            let samples: Vec<serde_json::Value> = s
+                .iter()
+                .map(|x| serde_json::json!([x.t, format!("{:016x}", x.v.to_bits())]))
+                .collect();
+            serde_json::json!({"labels": labels, "samples": samples})
+        })
+        .collect();
+    serde_json::to_string(&v).unwrap()
+}
+
+#[tokio::test]
+async fn pyarrow_reads_exactly_the_stored_samples() {
+    assert!(
+        pyarrow_available(),
+        "python3 with pyarrow is required for this test: pip install pyarrow"
+    );
+    let mut input = synth::node_exporter_like(3, 1_700_000_000_000, 2 * 3_600_000, 7);
+    // Special values, including NaN payloads, -0.0 and a rare label that lands in the map.
+    let special = [
+        STALE_NAN,
+        f64::NAN,
+        f64::from_bits(0x7ff8_dead_beef_0001),
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        -0.0,
+        0.5,
+        9_007_199_254_740_993.0,
+        -12.0,
+    ];
+    input.push((
+        Labels::from_pairs([("__name__", "special"), ("rare_label", "yes")]),
+        special
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| Sample::new(1_700_000_000_000 + i as i64 * 1000, v))
+            .collect(),
+    ));
+    let tenant = TenantId::new("tenant-a").unwrap();
+    for split in [true, false] {
+        let opts = WriterOptions {
+            split_integers: split,
+            ..Default::default()
+        };
+        let mut w = BlockWriter::new(
+            tenant.clone(),
+            1_700_000_000_000,
+            1_700_000_000_000 + 2 * 3_600_000,
+            opts,
+        )
+        .unwrap();
+        for (l, s) in &input {
+            w.add_series(l.clone(), s.clone()).unwrap();
+        }
+        let files = w.finish().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = strata_storage::bucket::BucketConfig::default();
+        cfg.filesystem.directory = dir.path().to_path_buf();
+        let bucket = strata_storage::bucket::Bucket::from_config(&cfg).unwrap();
+        files.upload(&bucket).await.unwrap();
+        let block_dir = dir
+            .path()
+            .join(tenant.as_str())
+            .join(files.meta.ulid.to_string());
+        assert!(block_dir.join(SERIES_FILE).exists());
+        assert!(block_dir.join(SAMPLES_FILE).exists());
+        let expected = dir.path().join("expected.json");
+        std::fs::write(&expected, expected_json(&input)).unwrap();
+        run_check(&block_dir, &expected);
+    }
+}
