@@ -11,6 +11,7 @@ use strata_storage::{QueryError, Queryable};
 #[derive(Debug, Default, Clone)]
 pub struct MemStore {
     series: BTreeMap<Labels, BTreeMap<i64, f64>>,
+    metadata: Vec<SeriesMetadata>,
 }
 
 impl MemStore {
@@ -23,6 +24,11 @@ impl MemStore {
         for s in samples {
             e.insert(s.t, s.v);
         }
+    }
+
+    /// Sets what `metadata()` answers.
+    pub fn set_metadata(&mut self, metadata: Vec<SeriesMetadata>) {
+        self.metadata = metadata;
     }
 
     pub fn clear(&mut self) {
@@ -109,8 +115,13 @@ impl Queryable for MemStore {
     async fn metadata(
         &self,
         _: &TenantId,
-        _: Option<&str>,
+        metric: Option<&str>,
     ) -> Result<Vec<SeriesMetadata>, QueryError> {
-        Ok(Vec::new())
+        Ok(self
+            .metadata
+            .iter()
+            .filter(|m| metric.is_none_or(|n| m.family == n))
+            .cloned()
+            .collect())
     }
 }

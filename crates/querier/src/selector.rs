@@ -1,8 +1,7 @@
 //! Series selectors (`match[]`) parsed with promql-parser and turned into model matchers.
 
-use promql_parser::label::MatchOp as PMatchOp;
 use promql_parser::parser::{self, Expr};
-use strata_model::{MatchOp, Matcher, METRIC_NAME};
+use strata_model::Matcher;
 
 /// Parses one `match[]` selector into matcher sets; several sets mean `or` alternatives whose
 /// results are unioned.
@@ -13,36 +12,13 @@ pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
             "invalid parameter \"match[]\": {s:?} is not a series selector"
         ));
     };
-    let convert = |ms: &[promql_parser::label::Matcher]| -> Result<Vec<Matcher>, String> {
-        let mut out = Vec::with_capacity(ms.len() + 1);
-        let mut has_name = false;
-        for m in ms {
-            let op = match m.op {
-                PMatchOp::Equal => MatchOp::Equal,
-                PMatchOp::NotEqual => MatchOp::NotEqual,
-                PMatchOp::Re(_) => MatchOp::RegexMatch,
-                PMatchOp::NotRe(_) => MatchOp::RegexNoMatch,
-            };
-            has_name |= m.name == METRIC_NAME;
-            out.push(Matcher::new(op, m.name.clone(), m.value.clone()).map_err(|e| e.to_string())?);
-        }
-        if let (Some(n), false) = (&vs.name, has_name) {
-            out.push(Matcher::equal(METRIC_NAME, n.clone()));
-        }
-        if out.iter().all(Matcher::matches_empty) {
+    let sets = strata_promql::selector_matchers(&vs).map_err(|e| e.to_string())?;
+    for set in &sets {
+        if set.iter().all(Matcher::matches_empty) {
             return Err(format!(
                 "invalid parameter \"match[]\": {s}: vector selector must contain at least one non-empty matcher"
             ));
         }
-        Ok(out)
-    };
-    let mut sets = vec![convert(&vs.matchers.matchers)?];
-    for alt in &vs.matchers.or_matchers {
-        sets.push(convert(alt)?);
-    }
-    // `{a="1" or b="2"}`: the first set is empty when everything is in or-groups.
-    if !vs.matchers.or_matchers.is_empty() && vs.matchers.matchers.is_empty() {
-        sets.remove(0);
     }
     Ok(sets)
 }

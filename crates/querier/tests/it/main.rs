@@ -1,140 +1,47 @@
 //! The querier's HTTP contract against Prometheus's JSON shapes, with an in-memory queryable.
 
-use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
 use prost::Message;
 use std::sync::Arc;
-use strata_model::{Labels, Matcher, MetricType, Sample, TenancyConfig, TenantId};
+use strata_model::{Labels, MetricType, Sample, TenancyConfig};
+use strata_promql::testing::MemStore;
 use strata_proto::prometheus as pb;
 use strata_querier::{router, Querier, QuerierConfig};
-use strata_storage::query::{Series, SeriesMetadata};
-use strata_storage::{QueryError, Queryable};
+use strata_storage::query::SeriesMetadata;
 use tower::ServiceExt;
 
-/// Series in memory; applies matchers and time ranges like a real store.
-struct Memory(Vec<Series>);
-
-impl Memory {
-    fn matching(&self, m: &[Matcher], start: i64, end: i64) -> Vec<Series> {
-        self.0
-            .iter()
-            .filter(|s| {
-                m.iter()
-                    .all(|m| m.matches(s.labels.get(&m.name).unwrap_or("")))
-            })
-            .map(|s| Series {
-                labels: s.labels.clone(),
-                samples: s
-                    .samples
-                    .iter()
-                    .copied()
-                    .filter(|x| x.t >= start && x.t <= end)
-                    .collect(),
-            })
-            .filter(|s| !s.samples.is_empty())
-            .collect()
-    }
-}
-
-#[async_trait]
-impl Queryable for Memory {
-    async fn select(
-        &self,
-        _: &TenantId,
-        m: &[Matcher],
-        start: i64,
-        end: i64,
-    ) -> Result<Vec<Series>, QueryError> {
-        Ok(self.matching(m, start, end))
-    }
-    async fn series(
-        &self,
-        _: &TenantId,
-        m: &[Matcher],
-        start: i64,
-        end: i64,
-    ) -> Result<Vec<Labels>, QueryError> {
-        Ok(self
-            .matching(m, start, end)
-            .into_iter()
-            .map(|s| s.labels)
-            .collect())
-    }
-    async fn label_names(
-        &self,
-        _: &TenantId,
-        m: &[Matcher],
-        start: i64,
-        end: i64,
-    ) -> Result<Vec<String>, QueryError> {
-        let mut v: Vec<String> = self
-            .matching(m, start, end)
-            .iter()
-            .flat_map(|s| s.labels.iter().map(|l| l.name.clone()))
-            .collect();
-        v.sort();
-        v.dedup();
-        Ok(v)
-    }
-    async fn label_values(
-        &self,
-        _: &TenantId,
-        n: &str,
-        m: &[Matcher],
-        start: i64,
-        end: i64,
-    ) -> Result<Vec<String>, QueryError> {
-        let mut v: Vec<String> = self
-            .matching(m, start, end)
-            .iter()
-            .filter_map(|s| s.labels.get(n).map(str::to_owned))
-            .collect();
-        v.sort();
-        v.dedup();
-        Ok(v)
-    }
-    async fn metadata(
-        &self,
-        _: &TenantId,
-        _: Option<&str>,
-    ) -> Result<Vec<SeriesMetadata>, QueryError> {
-        Ok(vec![SeriesMetadata {
-            family: "up".into(),
-            metric_type: MetricType::Gauge,
-            help: "Up.".into(),
-            unit: "".into(),
-        }])
-    }
-}
-
 fn app() -> axum::Router {
-    let s = |pairs: &[(&str, &str)], ts: &[i64]| Series {
-        labels: Labels::from_pairs(pairs.iter().copied()),
-        samples: ts
-            .iter()
-            .map(|&t| Sample::new(t, t as f64 / 1000.0))
-            .collect(),
+    let mut store = MemStore::new();
+    let mut add = |pairs: &[(&str, &str)], ts: &[i64]| {
+        store.add(
+            Labels::from_pairs(pairs.iter().copied()),
+            ts.iter().map(|&t| Sample::new(t, t as f64 / 1000.0)),
+        )
     };
-    let store = Memory(vec![
-        s(
-            &[("__name__", "up"), ("job", "node"), ("instance", "a:9100")],
-            &[10_000, 20_000],
-        ),
-        s(
-            &[("__name__", "up"), ("job", "prom"), ("instance", "b:9090")],
-            &[30_000],
-        ),
-        s(
-            &[
-                ("__name__", "node_load1"),
-                ("job", "node"),
-                ("instance", "a:9100"),
-            ],
-            &[10_000],
-        ),
-    ]);
+    add(
+        &[("__name__", "up"), ("job", "node"), ("instance", "a:9100")],
+        &[10_000, 20_000],
+    );
+    add(
+        &[("__name__", "up"), ("job", "prom"), ("instance", "b:9090")],
+        &[30_000],
+    );
+    add(
+        &[
+            ("__name__", "node_load1"),
+            ("job", "node"),
+            ("instance", "a:9100"),
+        ],
+        &[10_000],
+    );
+    store.set_metadata(vec![SeriesMetadata {
+        family: "up".into(),
+        metric_type: MetricType::Gauge,
+        help: "Up.".into(),
+        unit: "".into(),
+    }]);
     router(
         Querier::new(
             QuerierConfig::default(),
