@@ -171,7 +171,7 @@ impl std::fmt::Display for PromDuration {
         }
         for (i, (unit, mult)) in UNITS.iter().enumerate() {
             // Years and weeks only when exact, like upstream ("90d" rather than "12w6d").
-            if i < 2 && ms % mult != 0 {
+            if i < 2 && !ms.is_multiple_of(*mult) {
                 continue;
             }
             let v = ms / mult;
