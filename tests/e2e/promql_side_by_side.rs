@@ -281,8 +281,11 @@ async fn promql_matches_prometheus() {
     // until the first evaluation time has full `rate` windows and the span is followed by the
     // excluded recent data.
     let first_scrapes = setup.wait_for_first_scrapes(FIRST_SCRAPES).await;
+    // 6 s of slack: the first evaluation time is rounded up to the next second plus a
+    // millisecond offset, and the last target's first scrape can land a second or more after
+    // the first one (seen in CI under load: the span then ended 1.7 s before the data did).
     let run_until =
-        first_scrapes + EXTRAPOLATION_LOOKBACK + START_MARGIN + 1_000 + SPAN + RECENT_EXCLUDED;
+        first_scrapes + EXTRAPOLATION_LOOKBACK + START_MARGIN + 6_000 + SPAN + RECENT_EXCLUDED;
     let wait = u64::try_from(run_until - now_ms()).unwrap_or(0);
     tokio::time::sleep(Duration::from_millis(wait)).await;
     let read_end = now_ms() - RECENT_EXCLUDED + 2_000;
