@@ -80,6 +80,11 @@ fn json_ok(data: String) -> Response {
     body.push_str(r#"{"status":"success","data":"#);
     body.push_str(&data);
     body.push('}');
+    json_response(body)
+}
+
+/// A complete JSON body with the content type every API answer carries.
+pub(crate) fn json_response(body: String) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 

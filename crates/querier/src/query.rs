@@ -1,12 +1,12 @@
 //! `/api/v1/query` and `/api/v1/query_range` with Prometheus's parameters, limits and JSON.
 
-use crate::api::{json_labels, params, push_json_str, Querier};
+use crate::api::{json_labels, json_response, params, push_json_str, Querier};
 use crate::error::ApiError;
 use crate::params::Params;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use strata_model::time::now_ms;
@@ -177,10 +177,6 @@ fn engine_for(q: &Querier, p: &Params) -> Result<Engine, ApiError> {
         timeout,
         ..EngineOptions::default()
     }))
-}
-
-fn json_response(body: String) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 pub(crate) async fn instant(
