@@ -16,6 +16,9 @@ pub enum ApiError {
     Unavailable(String),
     #[error("{0}")]
     Timeout(String),
+    /// Storage failed (the bucket, a block); the message carries the whole error chain.
+    #[error("{0}")]
+    Internal(String),
     #[error("invalid configuration: {field}: {reason}")]
     Config {
         field: &'static str,
@@ -31,7 +34,9 @@ impl ApiError {
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "bad_data"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
-            Self::Config { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            Self::Config { .. } | Self::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
         }
     }
 }
@@ -43,6 +48,17 @@ impl From<strata_storage::QueryError> for ApiError {
             Q::BadData(m) => Self::BadData(m),
             Q::LimitExceeded(_) => Self::Execution(e.to_string()),
             Q::Unavailable(_) => Self::Unavailable(e.to_string()),
+            Q::Storage(_) => {
+                tracing::error!(error = ?e, "query failed reading storage");
+                let mut msg = e.to_string();
+                let mut src = std::error::Error::source(&e);
+                while let Some(s) = src {
+                    msg.push_str(": ");
+                    msg.push_str(&s.to_string());
+                    src = s.source();
+                }
+                Self::Internal(msg)
+            }
         }
     }
 }

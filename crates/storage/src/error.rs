@@ -23,4 +23,8 @@ pub enum QueryError {
     /// The storage is not ready (HTTP 503).
     #[error("{0} is not ready")]
     Unavailable(&'static str),
+    /// Reading persisted blocks failed (HTTP 500/503: the bucket or a block is at fault, not
+    /// the query).
+    #[error("reading blocks failed")]
+    Storage(#[source] Box<crate::block::BlockError>),
 }

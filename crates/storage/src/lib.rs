@@ -6,12 +6,16 @@
 //! on each other.
 
 pub mod block;
+pub mod block_set;
 pub mod bucket;
 pub mod chunk;
 mod error;
+pub mod index;
+pub mod merge;
 pub mod push;
 pub mod query;
 
 pub use error::{PushError, QueryError};
 pub use push::{PushOutcome, Pusher, Rejection, RejectionKind};
+pub use merge::MergeQueryable;
 pub use query::{ChunkedSeries, EncodedChunk, HeadStats, Queryable, Series, SeriesMetadata};

@@ -70,8 +70,46 @@ pub struct BlockWriter {
     min_t: i64,
     max_t: i64,
     opts: WriterOptions,
-    series: Vec<(Labels, Vec<Sample>)>,
+    series: Vec<PendingSeries>,
     seen: HashSet<Labels>,
+}
+
+/// A series added to a writer. Series added from chunks stay compressed until encoding, so
+/// cutting a head into a block costs ~1.3 bytes per sample instead of 16.
+#[derive(Debug)]
+struct PendingSeries {
+    labels: Labels,
+    data: PendingData,
+    count: u64,
+    min_t: i64,
+    max_t: i64,
+}
+
+#[derive(Debug)]
+enum PendingData {
+    Samples(Vec<Sample>),
+    /// Chunks whose samples inside the block's range are the series' samples.
+    Chunks(Vec<crate::query::EncodedChunk>),
+}
+
+impl PendingSeries {
+    /// The series' samples inside `[min_t, max_t]`, into `out` (cleared first).
+    fn samples_into(&self, min_t: i64, max_t: i64, out: &mut Vec<Sample>) {
+        out.clear();
+        match &self.data {
+            PendingData::Samples(s) => out.extend_from_slice(s),
+            PendingData::Chunks(chunks) => {
+                for c in chunks {
+                    if c.max_t < min_t || c.min_t > max_t {
+                        continue;
+                    }
+                    out.extend(
+                        crate::chunk::XorIter::new(&c.data).filter(|x| x.t >= min_t && x.t <= max_t),
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// The encoded files of a block, ready to upload.
@@ -153,23 +191,80 @@ impl BlockWriter {
             }
             prev = s.t;
         }
-        if samples.is_empty() {
+        let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
             return Ok(());
-        }
+        };
+        let (min_t, max_t) = (first.t, last.t);
+        self.push(labels, samples.len() as u64, min_t, max_t, PendingData::Samples(samples))
+    }
+
+    fn push(
+        &mut self,
+        labels: Labels,
+        count: u64,
+        min_t: i64,
+        max_t: i64,
+        data: PendingData,
+    ) -> Result<(), BlockError> {
         if !self.seen.insert(labels.clone()) {
             return Err(BlockError::DuplicateSeries {
                 labels: labels.to_string(),
             });
         }
-        self.series.push((labels, samples));
+        self.series.push(PendingSeries {
+            labels,
+            data,
+            count,
+            min_t,
+            max_t,
+        });
         Ok(())
     }
 
     /// Adds a series from the query interface, keeping the samples inside the block's range.
+    /// Chunked series stay compressed until [`BlockWriter::finish`].
     pub fn add_chunked(&mut self, s: &ChunkedSeries) -> Result<(), BlockError> {
-        let mut samples = Vec::new();
-        s.decode_into(self.min_t, self.max_t, &mut samples);
-        self.add_series(s.labels().clone(), samples)
+        match s {
+            ChunkedSeries::Samples(series) => {
+                let mut samples = Vec::new();
+                s.decode_into(self.min_t, self.max_t, &mut samples);
+                self.add_series(series.labels.clone(), samples)
+            }
+            ChunkedSeries::Chunks { labels, chunks } => {
+                let chunks: Vec<_> = chunks
+                    .iter()
+                    .filter(|c| c.max_t >= self.min_t && c.min_t <= self.max_t)
+                    .cloned()
+                    .collect();
+                // One decoding pass to validate order and count; the samples are not kept.
+                let (mut count, mut min_t, mut max_t) = (0u64, i64::MAX, i64::MIN);
+                for c in &chunks {
+                    for x in crate::chunk::XorIter::new(&c.data) {
+                        if x.t < self.min_t || x.t > self.max_t {
+                            continue;
+                        }
+                        if count > 0 && x.t <= max_t {
+                            return Err(BlockError::Unsorted {
+                                labels: labels.to_string(),
+                                t: x.t,
+                            });
+                        }
+                        count += 1;
+                        min_t = min_t.min(x.t);
+                        max_t = x.t;
+                    }
+                }
+                if count == 0 {
+                    return Ok(());
+                }
+                self.push(labels.clone(), count, min_t, max_t, PendingData::Chunks(chunks))
+            }
+        }
+    }
+
+    /// Number of series added so far.
+    pub fn num_series(&self) -> usize {
+        self.series.len()
     }
 
     /// Encodes the block.
@@ -177,12 +272,12 @@ impl BlockWriter {
         // Metric name first, then the whole label set: `Labels`' own order compares names
         // byte-wise, where e.g. "A" sorts before "__name__".
         self.series.sort_by(|a, b| {
-            let ka = a.0.metric_name().unwrap_or("");
-            let kb = b.0.metric_name().unwrap_or("");
-            ka.cmp(kb).then_with(|| a.0.cmp(&b.0))
+            let ka = a.labels.metric_name().unwrap_or("");
+            let kb = b.labels.metric_name().unwrap_or("");
+            ka.cmp(kb).then_with(|| a.labels.cmp(&b.labels))
         });
         let label_columns = choose_label_columns(&self.series, self.opts.max_label_columns);
-        let num_samples: u64 = self.series.iter().map(|s| s.1.len() as u64).sum();
+        let num_samples: u64 = self.series.iter().map(|s| s.count).sum();
 
         let samples = self.encode_samples()?;
         let series = encode_series(&self.series, &label_columns)?;
@@ -272,8 +367,10 @@ impl BlockWriter {
                     source,
                 })
             };
-            for (id, (_, samples)) in self.series.iter().enumerate() {
-                for s in samples {
+            let mut samples = Vec::new();
+            for (id, series) in self.series.iter().enumerate() {
+                series.samples_into(self.min_t, self.max_t, &mut samples);
+                for s in &samples {
                     ids.push(id as u64);
                     ts.push(s.t);
                     match (o.split_integers, as_exact_int(s.v)) {
@@ -336,10 +433,10 @@ impl BlockFiles {
 
 /// The label names to give their own column: the most frequent, present in ≥ 1% of series,
 /// at most `max`. `__name__` always has its own column and is not counted.
-fn choose_label_columns(series: &[(Labels, Vec<Sample>)], max: usize) -> Vec<String> {
+fn choose_label_columns(series: &[PendingSeries], max: usize) -> Vec<String> {
     let mut counts: HashMap<&str, usize> = HashMap::new();
-    for (l, _) in series {
-        for lab in l {
+    for s in series {
+        for lab in &s.labels {
             if lab.name != METRIC_NAME {
                 *counts.entry(lab.name.as_str()).or_default() += 1;
             }
@@ -356,7 +453,7 @@ fn choose_label_columns(series: &[(Labels, Vec<Sample>)], max: usize) -> Vec<Str
 }
 
 fn encode_series(
-    series: &[(Labels, Vec<Sample>)],
+    series: &[PendingSeries],
     label_columns: &[String],
 ) -> Result<Bytes, BlockError> {
     let schema = schema::series_schema(label_columns);
@@ -380,7 +477,8 @@ fn encode_series(
             let mut rest = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
             let (mut mins, mut maxs, mut counts, mut firsts) =
                 (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            for (labels, samples) in chunk {
+            for s in chunk {
+                let labels = &s.labels;
                 let mut row: Vec<Option<&str>> = vec![None; label_columns.len()];
                 let mut metric = None;
                 for l in labels {
@@ -401,11 +499,11 @@ fn encode_series(
                 for (b, v) in cols.iter_mut().zip(row) {
                     b.append_option(v);
                 }
-                mins.push(samples[0].t);
-                maxs.push(samples[samples.len() - 1].t);
-                counts.push(samples.len() as u64);
+                mins.push(s.min_t);
+                maxs.push(s.max_t);
+                counts.push(s.count);
                 firsts.push(first_row);
-                first_row += samples.len() as u64;
+                first_row += s.count;
             }
             let n = chunk.len() as u64;
             let mut arrays: Vec<ArrayRef> = vec![

@@ -1,0 +1,1 @@
+//! The compactor component (being built).

@@ -1,0 +1,296 @@
+//! Merging answers from several stores (ingesters and store-gateways, or several blocks) into
+//! one: series with equal labels become one series, samples with equal timestamps are kept once.
+//! That is what makes a query answer the same before and after a block is flushed, uploaded
+//! twice by replicas, or compacted while the old blocks are still readable.
+
+use crate::query::{ChunkedSeries, Queryable, Series, SeriesMetadata};
+use crate::QueryError;
+use async_trait::async_trait;
+use std::sync::Arc;
+use strata_model::{Labels, Matcher, Sample, TenantId};
+
+/// Merges two time-sorted sample lists; on equal timestamps the sample of `a` wins (the first
+/// source is the freshest, e.g. the ingester over a block).
+pub fn merge_samples(a: &[Sample], b: &[Sample]) -> Vec<Sample> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].t.cmp(&b[j].t) {
+            std::cmp::Ordering::Less => {
+                out.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
+/// Merges lists of series, each sorted by labels, into one sorted list without duplicates.
+pub fn merge_series(lists: Vec<Vec<Series>>) -> Vec<Series> {
+    let mut all: Vec<(usize, Series)> = lists
+        .into_iter()
+        .enumerate()
+        .flat_map(|(src, l)| l.into_iter().map(move |s| (src, s)))
+        .collect();
+    // Stable on the source index so that, for equal labels, earlier sources come first.
+    all.sort_by(|a, b| a.1.labels.cmp(&b.1.labels).then(a.0.cmp(&b.0)));
+    let mut out: Vec<Series> = Vec::with_capacity(all.len());
+    for (_, s) in all {
+        match out.last_mut() {
+            Some(prev) if prev.labels == s.labels => {
+                prev.samples = merge_samples(&prev.samples, &s.samples);
+            }
+            _ => out.push(s),
+        }
+    }
+    out
+}
+
+/// Merges chunked answers. A series found in one source only keeps its chunks untouched; one
+/// found in several is decoded within `[start, end]` and merged.
+pub fn merge_chunked(lists: Vec<Vec<ChunkedSeries>>, start: i64, end: i64) -> Vec<ChunkedSeries> {
+    if lists.iter().filter(|l| !l.is_empty()).count() <= 1 {
+        return lists.into_iter().flatten().collect();
+    }
+    let mut all: Vec<(usize, ChunkedSeries)> = lists
+        .into_iter()
+        .enumerate()
+        .flat_map(|(src, l)| l.into_iter().map(move |s| (src, s)))
+        .collect();
+    all.sort_by(|a, b| a.1.labels().cmp(b.1.labels()).then(a.0.cmp(&b.0)));
+    let mut out: Vec<ChunkedSeries> = Vec::with_capacity(all.len());
+    let mut buf = Vec::new();
+    for (_, s) in all {
+        match out.last_mut() {
+            Some(prev) if prev.labels() == s.labels() => {
+                let mut merged = Vec::new();
+                if let ChunkedSeries::Samples(p) = prev {
+                    merged.append(&mut p.samples);
+                } else {
+                    prev.decode_into(start, end, &mut merged);
+                }
+                buf.clear();
+                s.decode_into(start, end, &mut buf);
+                let samples = merge_samples(&merged, &buf);
+                let labels = prev.labels().clone();
+                *prev = ChunkedSeries::Samples(Series { labels, samples });
+            }
+            _ => out.push(s),
+        }
+    }
+    out
+}
+
+/// Merges sorted string lists into one sorted list without duplicates.
+pub fn merge_sorted_strings(lists: Vec<Vec<String>>) -> Vec<String> {
+    let mut v: Vec<String> = lists.into_iter().flatten().collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// A [`Queryable`] over several stores, in priority order (the first wins on equal samples).
+pub struct MergeQueryable {
+    sources: Vec<Arc<dyn Queryable>>,
+}
+
+impl std::fmt::Debug for MergeQueryable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MergeQueryable")
+            .field("sources", &self.sources.len())
+            .finish()
+    }
+}
+
+impl MergeQueryable {
+    /// Merges `sources`; the first is preferred for equal timestamps.
+    pub fn new(sources: Vec<Arc<dyn Queryable>>) -> Self {
+        Self { sources }
+    }
+}
+
+#[async_trait]
+impl Queryable for MergeQueryable {
+    async fn select(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<Series>, QueryError> {
+        let answers = futures::future::try_join_all(
+            self.sources
+                .iter()
+                .map(|s| s.select(tenant, matchers, start, end)),
+        )
+        .await?;
+        Ok(merge_series(answers))
+    }
+
+    async fn select_chunks(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<ChunkedSeries>, QueryError> {
+        let answers = futures::future::try_join_all(
+            self.sources
+                .iter()
+                .map(|s| s.select_chunks(tenant, matchers, start, end)),
+        )
+        .await?;
+        Ok(merge_chunked(answers, start, end))
+    }
+
+    async fn series(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<Labels>, QueryError> {
+        let answers = futures::future::try_join_all(
+            self.sources
+                .iter()
+                .map(|s| s.series(tenant, matchers, start, end)),
+        )
+        .await?;
+        let mut v: Vec<Labels> = answers.into_iter().flatten().collect();
+        v.sort();
+        v.dedup();
+        Ok(v)
+    }
+
+    async fn label_names(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<String>, QueryError> {
+        let answers = futures::future::try_join_all(
+            self.sources
+                .iter()
+                .map(|s| s.label_names(tenant, matchers, start, end)),
+        )
+        .await?;
+        Ok(merge_sorted_strings(answers))
+    }
+
+    async fn label_values(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<String>, QueryError> {
+        let answers = futures::future::try_join_all(
+            self.sources
+                .iter()
+                .map(|s| s.label_values(tenant, name, matchers, start, end)),
+        )
+        .await?;
+        Ok(merge_sorted_strings(answers))
+    }
+
+    async fn head_stats(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<crate::HeadStats>, QueryError> {
+        for s in &self.sources {
+            if let Some(h) = s.head_stats(tenant).await? {
+                return Ok(Some(h));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn metadata(
+        &self,
+        tenant: &TenantId,
+        metric: Option<&str>,
+    ) -> Result<Vec<SeriesMetadata>, QueryError> {
+        // Blocks carry no metadata; the first source that has any answers.
+        for s in &self.sources {
+            let m = s.metadata(tenant, metric).await?;
+            if !m.is_empty() {
+                return Ok(m);
+            }
+        }
+        Ok(Vec::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(t: i64, v: f64) -> Sample {
+        Sample { t, v }
+    }
+
+    fn series(name: &str, samples: Vec<Sample>) -> Series {
+        Series {
+            labels: Labels::from_pairs(&[("__name__", name)]),
+            samples,
+        }
+    }
+
+    #[test]
+    fn equal_timestamps_keep_the_first_source() {
+        let m = merge_samples(&[s(1, 1.0), s(3, 3.0)], &[s(2, 20.0), s(3, 30.0), s(4, 40.0)]);
+        assert_eq!(m, vec![s(1, 1.0), s(2, 20.0), s(3, 3.0), s(4, 40.0)]);
+    }
+
+    #[test]
+    fn series_from_several_sources_become_one() {
+        let a = vec![series("a", vec![s(1, 1.0)]), series("b", vec![s(1, 1.0)])];
+        let b = vec![series("a", vec![s(1, 9.0), s(2, 2.0)]), series("c", vec![s(5, 5.0)])];
+        let m = merge_series(vec![a, b]);
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[0].samples, vec![s(1, 1.0), s(2, 2.0)]);
+        assert_eq!(m[2].labels.metric_name(), Some("c"));
+    }
+
+    #[test]
+    fn chunked_merge_decodes_only_shared_series() {
+        let mut app = crate::chunk::XorAppender::new();
+        for t in 0..10 {
+            app.append(t * 10, t as f64);
+        }
+        let chunk = crate::EncodedChunk {
+            min_t: 0,
+            max_t: 90,
+            data: app.bytes().into(),
+        };
+        let labels = Labels::from_pairs(&[("__name__", "a")]);
+        let a = vec![ChunkedSeries::Chunks {
+            labels: labels.clone(),
+            chunks: vec![chunk],
+        }];
+        let b = vec![
+            ChunkedSeries::Samples(series("a", vec![s(90, 9.0), s(100, 10.0)])),
+            ChunkedSeries::Samples(series("z", vec![s(1, 1.0)])),
+        ];
+        let m = merge_chunked(vec![a, b], 0, 1000);
+        assert_eq!(m.len(), 2);
+        let mut out = Vec::new();
+        m[0].decode_into(0, 1000, &mut out);
+        assert_eq!(out.len(), 11);
+        assert_eq!(out[10], s(100, 10.0));
+        assert!(matches!(m[1], ChunkedSeries::Samples(_)));
+    }
+}

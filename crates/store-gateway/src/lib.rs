@@ -1,0 +1,1 @@
+//! The store-gateway component.
