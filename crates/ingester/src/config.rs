@@ -10,6 +10,50 @@ pub struct IngesterConfig {
     pub wal: WalConfig,
     /// Lock shards per tenant head: more shards, less contention between push threads.
     pub head_shards: usize,
+    /// Cutting the head into blocks and shipping them to the bucket.
+    pub blocks: BlocksConfig,
+}
+
+/// How the head becomes blocks in the bucket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BlocksConfig {
+    /// Time range of one block, aligned to multiples of it since the epoch.
+    #[serde(with = "humantime_serde")]
+    pub block_range: Duration,
+    /// A block is cut once the wall clock is this far past its end, so that late samples of
+    /// slow senders still land in it. Later samples for its range are refused.
+    #[serde(with = "humantime_serde")]
+    pub grace_period: Duration,
+    /// Where cut blocks wait for (and after) their upload, relative to the data directory.
+    pub dir: String,
+    /// How long uploaded blocks stay on local disk to answer queries, counted from the block's
+    /// end. Must cover the time the compactor and store-gateways need to pick a block up.
+    #[serde(with = "humantime_serde")]
+    pub retention_period: Duration,
+    /// How often to look for blocks to cut, upload and truncate.
+    #[serde(with = "humantime_serde")]
+    pub ship_interval: Duration,
+    /// First wait after a failed upload; doubles per failure up to `upload_max_backoff`.
+    #[serde(with = "humantime_serde")]
+    pub upload_min_backoff: Duration,
+    /// Longest wait between upload attempts.
+    #[serde(with = "humantime_serde")]
+    pub upload_max_backoff: Duration,
+}
+
+impl Default for BlocksConfig {
+    fn default() -> Self {
+        Self {
+            block_range: Duration::from_secs(2 * 3600),
+            grace_period: Duration::from_secs(30 * 60),
+            dir: "blocks".into(),
+            retention_period: Duration::from_secs(6 * 3600),
+            ship_interval: Duration::from_secs(15),
+            upload_min_backoff: Duration::from_secs(1),
+            upload_max_backoff: Duration::from_secs(60),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,6 +78,7 @@ impl Default for IngesterConfig {
         Self {
             wal: WalConfig::default(),
             head_shards: 16,
+            blocks: BlocksConfig::default(),
         }
     }
 }
@@ -78,6 +123,43 @@ impl IngesterConfig {
             return Err(IngesterError::Config {
                 field: "ingester.wal.checkpoint_after_segments",
                 reason: "must be > 0".into(),
+            });
+        }
+        let b = &self.blocks;
+        if b.block_range < Duration::from_secs(60) || b.block_range.subsec_nanos() != 0 {
+            return Err(IngesterError::Config {
+                field: "ingester.blocks.block_range",
+                reason: format!(
+                    "must be whole seconds and at least 1m, got {:?}",
+                    b.block_range
+                ),
+            });
+        }
+        if (24 * 3600) % b.block_range.as_secs() != 0 {
+            return Err(IngesterError::Config {
+                field: "ingester.blocks.block_range",
+                reason: format!(
+                    "must divide 24h evenly so blocks align with the compactor's ranges, got {:?}",
+                    b.block_range
+                ),
+            });
+        }
+        if b.dir.is_empty() {
+            return Err(IngesterError::Config {
+                field: "ingester.blocks.dir",
+                reason: "must not be empty".into(),
+            });
+        }
+        if b.ship_interval < Duration::from_millis(100) {
+            return Err(IngesterError::Config {
+                field: "ingester.blocks.ship_interval",
+                reason: "must be at least 100ms".into(),
+            });
+        }
+        if b.upload_min_backoff.is_zero() || b.upload_max_backoff < b.upload_min_backoff {
+            return Err(IngesterError::Config {
+                field: "ingester.blocks.upload_max_backoff",
+                reason: "upload_min_backoff must be > 0 and upload_max_backoff ≥ it".into(),
             });
         }
         if self.wal.dir.is_empty() {

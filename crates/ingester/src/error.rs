@@ -32,6 +32,24 @@ pub enum IngesterError {
     Config { field: &'static str, reason: String },
     #[error("WAL failure: {0}")]
     Wal(#[source] std::sync::Arc<std::io::Error>),
+    #[error("{op} failed for block {ulid} of tenant {tenant:?}")]
+    Block {
+        tenant: String,
+        ulid: ulid::Ulid,
+        op: &'static str,
+        #[source]
+        source: Box<strata_storage::block::BlockError>,
+    },
+    #[error("cannot open the local blocks directory as a bucket")]
+    LocalBucket(#[source] Box<strata_storage::bucket::BucketError>),
+    #[error("invalid shipper state file {path}")]
+    ShipperState {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("background task failed: {0}")]
+    Task(String),
 }
 
 impl IngesterError {

@@ -3,7 +3,9 @@ use crate::error::IngesterError;
 use crate::head::{AppendScratch, TenantHead};
 use crate::metrics::{Metrics, ReasonLabels};
 use crate::wal::record::{Record, RecordWriter};
+use crate::shipper::{ShipReport, Shipper};
 use crate::wal::{self, sync_dir, Wal, WalOptions};
+use strata_storage::bucket::Bucket;
 use async_trait::async_trait;
 use parking_lot::{Mutex, RwLock};
 use prometheus_client::registry::Registry;
@@ -15,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use strata_model::{Labels, Matcher, Overrides, TenantId, WriteBatch};
 use strata_storage::query::{Series, SeriesMetadata};
-use strata_storage::{PushError, PushOutcome, Pusher, QueryError, Queryable};
+use strata_storage::{block_set, merge, PushError, PushOutcome, Pusher, QueryError, Queryable};
 
 /// The ingester component.
 #[derive(Debug)]
@@ -30,6 +32,7 @@ pub struct Ingester {
     stopping: AtomicBool,
     checkpoint_lock: tokio::sync::Mutex<()>,
     last_checkpoint_segment: Mutex<u64>,
+    shipper: std::sync::OnceLock<Shipper>,
 }
 
 impl Ingester {
@@ -108,7 +111,8 @@ impl Ingester {
             Arc::new(metrics.clone()),
         )?;
         metrics.wal_segment_current.set(next_segment as i64);
-        Ok(Arc::new(Self {
+        let replayed = !replay.is_empty() || files.checkpoint.is_some();
+        let this = Arc::new(Self {
             cfg,
             wal_dir,
             tenants,
@@ -119,7 +123,46 @@ impl Ingester {
             stopping: AtomicBool::new(false),
             checkpoint_lock: tokio::sync::Mutex::new(()),
             last_checkpoint_segment: Mutex::new(next_segment),
-        }))
+            shipper: std::sync::OnceLock::new(),
+        });
+        if replayed {
+            // Replay renumbers series; records written from now on use the new numbers. A
+            // checkpoint now retires the old segments, so a later replay never mixes numberings.
+            this.write_checkpoint(next_segment)?;
+            *this.last_checkpoint_segment.lock() = next_segment;
+        }
+        Ok(this)
+    }
+
+    /// Starts cutting blocks from the heads and shipping them to `bucket`: loads the local
+    /// blocks of a previous run, drops from the heads what the bucket already has, and resumes
+    /// unfinished uploads on the next cycle of [`Ingester::run_background`].
+    pub async fn enable_shipping(self: &Arc<Self>, bucket: Bucket, data_dir: &Path) -> Result<(), IngesterError> {
+        let shipper = Shipper::open(self.cfg.blocks.clone(), data_dir, bucket).await?;
+        let heads: Vec<Arc<TenantHead>> = self.tenants.read().values().cloned().collect();
+        shipper.apply_to_heads(&heads);
+        self.metrics
+            .blocks_pending_upload
+            .set(shipper.pending_uploads() as i64);
+        let _ = self.shipper.set(shipper);
+        Ok(())
+    }
+
+    /// Runs one shipping cycle now (cut, upload, truncate, expire) with `now_ms` as the wall
+    /// clock; checkpoints if the heads were truncated. `None` without shipping enabled.
+    pub async fn ship(self: &Arc<Self>, now_ms: i64) -> Option<ShipReport> {
+        let shipper = self.shipper.get()?;
+        let heads: Vec<Arc<TenantHead>> = self.tenants.read().values().cloned().collect();
+        let report = shipper.cycle(&heads, now_ms, &self.metrics).await;
+        self.metrics
+            .blocks_pending_upload
+            .set(shipper.pending_uploads() as i64);
+        if report.chunks_truncated > 0 || report.series_truncated > 0 {
+            self.metrics.memory_series.set(self.num_series() as i64);
+            // The truncated samples leave the WAL with the next checkpoint.
+            let _ = self.checkpoint().await;
+        }
+        Some(report)
     }
 
     fn head(&self, tenant: &TenantId) -> Arc<TenantHead> {
@@ -214,14 +257,24 @@ impl Ingester {
 
     /// Periodic work: checkpoints and gauges. Returns when `shutdown` resolves.
     pub async fn run_background(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        let ship_every = crate::shipper::interval(&self.cfg.blocks);
+        let mut tick = tokio::time::interval(ship_every.min(Duration::from_secs(5)));
         let mut last_checkpoint = Instant::now();
+        let mut last_ship = Instant::now();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = shutdown.changed() => return,
             }
             self.metrics.memory_series.set(self.num_series() as i64);
+            if last_ship.elapsed() >= ship_every {
+                last_ship = Instant::now();
+                if self.ship(strata_model::time::now_ms()).await.is_some_and(|r| {
+                    r.chunks_truncated > 0 || r.series_truncated > 0
+                }) {
+                    last_checkpoint = Instant::now();
+                }
+            }
             let current = self.metrics.wal_segment_current.get() as u64;
             let since = current.saturating_sub(*self.last_checkpoint_segment.lock());
             if last_checkpoint.elapsed() >= self.cfg.wal.checkpoint_interval
@@ -364,6 +417,22 @@ impl Pusher for Ingester {
     }
 }
 
+impl Ingester {
+    fn local_blocks(
+        &self,
+        tenant: &TenantId,
+        start: i64,
+        end: i64,
+    ) -> Vec<Arc<strata_storage::block::BlockReader>> {
+        self.shipper
+            .get()
+            .map(|s| s.readers(tenant, start, end))
+            .unwrap_or_default()
+    }
+}
+
+/// The head answers for recent data, the local blocks (cut but maybe not yet visible through
+/// the bucket) for older data; overlaps are merged away.
 #[async_trait]
 impl Queryable for Ingester {
     async fn select(
@@ -373,10 +442,16 @@ impl Queryable for Ingester {
         start: i64,
         end: i64,
     ) -> Result<Vec<Series>, QueryError> {
-        Ok(self
+        let head = self
             .existing_head(tenant)
             .map(|h| h.select(matchers, start, end))
-            .unwrap_or_default())
+            .unwrap_or_default();
+        let blocks = self.local_blocks(tenant, start, end);
+        if blocks.is_empty() {
+            return Ok(head);
+        }
+        let from_blocks = block_set::select(&blocks, matchers, start, end).await?;
+        Ok(merge::merge_series(vec![head, from_blocks]))
     }
 
     async fn series(
@@ -386,10 +461,17 @@ impl Queryable for Ingester {
         start: i64,
         end: i64,
     ) -> Result<Vec<Labels>, QueryError> {
-        Ok(self
+        let mut v = self
             .existing_head(tenant)
             .map(|h| h.series(matchers, start, end))
-            .unwrap_or_default())
+            .unwrap_or_default();
+        let blocks = self.local_blocks(tenant, start, end);
+        if !blocks.is_empty() {
+            v.extend(block_set::series(&blocks, matchers, start, end));
+            v.sort();
+            v.dedup();
+        }
+        Ok(v)
     }
 
     async fn label_names(
@@ -399,10 +481,15 @@ impl Queryable for Ingester {
         start: i64,
         end: i64,
     ) -> Result<Vec<String>, QueryError> {
-        Ok(self
+        let head = self
             .existing_head(tenant)
             .map(|h| h.label_names(matchers, start, end))
-            .unwrap_or_default())
+            .unwrap_or_default();
+        let blocks = self.local_blocks(tenant, start, end);
+        Ok(merge::merge_sorted_strings(vec![
+            head,
+            block_set::label_names(&blocks, matchers, start, end),
+        ]))
     }
 
     async fn label_values(
@@ -413,10 +500,15 @@ impl Queryable for Ingester {
         start: i64,
         end: i64,
     ) -> Result<Vec<String>, QueryError> {
-        Ok(self
+        let head = self
             .existing_head(tenant)
             .map(|h| h.label_values(name, matchers, start, end))
-            .unwrap_or_default())
+            .unwrap_or_default();
+        let blocks = self.local_blocks(tenant, start, end);
+        Ok(merge::merge_sorted_strings(vec![
+            head,
+            block_set::label_values(&blocks, name, matchers, start, end),
+        ]))
     }
 
     async fn select_chunks(
@@ -426,10 +518,20 @@ impl Queryable for Ingester {
         start: i64,
         end: i64,
     ) -> Result<Vec<strata_storage::ChunkedSeries>, QueryError> {
-        Ok(self
+        let head = self
             .existing_head(tenant)
             .map(|h| h.select_chunks(matchers, start, end))
-            .unwrap_or_default())
+            .unwrap_or_default();
+        let blocks = self.local_blocks(tenant, start, end);
+        if blocks.is_empty() {
+            return Ok(head);
+        }
+        let from_blocks = block_set::select(&blocks, matchers, start, end)
+            .await?
+            .into_iter()
+            .map(strata_storage::ChunkedSeries::Samples)
+            .collect();
+        Ok(merge::merge_chunked(vec![head, from_blocks], start, end))
     }
 
     async fn head_stats(

@@ -9,8 +9,10 @@ mod error;
 pub mod head;
 mod ingester;
 mod metrics;
+mod shipper;
 pub mod wal;
 
 pub use config::IngesterConfig;
 pub use error::IngesterError;
 pub use ingester::Ingester;
+pub use shipper::ShipReport;

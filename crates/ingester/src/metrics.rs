@@ -27,6 +27,11 @@ pub struct Metrics {
     pub checkpoint_failures: Counter,
     pub checkpoint_duration_seconds: Gauge<f64, AtomicU64>,
     pub replay_duration_seconds: Gauge<f64, AtomicU64>,
+    pub blocks_cut: Counter,
+    pub block_cut_failures: Counter,
+    pub blocks_uploaded: Counter,
+    pub block_upload_failures: Counter,
+    pub blocks_pending_upload: Gauge,
 }
 
 impl Metrics {
@@ -43,7 +48,34 @@ impl Metrics {
             checkpoint_failures: Counter::default(),
             checkpoint_duration_seconds: Gauge::default(),
             replay_duration_seconds: Gauge::default(),
+            blocks_cut: Counter::default(),
+            block_cut_failures: Counter::default(),
+            blocks_uploaded: Counter::default(),
+            block_upload_failures: Counter::default(),
+            blocks_pending_upload: Gauge::default(),
         };
+        let r = registry.sub_registry_with_prefix("strata_ingester");
+        r.register("blocks_cut", "Blocks cut from heads", m.blocks_cut.clone());
+        r.register(
+            "block_cut_failures",
+            "Failed attempts to cut a block (retried next cycle)",
+            m.block_cut_failures.clone(),
+        );
+        r.register(
+            "blocks_uploaded",
+            "Blocks uploaded to the bucket",
+            m.blocks_uploaded.clone(),
+        );
+        r.register(
+            "block_upload_failures",
+            "Failed block uploads (retried with backoff)",
+            m.block_upload_failures.clone(),
+        );
+        r.register(
+            "blocks_pending_upload",
+            "Blocks cut but not yet in the bucket; the head keeps their samples",
+            m.blocks_pending_upload.clone(),
+        );
         let r = registry.sub_registry_with_prefix("strata_ingester");
         r.register(
             "samples_appended",

@@ -188,9 +188,7 @@ impl BucketIndex {
                 }
             }
         }
-        index
-            .blocks
-            .sort_by(|a, b| (a.min_time, a.ulid).cmp(&(b.min_time, b.ulid)));
+        index.blocks.sort_by_key(|b| (b.min_time, b.ulid));
         index.deletion_marks.sort_by_key(|m| m.ulid);
         report.partial.sort();
         Ok((index, report))

@@ -244,7 +244,7 @@ mod tests {
 
     fn series(name: &str, samples: Vec<Sample>) -> Series {
         Series {
-            labels: Labels::from_pairs(&[("__name__", name)]),
+            labels: Labels::from_pairs([("__name__", name)]),
             samples,
         }
     }
@@ -276,7 +276,7 @@ mod tests {
             max_t: 90,
             data: app.bytes().into(),
         };
-        let labels = Labels::from_pairs(&[("__name__", "a")]);
+        let labels = Labels::from_pairs([("__name__", "a")]);
         let a = vec![ChunkedSeries::Chunks {
             labels: labels.clone(),
             chunks: vec![chunk],

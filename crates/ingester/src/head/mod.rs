@@ -72,6 +72,19 @@ pub struct TenantHead {
     metadata: Mutex<HashMap<String, SeriesMetadata>>,
     min_t: AtomicI64,
     max_t: AtomicI64,
+    /// Samples older than this were cut into a block: appending them would put them where no
+    /// block cut will ever pick them up, so they are refused (Mimir's "out of bounds").
+    min_valid_t: AtomicI64,
+    /// Held shared by queries (which resolve postings to shard locations and then read the
+    /// shards) and exclusively by truncation (which moves series inside shards).
+    truncation: RwLock<()>,
+}
+
+/// What a truncation removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TruncateStats {
+    pub series_removed: usize,
+    pub chunks_removed: usize,
 }
 
 #[inline]
@@ -100,7 +113,69 @@ impl TenantHead {
             metadata: Mutex::new(HashMap::new()),
             min_t: AtomicI64::new(i64::MAX),
             max_t: AtomicI64::new(i64::MIN),
+            min_valid_t: AtomicI64::new(i64::MIN),
+            truncation: RwLock::new(()),
         }
+    }
+
+    /// Oldest timestamp the head accepts.
+    pub fn min_valid_t(&self) -> i64 {
+        self.min_valid_t.load(Ordering::Relaxed)
+    }
+
+    /// Refuses samples older than `t` from now on.
+    pub fn set_min_valid_t(&self, t: i64) {
+        self.min_valid_t.fetch_max(t, Ordering::Relaxed);
+    }
+
+    /// Newest sample time seen, if any.
+    pub fn max_time(&self) -> Option<i64> {
+        let t = self.max_t.load(Ordering::Relaxed);
+        (t != i64::MIN).then_some(t)
+    }
+
+    /// Oldest sample time seen, if any (an upper bound after truncation).
+    pub fn min_time(&self) -> Option<i64> {
+        let t = self.min_t.load(Ordering::Relaxed);
+        (t != i64::MAX).then_some(t)
+    }
+
+    /// Drops every chunk whose samples are all older than `t` and the series left empty.
+    /// Called once the blocks covering that time are safely in the bucket.
+    pub fn truncate_before(&self, t: i64) -> TruncateStats {
+        let _excl = self.truncation.write();
+        let mut stats = TruncateStats::default();
+        for (shard_idx, shard) in self.shards.iter().enumerate() {
+            let mut shard = shard.lock();
+            let mut any_dead = false;
+            for s in shard.series.iter_mut() {
+                stats.chunks_removed += s.drop_chunks_before(t);
+                any_dead |= s.is_empty();
+            }
+            if !any_dead {
+                continue;
+            }
+            let old = std::mem::take(&mut shard.series);
+            shard.table = HashTable::new();
+            let (dead, live): (Vec<MemSeries>, Vec<MemSeries>) =
+                old.into_iter().partition(MemSeries::is_empty);
+            let mut postings = self.postings.write();
+            for s in live {
+                let id = s.id;
+                let local = shard.insert(s);
+                postings.relocate(id, location(shard_idx, local));
+            }
+            let dead_pairs: Vec<(u32, Vec<(&str, &str)>)> = dead
+                .iter()
+                .map(|s| (s.id, key::pairs(&s.key).collect()))
+                .collect();
+            postings.remove(&dead_pairs);
+            stats.series_removed += dead.len();
+        }
+        if stats.chunks_removed > 0 {
+            self.min_t.fetch_max(t, Ordering::Relaxed);
+        }
+        stats
     }
 
     /// Active series.
@@ -161,6 +236,9 @@ impl TenantHead {
                 end += 1;
             }
             let mut shard = self.shards[shard_idx].lock();
+            // Read under the shard lock: a block cut raises it and then reads every shard under
+            // its lock, so a sample is either seen by the cut or refused here, never neither.
+            let min_valid = self.min_valid_t();
             s.series_records.clear();
             s.sample_records.clear();
             let mut rec = s.sample_records.begin_samples(tenant);
@@ -201,6 +279,19 @@ impl TenantHead {
                 };
                 let series = &mut shard.series[local as usize];
                 for smp in samples {
+                    if smp.t < min_valid {
+                        outcome.reject(1, || Rejection {
+                            kind: RejectionKind::BadData,
+                            reason: "sample-out-of-bounds",
+                            message: format!(
+                                "sample at {} is older than {}, the start of the head: older data was already cut into a block; series {}",
+                                format_rfc3339_ms(smp.t),
+                                format_rfc3339_ms(min_valid),
+                                describe(key)
+                            ),
+                        });
+                        continue;
+                    }
                     match series.append(smp.t, smp.v) {
                         AppendResult::Appended => {
                             s.sample_records.sample(&mut rec, series.id, smp.t, smp.v);
@@ -374,6 +465,7 @@ impl TenantHead {
 
     /// Visits matching series shard by shard (each shard locked once).
     fn for_each_match(&self, matchers: &[Matcher], mut f: impl FnMut(&MemSeries)) {
+        let _shared = self.truncation.read();
         let locs = self.matching_locations(matchers);
         let mut i = 0;
         while i < locs.len() {

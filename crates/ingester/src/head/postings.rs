@@ -12,9 +12,15 @@ pub type PostingsList = Vec<u32>;
 pub struct Postings {
     /// name → value → ids. BTreeMap keeps names and values sorted for the label APIs.
     index: BTreeMap<Box<str>, HashMap<Box<str>, PostingsList>>,
-    /// Location of series `id`: shard in the low bits, index within the shard above.
+    /// Location of series `id`: shard in the low bits, index within the shard above;
+    /// [`REMOVED`] once the series was truncated away (ids are never reused while the process
+    /// runs, because WAL records written before the removal still carry them).
     locations: Vec<u32>,
+    live: usize,
 }
+
+/// Location of a removed series.
+pub const REMOVED: u32 = u32::MAX;
 
 impl Postings {
     /// Registers a new series located at `location` and returns its id.
@@ -25,6 +31,7 @@ impl Postings {
     ) -> u32 {
         let id = self.locations.len() as u32;
         self.locations.push(location);
+        self.live += 1;
         for (n, v) in labels {
             let values = match self.index.get_mut(n.as_ref()) {
                 Some(m) => m,
@@ -44,12 +51,47 @@ impl Postings {
         self.locations[id as usize]
     }
 
+    /// Live series.
     pub fn len(&self) -> usize {
-        self.locations.len()
+        self.live
     }
 
     pub fn is_empty(&self) -> bool {
-        self.locations.is_empty()
+        self.live == 0
+    }
+
+    /// Moves series `id` to a new location.
+    pub fn relocate(&mut self, id: u32, location: u32) {
+        self.locations[id as usize] = location;
+    }
+
+    /// Removes series. `dead` holds each removed id with its label pairs. One pass per
+    /// affected postings list, however many series it loses.
+    pub fn remove<'a>(&mut self, dead: &[(u32, Vec<(&'a str, &'a str)>)]) {
+        let mut ids: Vec<u32> = dead.iter().map(|(id, _)| *id).collect();
+        ids.sort_unstable();
+        let mut affected: std::collections::HashSet<(&str, &str)> = Default::default();
+        for (id, pairs) in dead {
+            if self.locations[*id as usize] != REMOVED {
+                self.locations[*id as usize] = REMOVED;
+                self.live -= 1;
+            }
+            affected.extend(pairs.iter().copied());
+        }
+        for (n, v) in affected {
+            let Some(values) = self.index.get_mut(n) else {
+                continue;
+            };
+            if let Some(list) = values.get_mut(v) {
+                *list = subtract(list, &ids);
+                if list.is_empty() {
+                    values.remove(v);
+                }
+            }
+            if values.is_empty() {
+                self.index.remove(n);
+            }
+        }
     }
 
     /// Sorted label names.
@@ -104,7 +146,9 @@ impl Postings {
             }
         }
         let mut result = if positive.is_empty() {
-            (0..self.locations.len() as u32).collect()
+            (0..self.locations.len() as u32)
+                .filter(|&id| self.locations[id as usize] != REMOVED)
+                .collect()
         } else {
             positive.sort_by_key(Vec::len);
             let mut it = positive.into_iter();
@@ -226,6 +270,21 @@ mod tests {
         assert_eq!(sel(&p, &[(RegexMatch, "__name__", "u.*")]), vec![0, 1, 3]);
         assert_eq!(sel(&p, &[(Equal, "nope", "x")]), Vec::<u32>::new());
         assert_eq!(sel(&p, &[(RegexMatch, "__name__", ".+")]), vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn removed_series_disappear_from_every_list() {
+        use MatchOp::*;
+        let mut p = index();
+        p.remove(&[(1, vec![("__name__", "up"), ("job", "b"), ("env", "prod")])]);
+        assert_eq!(p.len(), 3);
+        assert_eq!(sel(&p, &[(Equal, "__name__", "up")]), vec![0, 3]);
+        assert_eq!(sel(&p, &[(NotEqual, "job", "zzz")]), vec![0, 2, 3]);
+        assert!(p.label_values("env").is_empty());
+        assert!(!p.label_names().contains(&"env".to_string()));
+        let id = p.add(7, [("__name__", "up"), ("job", "b")].into_iter());
+        assert_eq!(id, 4, "ids are not reused");
+        assert_eq!(sel(&p, &[(Equal, "job", "b")]), vec![4]);
     }
 
     #[test]

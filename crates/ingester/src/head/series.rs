@@ -187,6 +187,26 @@ impl MemSeries {
         Ok(())
     }
 
+    /// Drops the chunks whose samples are all older than `t` (they are in an uploaded block).
+    /// A chunk straddling `t` is kept whole; readers merge its older samples with the block's.
+    /// Returns how many chunks were dropped.
+    pub fn drop_chunks_before(&mut self, t: i64) -> usize {
+        let n = self.closed.iter().take_while(|c| c.max_t < t).count();
+        self.closed.drain(..n);
+        let mut dropped = n;
+        if !self.head.is_empty() && self.head.last_t() < t && self.closed.is_empty() {
+            self.head = XorAppender::new();
+            self.head_min_t = i64::MAX;
+            dropped += 1;
+        }
+        dropped
+    }
+
+    /// Whether the series holds no samples.
+    pub fn is_empty(&self) -> bool {
+        self.closed.is_empty() && self.head.is_empty()
+    }
+
     /// Number of chunks, the open one included.
     pub fn chunk_count(&self) -> usize {
         self.closed.len() + usize::from(!self.head.is_empty())

@@ -85,11 +85,12 @@ async fn corruption_in_an_older_segment_is_an_error_not_silent_loss() {
         push_round(&ing, "m", 10, 1000).await;
     }
     {
-        // A second run writes to a new segment, so the first one is no longer last.
+        // The second run replays and checkpoints at start, then writes a new segment: the
+        // checkpoint is no longer the last file.
         let ing = open(dir.path(), Limits::default());
         push_round(&ing, "m", 10, 2000).await;
     }
-    let seg = dir.path().join("wal").join("00000000");
+    let seg = dir.path().join("wal").join("checkpoint.00000001");
     let mut data = std::fs::read(&seg).unwrap();
     let mid = data.len() / 2;
     data[mid] ^= 0xff;
@@ -103,7 +104,10 @@ async fn corruption_in_an_older_segment_is_an_error_not_silent_loss() {
     )
     .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("00000000") && msg.contains("corrupt"), "{msg}");
+    assert!(
+        msg.contains("checkpoint.00000001") && msg.contains("corrupt"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]

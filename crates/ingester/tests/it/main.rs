@@ -2,6 +2,7 @@
 //! limits and Prometheus's append rules.
 
 mod durability;
+mod shipping;
 
 use parking_lot::RwLock;
 use prometheus_client::registry::Registry;

@@ -1,0 +1,207 @@
+//! Block cutting, upload, retry and head truncation.
+
+use super::*;
+use std::time::Duration;
+use strata_ingester::config::BlocksConfig;
+use strata_storage::block::BlockReader;
+use strata_storage::bucket::{BackendKind, Bucket, BucketConfig, FilesystemConfig, S3Config};
+
+const MIN: i64 = 60_000;
+
+fn blocks_cfg() -> IngesterConfig {
+    IngesterConfig {
+        blocks: BlocksConfig {
+            block_range: Duration::from_secs(60),
+            grace_period: Duration::from_secs(30),
+            upload_min_backoff: Duration::from_millis(1),
+            upload_max_backoff: Duration::from_millis(1),
+            ..BlocksConfig::default()
+        },
+        ..IngesterConfig::default()
+    }
+}
+
+fn open_cfg(dir: &Path, cfg: IngesterConfig) -> Arc<Ingester> {
+    let overrides = Arc::new(RwLock::new(Overrides::default()));
+    Ingester::open(cfg, dir, overrides, &mut Registry::default()).expect("open ingester")
+}
+
+fn fs_bucket(dir: &Path) -> Bucket {
+    Bucket::from_config(&BucketConfig {
+        backend: BackendKind::Filesystem,
+        filesystem: FilesystemConfig {
+            directory: dir.to_owned(),
+        },
+        ..BucketConfig::default()
+    })
+    .unwrap()
+}
+
+/// A bucket whose every request fails fast (nothing listens on port 1).
+fn dead_bucket() -> Bucket {
+    Bucket::from_config(&BucketConfig {
+        backend: BackendKind::S3,
+        s3: S3Config {
+            bucket_name: "b".into(),
+            endpoint: "http://127.0.0.1:1".into(),
+            access_key_id: "x".into(),
+            secret_access_key: "y".into(),
+            force_path_style: true,
+            allow_http: true,
+            ..S3Config::default()
+        },
+        max_retries: 0,
+        request_timeout: Duration::from_secs(2),
+        operation_timeout: Duration::from_secs(5),
+        ..BucketConfig::default()
+    })
+    .unwrap()
+}
+
+/// Block ids of the tenant that are complete in the bucket.
+async fn uploaded_blocks(bucket: &Bucket) -> Vec<ulid::Ulid> {
+    let mut v: Vec<ulid::Ulid> = bucket
+        .list("t1/")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|o| o.path.ends_with("/meta.json"))
+        .map(|o| o.path.split('/').nth(1).unwrap().parse().unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Every sample of metric `m` read back from the bucket's blocks alone.
+async fn samples_in_bucket(bucket: &Bucket) -> usize {
+    let mut n = 0;
+    for u in uploaded_blocks(bucket).await {
+        let r = BlockReader::open(bucket, &tenant(), u).await.unwrap();
+        n += r
+            .select(&[Matcher::equal("__name__", "m")], i64::MIN, i64::MAX)
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| s.samples.len())
+            .sum::<usize>();
+    }
+    n
+}
+
+#[tokio::test]
+async fn cut_upload_and_truncate_keep_every_sample_queryable() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket_dir = tempfile::tempdir().unwrap();
+    let bucket = fs_bucket(bucket_dir.path());
+    let ing = open_cfg(dir.path(), blocks_cfg());
+    ing.enable_shipping(bucket.clone(), dir.path()).await.unwrap();
+    // 10 minutes of 15 s samples for 20 series, starting on a minute boundary.
+    let base = 100 * MIN;
+    for r in 0..40 {
+        push_round(&ing, "m", 20, base + r * 15_000).await;
+    }
+    let before = all_samples(&ing, "m").await;
+    assert_eq!(before.iter().map(|s| s.1.len()).sum::<usize>(), 800);
+
+    // Wall clock 2 minutes after the data: every complete minute except the last is cut.
+    let now = base + 12 * MIN;
+    let report = ing.ship(now).await.unwrap();
+    assert_eq!(report.blocks_cut, 10, "{report:?}");
+    assert_eq!(report.blocks_uploaded, 10, "{report:?}");
+    assert_eq!(report.upload_failures, 0);
+    assert!(report.chunks_truncated > 0, "{report:?}");
+    assert_eq!(uploaded_blocks(&bucket).await.len(), 10);
+    assert_eq!(samples_in_bucket(&bucket).await, 800);
+
+    // Head truncated, answers identical (served from the local blocks now).
+    assert_eq!(all_samples(&ing, "m").await, before);
+
+    // Samples for a shipped range are refused with a reason that says why.
+    let o = push_round(&ing, "m", 20, base + 30_000).await;
+    assert_eq!(o.samples_written, 0);
+    assert_eq!(o.first_rejection.unwrap().reason, "sample-out-of-bounds");
+    // A second cycle cuts nothing new and uploads nothing twice.
+    let report = ing.ship(now).await.unwrap();
+    assert_eq!((report.blocks_cut, report.blocks_uploaded), (0, 0));
+
+    // New samples after the cut boundary are fine.
+    let o = push_round(&ing, "m", 20, base + 10 * MIN).await;
+    assert_eq!(o.samples_written, 20);
+
+    // After local retention the local blocks go; the bucket still has everything.
+    let report = ing.ship(now + 7 * 3600 * 1000).await.unwrap();
+    assert!(report.blocks_expired >= 10, "{report:?}");
+    assert_eq!(samples_in_bucket(&bucket).await, 820);
+}
+
+#[tokio::test]
+async fn failed_uploads_keep_data_and_resume_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket_dir = tempfile::tempdir().unwrap();
+    let base = 100 * MIN;
+    let now = base + 6 * MIN;
+    {
+        let ing = open_cfg(dir.path(), blocks_cfg());
+        ing.enable_shipping(dead_bucket(), dir.path()).await.unwrap();
+        for r in 0..16 {
+            push_round(&ing, "m", 5, base + r * 15_000).await;
+        }
+        let report = ing.ship(now).await.unwrap();
+        assert_eq!(report.blocks_cut, 4);
+        assert_eq!(report.blocks_uploaded, 0);
+        assert_eq!(report.upload_failures, 4);
+        assert_eq!(report.chunks_truncated, 0, "nothing leaves the head before upload");
+        tokio::time::sleep(Duration::from_millis(20)).await; // past the 1 ms backoff
+        let report = ing.ship(now).await.unwrap();
+        assert_eq!(report.upload_failures, 4, "retried on the next cycle");
+        assert_eq!(
+            all_samples(&ing, "m").await.iter().map(|s| s.1.len()).sum::<usize>(),
+            80
+        );
+        // Crash: no shutdown, no final checkpoint.
+    }
+    let bucket = fs_bucket(bucket_dir.path());
+    let ing = open_cfg(dir.path(), blocks_cfg());
+    ing.enable_shipping(bucket.clone(), dir.path()).await.unwrap();
+    // The cut ranges stay closed across the restart.
+    let o = push_round(&ing, "m", 5, base + 15_000 * 3).await;
+    assert_eq!(o.first_rejection.unwrap().reason, "sample-out-of-bounds");
+    let report = ing.ship(now).await.unwrap();
+    assert_eq!(report.blocks_cut, 0, "{report:?}: no range cut twice");
+    assert_eq!(report.blocks_uploaded, 4, "{report:?}");
+    assert_eq!(samples_in_bucket(&bucket).await, 80);
+    assert_eq!(
+        all_samples(&ing, "m").await.iter().map(|s| s.1.len()).sum::<usize>(),
+        80
+    );
+}
+
+#[tokio::test]
+async fn truncated_head_survives_restart_without_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket_dir = tempfile::tempdir().unwrap();
+    let bucket = fs_bucket(bucket_dir.path());
+    let base = 100 * MIN;
+    {
+        let ing = open_cfg(dir.path(), blocks_cfg());
+        ing.enable_shipping(bucket.clone(), dir.path()).await.unwrap();
+        for r in 0..24 {
+            push_round(&ing, "m", 7, base + r * 15_000).await;
+        }
+        ing.ship(base + 5 * MIN).await.unwrap();
+        for r in 24..32 {
+            push_round(&ing, "m", 7, base + r * 15_000).await;
+        }
+    }
+    let ing = open_cfg(dir.path(), blocks_cfg());
+    ing.enable_shipping(bucket.clone(), dir.path()).await.unwrap();
+    let got = all_samples(&ing, "m").await;
+    assert_eq!(got.len(), 7);
+    for (id, s) in &got {
+        assert_eq!(s.len(), 32, "series {id}");
+        assert!(s.windows(2).all(|w| w[0].t < w[1].t), "sorted, no duplicates");
+    }
+    let report = ing.ship(base + 10 * MIN).await.unwrap();
+    assert_eq!(report.blocks_cut, 4, "{report:?}");
+    assert_eq!(samples_in_bucket(&bucket).await, 7 * 32);
+}
