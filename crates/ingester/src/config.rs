@@ -21,10 +21,16 @@ pub struct BlocksConfig {
     /// Time range of one block, aligned to multiples of it since the epoch.
     #[serde(with = "humantime_serde")]
     pub block_range: Duration,
-    /// A block is cut once the wall clock is this far past its end, so that late samples of
-    /// slow senders still land in it. Later samples for its range are refused.
+    /// A block is cut once the tenant's newest sample is this far past the block's end, so
+    /// that late samples of slow senders still land in it (sample time, not wall clock: a
+    /// backfill in time order is never cut under its feet). Later samples for a cut range are
+    /// refused.
     #[serde(with = "humantime_serde")]
     pub grace_period: Duration,
+    /// A tenant that sent nothing for this long has every finished range cut (by wall clock),
+    /// so the tail of its data reaches the bucket even when no newer samples arrive.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
     /// Where cut blocks wait for (and after) their upload, relative to the data directory.
     pub dir: String,
     /// How long uploaded blocks stay on local disk to answer queries, counted from the block's
@@ -47,6 +53,7 @@ impl Default for BlocksConfig {
         Self {
             block_range: Duration::from_secs(2 * 3600),
             grace_period: Duration::from_secs(30 * 60),
+            idle_timeout: Duration::from_secs(3600),
             dir: "blocks".into(),
             retention_period: Duration::from_secs(6 * 3600),
             ship_interval: Duration::from_secs(15),

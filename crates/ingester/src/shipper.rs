@@ -1,8 +1,9 @@
 //! Cutting heads into blocks and shipping them to the bucket.
 //!
 //! Every `ship_interval`, per tenant:
-//! 1. **Cut**: each block range whose end is `grace_period` in the past is encoded from the head
-//!    into a local block directory (`<blocks dir>/<tenant>/<ulid>/`, written to `<ulid>.tmp`,
+//! 1. **Cut**: each block range whose end is `grace_period` older than the tenant's newest
+//!    sample (or already past, once the tenant was idle for `idle_timeout`) is encoded from the
+//!    head into a local block directory (`<blocks dir>/<tenant>/<ulid>/`, written to `<ulid>.tmp`,
 //!    fsynced, renamed). From then on the head refuses samples before the range's end.
 //! 2. **Upload**: local blocks not yet in the bucket are uploaded (data files, then `meta.json`);
 //!    success is recorded by an `uploaded` marker file. Failures back off and retry, across
@@ -308,6 +309,7 @@ impl Shipper {
     ) -> Result<(), IngesterError> {
         let range = self.cfg.block_range.as_millis() as i64;
         let grace = self.cfg.grace_period.as_millis() as i64;
+        let idle = now_ms - head.last_append_ms() >= self.cfg.idle_timeout.as_millis() as i64;
         loop {
             let (Some(head_min), Some(head_max)) = (head.min_time(), head.max_time()) else {
                 return Ok(());
@@ -319,7 +321,8 @@ impl Shipper {
                 .map_or(i64::MIN, |t| t.cut_until);
             let start = cut_until.max(align_down(head_min, range));
             let end = start + range;
-            if end + grace > now_ms || head_max < start {
+            let ready = head_max >= end + grace || (idle && end <= now_ms);
+            if !ready || head_max < start {
                 return Ok(());
             }
             // Refuse samples for the range first, then read it: see `TenantHead::append`.

@@ -31,6 +31,14 @@ impl MemStore {
         self.metadata = metadata;
     }
 
+    /// Every series with all its samples, sorted by labels.
+    pub fn all_series(&self) -> Vec<(Labels, Vec<Sample>)> {
+        self.series
+            .iter()
+            .map(|(l, s)| (l.clone(), s.iter().map(|(&t, &v)| Sample::new(t, v)).collect()))
+            .collect()
+    }
+
     pub fn clear(&mut self) {
         self.series.clear();
     }

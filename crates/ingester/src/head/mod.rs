@@ -75,6 +75,8 @@ pub struct TenantHead {
     /// Samples older than this were cut into a block: appending them would put them where no
     /// block cut will ever pick them up, so they are refused (Mimir's "out of bounds").
     min_valid_t: AtomicI64,
+    /// Wall-clock time of the last append, ms (for the idle cut).
+    last_append_ms: AtomicI64,
     /// Held shared by queries (which resolve postings to shard locations and then read the
     /// shards) and exclusively by truncation (which moves series inside shards).
     truncation: RwLock<()>,
@@ -114,6 +116,7 @@ impl TenantHead {
             min_t: AtomicI64::new(i64::MAX),
             max_t: AtomicI64::new(i64::MIN),
             min_valid_t: AtomicI64::new(i64::MIN),
+            last_append_ms: AtomicI64::new(strata_model::time::now_ms()),
             truncation: RwLock::new(()),
         }
     }
@@ -126,6 +129,11 @@ impl TenantHead {
     /// Refuses samples older than `t` from now on.
     pub fn set_min_valid_t(&self, t: i64) {
         self.min_valid_t.fetch_max(t, Ordering::Relaxed);
+    }
+
+    /// Wall-clock time of the last append, ms.
+    pub fn last_append_ms(&self) -> i64 {
+        self.last_append_ms.load(Ordering::Relaxed)
     }
 
     /// Newest sample time seen, if any.
@@ -226,6 +234,8 @@ impl TenantHead {
             }
         }
         s.order.sort_unstable();
+        self.last_append_ms
+            .store(strata_model::time::now_ms(), Ordering::Relaxed);
         let tenant = self.tenant.as_str();
         let mut seq = 0;
         let mut g = 0;

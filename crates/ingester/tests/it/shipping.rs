@@ -103,15 +103,17 @@ async fn cut_upload_and_truncate_keep_every_sample_queryable() {
     let before = all_samples(&ing, "m").await;
     assert_eq!(before.iter().map(|s| s.1.len()).sum::<usize>(), 800);
 
-    // Wall clock 2 minutes after the data: every complete minute except the last is cut.
+    // The newest sample is at 9:45: ranges ending by 9:15 (30 s grace) are cut, by sample
+    // time; the wall clock (here: the same epoch) does not matter while the tenant is active.
     let now = base + 12 * MIN;
     let report = ing.ship(now).await.unwrap();
-    assert_eq!(report.blocks_cut, 10, "{report:?}");
-    assert_eq!(report.blocks_uploaded, 10, "{report:?}");
+    assert_eq!(report.blocks_cut, 9, "{report:?}");
+    assert_eq!(report.blocks_uploaded, 9, "{report:?}");
     assert_eq!(report.upload_failures, 0);
-    assert!(report.chunks_truncated > 0, "{report:?}");
-    assert_eq!(uploaded_blocks(&bucket).await.len(), 10);
-    assert_eq!(samples_in_bucket(&bucket).await, 800);
+    // Each series' one open chunk straddles the cut: it is kept whole until it ends.
+    assert_eq!(report.chunks_truncated, 0, "{report:?}");
+    assert_eq!(uploaded_blocks(&bucket).await.len(), 9);
+    assert_eq!(samples_in_bucket(&bucket).await, 720);
 
     // Head truncated, answers identical (served from the local blocks now).
     assert_eq!(all_samples(&ing, "m").await, before);
@@ -128,10 +130,15 @@ async fn cut_upload_and_truncate_keep_every_sample_queryable() {
     let o = push_round(&ing, "m", 20, base + 10 * MIN).await;
     assert_eq!(o.samples_written, 20);
 
-    // After local retention the local blocks go; the bucket still has everything.
-    let report = ing.ship(now + 7 * 3600 * 1000).await.unwrap();
-    assert!(report.blocks_expired >= 10, "{report:?}");
+    // Idle for longer than idle_timeout (by the wall clock): the rest is cut too, and local
+    // blocks past retention are deleted; the bucket has everything.
+    let later = strata_model::time::now_ms() + 2 * 3600 * 1000;
+    let report = ing.ship(later).await.unwrap();
+    assert_eq!(report.blocks_cut, 2, "{report:?}");
+    assert_eq!(report.blocks_expired, 11, "{report:?}");
+    assert_eq!(report.series_truncated, 20, "{report:?}");
     assert_eq!(samples_in_bucket(&bucket).await, 820);
+    assert!(all_samples(&ing, "m").await.is_empty(), "head and local blocks emptied");
 }
 
 #[tokio::test]
@@ -147,13 +154,13 @@ async fn failed_uploads_keep_data_and_resume_after_restart() {
             push_round(&ing, "m", 5, base + r * 15_000).await;
         }
         let report = ing.ship(now).await.unwrap();
-        assert_eq!(report.blocks_cut, 4);
+        assert_eq!(report.blocks_cut, 3);
         assert_eq!(report.blocks_uploaded, 0);
-        assert_eq!(report.upload_failures, 4);
+        assert_eq!(report.upload_failures, 3);
         assert_eq!(report.chunks_truncated, 0, "nothing leaves the head before upload");
         tokio::time::sleep(Duration::from_millis(20)).await; // past the 1 ms backoff
         let report = ing.ship(now).await.unwrap();
-        assert_eq!(report.upload_failures, 4, "retried on the next cycle");
+        assert_eq!(report.upload_failures, 3, "retried on the next cycle");
         assert_eq!(
             all_samples(&ing, "m").await.iter().map(|s| s.1.len()).sum::<usize>(),
             80
@@ -168,8 +175,8 @@ async fn failed_uploads_keep_data_and_resume_after_restart() {
     assert_eq!(o.first_rejection.unwrap().reason, "sample-out-of-bounds");
     let report = ing.ship(now).await.unwrap();
     assert_eq!(report.blocks_cut, 0, "{report:?}: no range cut twice");
-    assert_eq!(report.blocks_uploaded, 4, "{report:?}");
-    assert_eq!(samples_in_bucket(&bucket).await, 80);
+    assert_eq!(report.blocks_uploaded, 3, "{report:?}");
+    assert_eq!(samples_in_bucket(&bucket).await, 60);
     assert_eq!(
         all_samples(&ing, "m").await.iter().map(|s| s.1.len()).sum::<usize>(),
         80
@@ -202,6 +209,6 @@ async fn truncated_head_survives_restart_without_duplicates() {
         assert!(s.windows(2).all(|w| w[0].t < w[1].t), "sorted, no duplicates");
     }
     let report = ing.ship(base + 10 * MIN).await.unwrap();
-    assert_eq!(report.blocks_cut, 4, "{report:?}");
-    assert_eq!(samples_in_bucket(&bucket).await, 7 * 32);
+    assert_eq!(report.blocks_cut, 2, "{report:?}: newest sample 7:45, ranges up to 7:00");
+    assert_eq!(samples_in_bucket(&bucket).await, 7 * 28);
 }

@@ -8,7 +8,6 @@ use regex::Regex;
 use std::fmt::Write as _;
 use std::sync::OnceLock;
 use strata_model::{Labels, TenantId};
-use strata_promql::testing::MemStore;
 use strata_promql::{Engine, InstantSample, QueryResult, QueryValue};
 use strata_storage::query::Series;
 
@@ -21,7 +20,7 @@ pub struct Failure {
 
 pub struct Ctx<'a> {
     pub engine: &'a Engine,
-    pub store: &'a MemStore,
+    pub store: &'a dyn strata_storage::Queryable,
     pub tenant: &'a TenantId,
     /// Engine calls made (instant and range), for the verbose listing.
     pub queries: &'a std::cell::Cell<usize>,

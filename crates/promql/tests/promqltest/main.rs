@@ -273,7 +273,68 @@ fn unparsed_experimental(q: &str) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Running a file
 
-fn run_file(path: &Path) -> Result<FileRun, String> {
+/// Where the loaded series are queried from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    /// The in-memory test store.
+    Memory,
+    /// Blocks written by the block writer (2h ranges, so queries cross block boundaries) to a
+    /// local-filesystem bucket and read back through the block reader: the storage round trip.
+    Blocks,
+}
+
+/// Writes the store's series as 2h blocks into a fresh bucket and opens them.
+fn blocks_from(
+    store: &MemStore,
+    tenant: &TenantId,
+    rt: &tokio::runtime::Runtime,
+) -> Result<(strata_storage::block_set::StaticBlocks, tempfile::TempDir), String> {
+    use strata_storage::block::{BlockReader, BlockWriter, WriterOptions};
+    use strata_storage::bucket::{BackendKind, Bucket, BucketConfig, FilesystemConfig};
+    const RANGE: i64 = 2 * 3600 * 1000;
+    let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
+    let bucket = Bucket::from_config(&BucketConfig {
+        backend: BackendKind::Filesystem,
+        filesystem: FilesystemConfig {
+            directory: dir.path().to_owned(),
+        },
+        ..BucketConfig::default()
+    })
+    .map_err(|e| format!("bucket: {e}"))?;
+    let all = store.all_series();
+    let mut ranges = BTreeSet::new();
+    for (_, samples) in &all {
+        for s in samples {
+            ranges.insert(s.t.div_euclid(RANGE));
+        }
+    }
+    let mut set = strata_storage::block_set::StaticBlocks::new();
+    for r in ranges {
+        let (min_t, max_t) = (r * RANGE, (r + 1) * RANGE - 1);
+        let mut w = BlockWriter::new(tenant.clone(), min_t, max_t, WriterOptions::default())
+            .map_err(|e| format!("block writer: {e}"))?;
+        for (labels, samples) in &all {
+            let part: Vec<_> = samples
+                .iter()
+                .copied()
+                .filter(|s| s.t >= min_t && s.t <= max_t)
+                .collect();
+            w.add_series(labels.clone(), part)
+                .map_err(|e| format!("block writer: {e}"))?;
+        }
+        let files = w.finish().map_err(|e| format!("encode block: {e}"))?;
+        let ulid = files.meta.ulid;
+        rt.block_on(files.upload(&bucket))
+            .map_err(|e| format!("upload block: {e}"))?;
+        let reader = rt
+            .block_on(BlockReader::open(&bucket, tenant, ulid))
+            .map_err(|e| format!("open block: {e}"))?;
+        set.add(tenant.clone(), reader);
+    }
+    Ok((set, dir))
+}
+
+fn run_file(path: &Path, backend: Backend) -> Result<FileRun, String> {
     let file = path
         .file_name()
         .and_then(|f| f.to_str())
@@ -293,6 +354,8 @@ fn run_file(path: &Path) -> Result<FileRun, String> {
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))?;
     let mut store = MemStore::new();
+    // In block mode, the blocks of the current load (rebuilt after each load or clear).
+    let mut blocks: Option<(strata_storage::block_set::StaticBlocks, tempfile::TempDir)> = None;
     let mut hist: Vec<Labels> = Vec::new();
     let mut run = FileRun {
         counts: Counts::default(),
@@ -306,9 +369,20 @@ fn run_file(path: &Path) -> Result<FileRun, String> {
             script::Cmd::Clear => {
                 store.clear();
                 hist.clear();
+                blocks = None;
             }
-            script::Cmd::Load(l) => hist.extend(apply_load(&mut store, &l)),
+            script::Cmd::Load(l) => {
+                hist.extend(apply_load(&mut store, &l));
+                blocks = None;
+            }
             script::Cmd::Eval(ev) => {
+                if backend == Backend::Blocks && blocks.is_none() {
+                    blocks = Some(blocks_from(&store, &tenant, &rt)?);
+                }
+                let source: &dyn strata_storage::Queryable = match &blocks {
+                    Some((b, _)) => b,
+                    None => &store,
+                };
                 let parsed = ast::parse_query(&ev.query);
                 let class = classify(&file, &ev, parsed.as_ref().ok(), &hist);
                 let result = match &parsed {
@@ -319,7 +393,7 @@ fn run_file(path: &Path) -> Result<FileRun, String> {
                     Ok(expr) => {
                         let ctx = exec::Ctx {
                             engine: &engine,
-                            store: &store,
+                            store: source,
                             tenant: &tenant,
                             queries: &queries,
                         };
@@ -536,6 +610,27 @@ fn env_flag(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
+/// Runs a file over blocks; fails on any eval that fails and is not a known failure.
+fn blocks_trial(path: &Path, file: &str, known: &BTreeSet<usize>) -> Result<(), Failed> {
+    let run = run_file(path, Backend::Blocks)?;
+    let regressions: Vec<&Outcome> = run
+        .outcomes
+        .iter()
+        .filter(|o| o.failure.is_some() && !known.contains(&o.line))
+        .collect();
+    if regressions.is_empty() {
+        return Ok(());
+    }
+    let mut msg = format!(
+        "{} eval(s) fail over blocks that pass in memory (or are not known failures):\n",
+        regressions.len()
+    );
+    for o in regressions.iter().take(20) {
+        msg.push_str(&describe_failure(file, o));
+    }
+    Err(msg.into())
+}
+
 fn file_trial(
     path: PathBuf,
     file: String,
@@ -544,7 +639,7 @@ fn file_trial(
 ) -> Result<(), Failed> {
     let update = env_flag("PROMQLTEST_UPDATE");
     let verbose = env_flag("PROMQLTEST_VERBOSE");
-    let run = run_file(&path)?;
+    let run = run_file(&path, Backend::Memory)?;
     let row = run.counts.row(&file);
     println!("{row}");
     let dir = summaries_dir();
@@ -726,6 +821,18 @@ fn main() {
         let sh = shared.clone();
         trials.push(Trial::test(stem, move || {
             file_trial(path.clone(), file.clone(), k.clone(), sh.clone())
+        }));
+    }
+
+    // The same files over blocks: every eval that passes from memory must pass when the data
+    // went through the block writer, a bucket and the block reader.
+    for f in &files {
+        let stem = f.trim_end_matches(".test").to_string();
+        let path = dir.join(f);
+        let file = f.clone();
+        let k = known.get(f).cloned().unwrap_or_default();
+        trials.push(Trial::test(format!("blocks/{stem}"), move || {
+            blocks_trial(&path, &file, &k)
         }));
     }
 
