@@ -16,6 +16,7 @@
 
 mod bad_requests;
 mod kill9;
+mod long_term;
 mod prometheus_series;
 mod promql_side_by_side;
 mod promtool;

@@ -410,10 +410,20 @@ impl Strata {
 
     /// Starts strata on an existing directory (e.g. the one of a killed instance) on a new port.
     pub async fn start_in(dir: TestDir) -> Self {
+        Self::start_with_config(dir, None).await
+    }
+
+    /// Like [`Strata::start_in`], with a YAML configuration file (written into the directory).
+    pub async fn start_with_config(dir: TestDir, config_yaml: Option<&str>) -> Self {
         let bin = require_strata();
         let port = free_port();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let mut cmd = Command::new(&bin);
+        if let Some(yaml) = config_yaml {
+            let path = dir.root().join("strata.yml");
+            std::fs::write(&path, yaml).expect("write strata config");
+            cmd.arg("--config").arg(path);
+        }
         cmd.arg("--data-dir")
             .arg(dir.data_dir())
             .arg("--http-listen-address")
@@ -445,6 +455,26 @@ impl Strata {
 
     pub fn log_tail(&self) -> String {
         self.process.log_tail()
+    }
+
+    /// The process's `/metrics` value of `name` (no labels), or 0 if absent.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics body");
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| {
+                let (n, v) = l.split_once(' ')?;
+                (n == name).then(|| v.trim().parse().ok()).flatten()
+            })
+            .unwrap_or(0.0)
     }
 
     /// SIGKILLs strata and hands back its directory for a restart.

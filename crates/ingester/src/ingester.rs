@@ -2,10 +2,9 @@ use crate::config::IngesterConfig;
 use crate::error::IngesterError;
 use crate::head::{AppendScratch, TenantHead};
 use crate::metrics::{Metrics, ReasonLabels};
-use crate::wal::record::{Record, RecordWriter};
 use crate::shipper::{ShipReport, Shipper};
+use crate::wal::record::{Record, RecordWriter};
 use crate::wal::{self, sync_dir, Wal, WalOptions};
-use strata_storage::bucket::Bucket;
 use async_trait::async_trait;
 use parking_lot::{Mutex, RwLock};
 use prometheus_client::registry::Registry;
@@ -16,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use strata_model::{Labels, Matcher, Overrides, TenantId, WriteBatch};
+use strata_storage::bucket::Bucket;
 use strata_storage::query::{Series, SeriesMetadata};
 use strata_storage::{block_set, merge, PushError, PushOutcome, Pusher, QueryError, Queryable};
 
@@ -137,7 +137,11 @@ impl Ingester {
     /// Starts cutting blocks from the heads and shipping them to `bucket`: loads the local
     /// blocks of a previous run, drops from the heads what the bucket already has, and resumes
     /// unfinished uploads on the next cycle of [`Ingester::run_background`].
-    pub async fn enable_shipping(self: &Arc<Self>, bucket: Bucket, data_dir: &Path) -> Result<(), IngesterError> {
+    pub async fn enable_shipping(
+        self: &Arc<Self>,
+        bucket: Bucket,
+        data_dir: &Path,
+    ) -> Result<(), IngesterError> {
         let shipper = Shipper::open(self.cfg.blocks.clone(), data_dir, bucket).await?;
         let heads: Vec<Arc<TenantHead>> = self.tenants.read().values().cloned().collect();
         shipper.apply_to_heads(&heads);
@@ -269,9 +273,11 @@ impl Ingester {
             self.metrics.memory_series.set(self.num_series() as i64);
             if last_ship.elapsed() >= ship_every {
                 last_ship = Instant::now();
-                if self.ship(strata_model::time::now_ms()).await.is_some_and(|r| {
-                    r.chunks_truncated > 0 || r.series_truncated > 0
-                }) {
+                if self
+                    .ship(strata_model::time::now_ms())
+                    .await
+                    .is_some_and(|r| r.chunks_truncated > 0 || r.series_truncated > 0)
+                {
                     last_checkpoint = Instant::now();
                 }
             }

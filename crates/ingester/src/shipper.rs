@@ -28,12 +28,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use strata_model::TenantId;
 use strata_storage::block::{
     BlockFiles, BlockMeta, BlockReader, BlockWriter, WriterOptions, META_FILE, SAMPLES_FILE,
     SERIES_FILE,
 };
 use strata_storage::bucket::{BackendKind, Bucket, BucketConfig, FilesystemConfig};
-use strata_model::TenantId;
 use ulid::Ulid;
 
 /// Marker file: the block is in the bucket.
@@ -394,12 +394,11 @@ impl Shipper {
         std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
         write_synced(&tmp.join(SERIES_FILE), &files.series)?;
         write_synced(&tmp.join(SAMPLES_FILE), &files.samples)?;
-        let meta = serde_json::to_vec_pretty(&files.meta).map_err(|e| {
-            IngesterError::ShipperState {
+        let meta =
+            serde_json::to_vec_pretty(&files.meta).map_err(|e| IngesterError::ShipperState {
                 path: tmp.join(META_FILE),
                 source: e,
-            }
-        })?;
+            })?;
         write_synced(&tmp.join(META_FILE), &meta)?;
         sync_dir(&tmp).map_err(io(&tmp))?;
         std::fs::rename(&tmp, &dst).map_err(io(&dst))?;

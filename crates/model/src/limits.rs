@@ -28,6 +28,19 @@ pub struct Limits {
     /// Samples older than this (relative to now) are rejected; zero disables the check.
     #[serde(with = "humantime_serde")]
     pub past_grace_period: Duration,
+    /// The compactor marks this tenant's raw-resolution blocks for deletion once their newest
+    /// sample is older than this (Thanos's `retention.resolution-raw`, Mimir's
+    /// `compactor_blocks_retention_period`). Zero keeps them forever.
+    #[serde(with = "humantime_serde")]
+    pub compactor_blocks_retention_period: Duration,
+    /// Like `compactor_blocks_retention_period`, for 5-minute downsampled blocks. Zero keeps them
+    /// forever. Usually longer than the raw retention: that is what downsampling is for.
+    #[serde(with = "humantime_serde")]
+    pub compactor_blocks_retention_period_5m: Duration,
+    /// Like `compactor_blocks_retention_period`, for 1-hour downsampled blocks. Zero keeps them
+    /// forever.
+    #[serde(with = "humantime_serde")]
+    pub compactor_blocks_retention_period_1h: Duration,
 }
 
 impl Default for Limits {
@@ -41,6 +54,9 @@ impl Default for Limits {
             max_label_value_length: 2048,
             creation_grace_period: Duration::from_secs(10 * 60),
             past_grace_period: Duration::ZERO,
+            compactor_blocks_retention_period: Duration::ZERO,
+            compactor_blocks_retention_period_5m: Duration::ZERO,
+            compactor_blocks_retention_period_1h: Duration::ZERO,
         }
     }
 }
@@ -69,6 +85,29 @@ impl Limits {
         }
         if self.max_label_value_length == 0 {
             return Err(bad("max_label_value_length", "must be > 0"));
+        }
+        // Block times are i64 milliseconds: a longer period would overflow `now - retention`.
+        const MAX_RETENTION: Duration = Duration::from_secs(1000 * 365 * 86_400);
+        for (field, d) in [
+            (
+                "compactor_blocks_retention_period",
+                self.compactor_blocks_retention_period,
+            ),
+            (
+                "compactor_blocks_retention_period_5m",
+                self.compactor_blocks_retention_period_5m,
+            ),
+            (
+                "compactor_blocks_retention_period_1h",
+                self.compactor_blocks_retention_period_1h,
+            ),
+        ] {
+            if d > MAX_RETENTION {
+                return Err(bad(
+                    field,
+                    "must be at most 1000 years (0 keeps blocks forever)",
+                ));
+            }
         }
         Ok(())
     }
@@ -113,6 +152,21 @@ mod tests {
         o.tenants.insert("t1".into(), l);
         assert_eq!(o.for_tenant("t1").max_series_per_tenant, 5);
         assert_eq!(o.for_tenant("t2").max_series_per_tenant, 0);
+    }
+
+    #[test]
+    fn retention_periods_default_to_forever_and_are_bounded() {
+        let l = Limits::default();
+        assert_eq!(l.compactor_blocks_retention_period, Duration::ZERO);
+        assert_eq!(l.compactor_blocks_retention_period_5m, Duration::ZERO);
+        assert_eq!(l.compactor_blocks_retention_period_1h, Duration::ZERO);
+        let mut o = Overrides::default();
+        o.defaults.compactor_blocks_retention_period_1h = Duration::from_secs(2000 * 365 * 86_400);
+        let e = o.validate().unwrap_err().to_string();
+        assert!(
+            e.starts_with("limits.defaults.compactor_blocks_retention_period_1h"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use strata_model::{MatchOp, Matcher, TenantId, METRIC_NAME};
 use strata_storage::query::Series;
-use strata_storage::{ChunkedSeries, Queryable};
+use strata_storage::{ChunkedSeries, Queryable, SelectHints};
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -113,14 +113,27 @@ impl QueryTimes {
     }
 }
 
+/// Which data resolutions a range query may read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceResolution {
+    /// Up to a fifth of the step (Thanos's auto-downsampling): a 1h step may read 5m blocks.
+    Auto,
+    /// Up to this many ms: 0 = raw only, 300000 = 5m, 3600000 = 1h.
+    Max(i64),
+}
+
 /// A selector to fetch: its node address (stable while the AST lives), matcher sets, and the
 /// time range needed across every evaluation of it.
 struct Fetch {
     matchers: Vec<Vec<Matcher>>,
     min_t: i64,
     max_t: i64,
+    /// The function or aggregation applied to the selector (a hint for downsampled stores).
+    func: Option<String>,
+    range_ms: i64,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn collect(
     expr: &Expr,
     lo: i64,
@@ -128,6 +141,7 @@ fn collect(
     q: QueryTimes,
     opts: &EngineOptions,
     out: &mut HashMap<usize, Fetch>,
+    func: Option<&str>,
 ) -> Result<(), EvalError> {
     let lookback = opts.lookback_delta.as_millis() as i64;
     let mut add = |vs: &VectorSelector, back: i64| -> Result<(), EvalError> {
@@ -150,6 +164,8 @@ fn collect(
                         matchers: selector_matchers(vs)?,
                         min_t,
                         max_t,
+                        func: func.map(str::to_owned),
+                        range_ms: if back == lookback { 0 } else { back },
                     },
                 );
             }
@@ -166,23 +182,24 @@ fn collect(
                 None => (lo, hi),
             };
             let range = sq.range.as_millis() as i64;
-            collect(&sq.expr, a - off - range, b - off, q, opts, out)?;
+            collect(&sq.expr, a - off - range, b - off, q, opts, out, func)?;
         }
         Expr::Aggregate(a) => {
-            collect(&a.expr, lo, hi, q, opts, out)?;
+            let op = a.op.to_string();
+            collect(&a.expr, lo, hi, q, opts, out, Some(&op))?;
             if let Some(p) = &a.param {
-                collect(p, lo, hi, q, opts, out)?;
+                collect(p, lo, hi, q, opts, out, None)?;
             }
         }
-        Expr::Unary(u) => collect(&u.expr, lo, hi, q, opts, out)?,
+        Expr::Unary(u) => collect(&u.expr, lo, hi, q, opts, out, None)?,
         Expr::Binary(b) => {
-            collect(&b.lhs, lo, hi, q, opts, out)?;
-            collect(&b.rhs, lo, hi, q, opts, out)?;
+            collect(&b.lhs, lo, hi, q, opts, out, None)?;
+            collect(&b.rhs, lo, hi, q, opts, out, None)?;
         }
-        Expr::Paren(p) => collect(&p.expr, lo, hi, q, opts, out)?,
+        Expr::Paren(p) => collect(&p.expr, lo, hi, q, opts, out, func)?,
         Expr::Call(c) => {
             for a in &c.args.args {
-                collect(a, lo, hi, q, opts, out)?;
+                collect(a, lo, hi, q, opts, out, Some(c.func.name))?;
             }
         }
         Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
@@ -258,7 +275,7 @@ impl Engine {
     ) -> Result<QueryResult, EvalError> {
         let expr = self.parse(query)?;
         let (val, ev) = self
-            .eval(store, tenant, &expr, time, time, 1, false)
+            .eval(store, tenant, &expr, time, time, 1, false, 0)
             .await?;
         let value = match val {
             Val::Scalar(v) => QueryValue::Scalar { t: time, v: v[0] },
@@ -283,7 +300,8 @@ impl Engine {
         })
     }
 
-    /// Evaluates `query` at every step from `start` to `end` (ms, inclusive).
+    /// Evaluates `query` at every step from `start` to `end` (ms, inclusive), letting stores
+    /// answer from downsampled blocks when the step allows it ([`SourceResolution::Auto`]).
     pub async fn range(
         &self,
         store: &dyn Queryable,
@@ -293,6 +311,35 @@ impl Engine {
         end: i64,
         step: i64,
     ) -> Result<QueryResult, EvalError> {
+        self.range_with_resolution(
+            store,
+            tenant,
+            query,
+            start,
+            end,
+            step,
+            SourceResolution::Auto,
+        )
+        .await
+    }
+
+    /// Like [`Engine::range`] with an explicit choice of the coarsest data resolution.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn range_with_resolution(
+        &self,
+        store: &dyn Queryable,
+        tenant: &TenantId,
+        query: &str,
+        start: i64,
+        end: i64,
+        step: i64,
+        resolution: SourceResolution,
+    ) -> Result<QueryResult, EvalError> {
+        let max_resolution = match resolution {
+            // Thanos's rule: a point per step built from at least ~5 aggregated windows.
+            SourceResolution::Auto => step / 5,
+            SourceResolution::Max(ms) => ms,
+        };
         if step <= 0 {
             return Err(EvalError::Parse("zero or negative query resolution step widths are not accepted. Try a positive integer".into()));
         }
@@ -303,7 +350,7 @@ impl Engine {
         }
         let expr = self.parse(query)?;
         let (val, ev) = self
-            .eval(store, tenant, &expr, start, end, step, true)
+            .eval(store, tenant, &expr, start, end, step, true, max_resolution)
             .await?;
         let steps = Steps::new(start, end, step);
         let value = match val {
@@ -356,16 +403,25 @@ impl Engine {
         end: i64,
         step: i64,
         is_range: bool,
+        max_resolution: i64,
     ) -> Result<(Val, Evaluator), EvalError> {
         let t0 = Instant::now();
         let q = QueryTimes { start, end };
         let mut fetches = HashMap::new();
-        collect(expr, start, end, q, &self.opts, &mut fetches)?;
+        collect(expr, start, end, q, &self.opts, &mut fetches, None)?;
         let mut data: HashMap<usize, Arc<Vec<ChunkedSeries>>> = HashMap::new();
         for (key, f) in fetches {
             let mut series: Vec<ChunkedSeries> = Vec::new();
             for set in &f.matchers {
-                let mut got = store.select_chunks(tenant, set, f.min_t, f.max_t).await?;
+                let hints = SelectHints {
+                    max_resolution_ms: max_resolution,
+                    func: f.func.clone(),
+                    range_ms: f.range_ms,
+                    step_ms: if is_range { step } else { 0 },
+                };
+                let mut got = store
+                    .select_chunks_hinted(tenant, set, f.min_t, f.max_t, &hints)
+                    .await?;
                 series.append(&mut got);
             }
             if f.matchers.len() > 1 {

@@ -12,6 +12,6 @@ pub mod functions;
 pub mod testing;
 mod value;
 
-pub use engine::{selector_matchers, Engine, EngineOptions};
+pub use engine::{selector_matchers, Engine, EngineOptions, SourceResolution};
 pub use error::EvalError;
 pub use value::{InstantSample, QueryResult, QueryValue};

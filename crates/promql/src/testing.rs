@@ -35,7 +35,12 @@ impl MemStore {
     pub fn all_series(&self) -> Vec<(Labels, Vec<Sample>)> {
         self.series
             .iter()
-            .map(|(l, s)| (l.clone(), s.iter().map(|(&t, &v)| Sample::new(t, v)).collect()))
+            .map(|(l, s)| {
+                (
+                    l.clone(),
+                    s.iter().map(|(&t, &v)| Sample::new(t, v)).collect(),
+                )
+            })
             .collect()
     }
 

@@ -10,6 +10,7 @@ use axum::response::Response;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use strata_model::time::now_ms;
+use strata_promql::SourceResolution;
 use strata_promql::{Engine, EngineOptions, QueryResult, QueryValue};
 
 /// Parses a duration parameter: float seconds or a Prometheus duration (`5m`, `1h30m`).
@@ -246,10 +247,26 @@ pub(crate) async fn range(
             q.cfg.max_points_per_series
         )));
     }
+    // Thanos's parameter: which downsampled resolutions may answer.
+    let resolution = match p.get("max_source_resolution") {
+        None | Some("") | Some("auto") => SourceResolution::Auto,
+        Some("raw") | Some("0") | Some("0s") => SourceResolution::Max(0),
+        Some(_) => SourceResolution::Max(
+            parse_duration_param(&p, "max_source_resolution")?.unwrap_or_default(),
+        ),
+    };
     let engine = engine_for(&q, &p)?;
     let t0 = Instant::now();
     let res = engine
-        .range(q.store.as_ref(), &tenant, query, start, end, step)
+        .range_with_resolution(
+            q.store.as_ref(),
+            &tenant,
+            query,
+            start,
+            end,
+            step,
+            resolution,
+        )
         .await?;
     tracing::debug!(
         query,

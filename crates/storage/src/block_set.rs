@@ -38,7 +38,12 @@ pub async fn select(
 }
 
 /// Label sets of matching series across blocks.
-pub fn series(blocks: &[Arc<BlockReader>], matchers: &[Matcher], start: i64, end: i64) -> Vec<Labels> {
+pub fn series(
+    blocks: &[Arc<BlockReader>],
+    matchers: &[Matcher],
+    start: i64,
+    end: i64,
+) -> Vec<Labels> {
     let mut v: Vec<Labels> = overlapping(blocks, start, end)
         .flat_map(|b| b.series_labels(matchers, start, end))
         .collect();
@@ -142,7 +147,13 @@ impl Queryable for StaticBlocks {
         start: i64,
         end: i64,
     ) -> Result<Vec<String>, QueryError> {
-        Ok(label_values(self.blocks(tenant), name, matchers, start, end))
+        Ok(label_values(
+            self.blocks(tenant),
+            name,
+            matchers,
+            start,
+            end,
+        ))
     }
 
     async fn metadata(

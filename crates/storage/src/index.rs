@@ -252,9 +252,7 @@ pub async fn read_deletion_mark(
 ) -> Result<Option<DeletionMark>, BlockError> {
     let path = block_path(tenant.as_str(), ulid, DELETION_MARK_FILE);
     match bucket.get(&path).await {
-        Ok(raw) => Ok(Some(
-            serde_json::from_slice(&raw).map_err(meta_err(path))?,
-        )),
+        Ok(raw) => Ok(Some(serde_json::from_slice(&raw).map_err(meta_err(path))?)),
         Err(BucketError::NotFound { .. }) => Ok(None),
         Err(e) => Err(e.into()),
     }
@@ -286,7 +284,11 @@ pub async fn mark_for_deletion(
 /// Deletes every object of a block (phase two). `meta.json` goes first so that a crash midway
 /// leaves a partial block (ignored by readers, cleaned up later) rather than a block whose meta
 /// points at missing files; the deletion mark goes last so the deletion is retried after a crash.
-pub async fn delete_block(bucket: &Bucket, tenant: &TenantId, ulid: &Ulid) -> Result<(), BlockError> {
+pub async fn delete_block(
+    bucket: &Bucket,
+    tenant: &TenantId,
+    ulid: &Ulid,
+) -> Result<(), BlockError> {
     let t = tenant.as_str();
     bucket.delete(&block_path(t, ulid, META_FILE)).await?;
     let prefix = format!("{t}/{ulid}/");

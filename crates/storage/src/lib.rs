@@ -16,6 +16,8 @@ pub mod push;
 pub mod query;
 
 pub use error::{PushError, QueryError};
-pub use push::{PushOutcome, Pusher, Rejection, RejectionKind};
 pub use merge::MergeQueryable;
-pub use query::{ChunkedSeries, EncodedChunk, HeadStats, Queryable, Series, SeriesMetadata};
+pub use push::{PushOutcome, Pusher, Rejection, RejectionKind};
+pub use query::{
+    ChunkedSeries, EncodedChunk, HeadStats, Queryable, SelectHints, Series, SeriesMetadata,
+};

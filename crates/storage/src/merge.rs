@@ -3,7 +3,7 @@
 //! That is what makes a query answer the same before and after a block is flushed, uploaded
 //! twice by replicas, or compacted while the old blocks are still readable.
 
-use crate::query::{ChunkedSeries, Queryable, Series, SeriesMetadata};
+use crate::query::{ChunkedSeries, Queryable, SelectHints, Series, SeriesMetadata};
 use crate::QueryError;
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -154,6 +154,23 @@ impl Queryable for MergeQueryable {
         Ok(merge_chunked(answers, start, end))
     }
 
+    async fn select_chunks_hinted(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+        hints: &SelectHints,
+    ) -> Result<Vec<ChunkedSeries>, QueryError> {
+        let answers = futures::future::try_join_all(
+            self.sources
+                .iter()
+                .map(|s| s.select_chunks_hinted(tenant, matchers, start, end, hints)),
+        )
+        .await?;
+        Ok(merge_chunked(answers, start, end))
+    }
+
     async fn series(
         &self,
         tenant: &TenantId,
@@ -206,10 +223,7 @@ impl Queryable for MergeQueryable {
         Ok(merge_sorted_strings(answers))
     }
 
-    async fn head_stats(
-        &self,
-        tenant: &TenantId,
-    ) -> Result<Option<crate::HeadStats>, QueryError> {
+    async fn head_stats(&self, tenant: &TenantId) -> Result<Option<crate::HeadStats>, QueryError> {
         for s in &self.sources {
             if let Some(h) = s.head_stats(tenant).await? {
                 return Ok(Some(h));
@@ -251,14 +265,20 @@ mod tests {
 
     #[test]
     fn equal_timestamps_keep_the_first_source() {
-        let m = merge_samples(&[s(1, 1.0), s(3, 3.0)], &[s(2, 20.0), s(3, 30.0), s(4, 40.0)]);
+        let m = merge_samples(
+            &[s(1, 1.0), s(3, 3.0)],
+            &[s(2, 20.0), s(3, 30.0), s(4, 40.0)],
+        );
         assert_eq!(m, vec![s(1, 1.0), s(2, 20.0), s(3, 3.0), s(4, 40.0)]);
     }
 
     #[test]
     fn series_from_several_sources_become_one() {
         let a = vec![series("a", vec![s(1, 1.0)]), series("b", vec![s(1, 1.0)])];
-        let b = vec![series("a", vec![s(1, 9.0), s(2, 2.0)]), series("c", vec![s(5, 5.0)])];
+        let b = vec![
+            series("a", vec![s(1, 9.0), s(2, 2.0)]),
+            series("c", vec![s(5, 5.0)]),
+        ];
         let m = merge_series(vec![a, b]);
         assert_eq!(m.len(), 3);
         assert_eq!(m[0].samples, vec![s(1, 1.0), s(2, 2.0)]);

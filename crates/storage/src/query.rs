@@ -85,6 +85,22 @@ pub struct HeadStats {
     pub max_time: i64,
 }
 
+/// What the query engine will do with a selection, so that a store holding downsampled blocks
+/// can pick a resolution and the aggregate that keeps the function's answer right (the hints
+/// Thanos passes to its stores).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SelectHints {
+    /// Coarsest resolution the caller accepts, in ms: 0 = raw data only; 300000 lets 5m blocks
+    /// answer, 3600000 also 1h blocks.
+    pub max_resolution_ms: i64,
+    /// The function applied to the selection (`rate`, `max_over_time`, ...), if any.
+    pub func: Option<String>,
+    /// Range of the matrix selector, ms (0 for an instant vector selector).
+    pub range_ms: i64,
+    /// Query step, ms (0 for an instant query).
+    pub step_ms: i64,
+}
+
 /// Storage that answers selections. Time ranges are inclusive milliseconds.
 #[async_trait]
 pub trait Queryable: Send + Sync {
@@ -113,6 +129,19 @@ pub trait Queryable: Send + Sync {
             .into_iter()
             .map(ChunkedSeries::Samples)
             .collect())
+    }
+
+    /// Like [`Queryable::select_chunks`], with hints about the query. Stores without downsampled
+    /// data ignore them (the default).
+    async fn select_chunks_hinted(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+        _hints: &SelectHints,
+    ) -> Result<Vec<ChunkedSeries>, QueryError> {
+        self.select_chunks(tenant, matchers, start, end).await
     }
 
     /// Label sets of the series matching every matcher with a sample in `[start, end]`, sorted.

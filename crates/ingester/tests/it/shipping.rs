@@ -94,7 +94,9 @@ async fn cut_upload_and_truncate_keep_every_sample_queryable() {
     let bucket_dir = tempfile::tempdir().unwrap();
     let bucket = fs_bucket(bucket_dir.path());
     let ing = open_cfg(dir.path(), blocks_cfg());
-    ing.enable_shipping(bucket.clone(), dir.path()).await.unwrap();
+    ing.enable_shipping(bucket.clone(), dir.path())
+        .await
+        .unwrap();
     // 10 minutes of 15 s samples for 20 series, starting on a minute boundary.
     let base = 100 * MIN;
     for r in 0..40 {
@@ -138,7 +140,10 @@ async fn cut_upload_and_truncate_keep_every_sample_queryable() {
     assert_eq!(report.blocks_expired, 11, "{report:?}");
     assert_eq!(report.series_truncated, 20, "{report:?}");
     assert_eq!(samples_in_bucket(&bucket).await, 820);
-    assert!(all_samples(&ing, "m").await.is_empty(), "head and local blocks emptied");
+    assert!(
+        all_samples(&ing, "m").await.is_empty(),
+        "head and local blocks emptied"
+    );
 }
 
 #[tokio::test]
@@ -149,7 +154,9 @@ async fn failed_uploads_keep_data_and_resume_after_restart() {
     let now = base + 6 * MIN;
     {
         let ing = open_cfg(dir.path(), blocks_cfg());
-        ing.enable_shipping(dead_bucket(), dir.path()).await.unwrap();
+        ing.enable_shipping(dead_bucket(), dir.path())
+            .await
+            .unwrap();
         for r in 0..16 {
             push_round(&ing, "m", 5, base + r * 15_000).await;
         }
@@ -157,19 +164,28 @@ async fn failed_uploads_keep_data_and_resume_after_restart() {
         assert_eq!(report.blocks_cut, 3);
         assert_eq!(report.blocks_uploaded, 0);
         assert_eq!(report.upload_failures, 3);
-        assert_eq!(report.chunks_truncated, 0, "nothing leaves the head before upload");
+        assert_eq!(
+            report.chunks_truncated, 0,
+            "nothing leaves the head before upload"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await; // past the 1 ms backoff
         let report = ing.ship(now).await.unwrap();
         assert_eq!(report.upload_failures, 3, "retried on the next cycle");
         assert_eq!(
-            all_samples(&ing, "m").await.iter().map(|s| s.1.len()).sum::<usize>(),
+            all_samples(&ing, "m")
+                .await
+                .iter()
+                .map(|s| s.1.len())
+                .sum::<usize>(),
             80
         );
         // Crash: no shutdown, no final checkpoint.
     }
     let bucket = fs_bucket(bucket_dir.path());
     let ing = open_cfg(dir.path(), blocks_cfg());
-    ing.enable_shipping(bucket.clone(), dir.path()).await.unwrap();
+    ing.enable_shipping(bucket.clone(), dir.path())
+        .await
+        .unwrap();
     // The cut ranges stay closed across the restart.
     let o = push_round(&ing, "m", 5, base + 15_000 * 3).await;
     assert_eq!(o.first_rejection.unwrap().reason, "sample-out-of-bounds");
@@ -178,7 +194,11 @@ async fn failed_uploads_keep_data_and_resume_after_restart() {
     assert_eq!(report.blocks_uploaded, 3, "{report:?}");
     assert_eq!(samples_in_bucket(&bucket).await, 60);
     assert_eq!(
-        all_samples(&ing, "m").await.iter().map(|s| s.1.len()).sum::<usize>(),
+        all_samples(&ing, "m")
+            .await
+            .iter()
+            .map(|s| s.1.len())
+            .sum::<usize>(),
         80
     );
 }
@@ -191,7 +211,9 @@ async fn truncated_head_survives_restart_without_duplicates() {
     let base = 100 * MIN;
     {
         let ing = open_cfg(dir.path(), blocks_cfg());
-        ing.enable_shipping(bucket.clone(), dir.path()).await.unwrap();
+        ing.enable_shipping(bucket.clone(), dir.path())
+            .await
+            .unwrap();
         for r in 0..24 {
             push_round(&ing, "m", 7, base + r * 15_000).await;
         }
@@ -201,14 +223,22 @@ async fn truncated_head_survives_restart_without_duplicates() {
         }
     }
     let ing = open_cfg(dir.path(), blocks_cfg());
-    ing.enable_shipping(bucket.clone(), dir.path()).await.unwrap();
+    ing.enable_shipping(bucket.clone(), dir.path())
+        .await
+        .unwrap();
     let got = all_samples(&ing, "m").await;
     assert_eq!(got.len(), 7);
     for (id, s) in &got {
         assert_eq!(s.len(), 32, "series {id}");
-        assert!(s.windows(2).all(|w| w[0].t < w[1].t), "sorted, no duplicates");
+        assert!(
+            s.windows(2).all(|w| w[0].t < w[1].t),
+            "sorted, no duplicates"
+        );
     }
     let report = ing.ship(base + 10 * MIN).await.unwrap();
-    assert_eq!(report.blocks_cut, 2, "{report:?}: newest sample 7:45, ranges up to 7:00");
+    assert_eq!(
+        report.blocks_cut, 2,
+        "{report:?}: newest sample 7:45, ranges up to 7:00"
+    );
     assert_eq!(samples_in_bucket(&bucket).await, 7 * 28);
 }

@@ -12,7 +12,7 @@ mod writer;
 mod tests;
 
 pub use meta::{BlockFile, BlockMeta, BlockStats, SCHEMA_VERSION};
-pub use reader::BlockReader;
+pub use reader::{BlockReader, SeriesCursor};
 pub use schema::ValueEncoding;
 pub use writer::{BlockFiles, BlockWriter, WriterOptions};
 
@@ -33,6 +33,15 @@ pub const RESOLUTION_RAW: i64 = 0;
 pub const RESOLUTION_5M: i64 = 300_000;
 /// 1-hour downsampled resolution, in milliseconds.
 pub const RESOLUTION_1H: i64 = 3_600_000;
+
+/// The order of series inside a block (rows of `series.parquet`): metric name (`""` when absent)
+/// first, then the whole label set. Readers that merge several blocks' series in one pass (the
+/// compactor) rely on every block using exactly this order.
+pub fn series_order(a: &strata_model::Labels, b: &strata_model::Labels) -> std::cmp::Ordering {
+    let ka = a.metric_name().unwrap_or("");
+    let kb = b.metric_name().unwrap_or("");
+    ka.cmp(kb).then_with(|| a.cmp(b))
+}
 
 /// Path of a file of a block inside the bucket.
 pub fn block_path(tenant: &str, ulid: &ulid::Ulid, file: &str) -> String {

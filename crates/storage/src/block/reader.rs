@@ -16,11 +16,12 @@ use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::DataType;
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use futures::{FutureExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
 };
 use parquet::arrow::async_reader::AsyncFileReader;
+use parquet::arrow::async_reader::ParquetRecordBatchStream;
 use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
@@ -301,6 +302,23 @@ impl BlockReader {
         &self.meta
     }
 
+    /// Approximate memory held by this open block (series file, samples footer and page
+    /// index), for caches with a byte budget.
+    pub fn heap_bytes(&self) -> u64 {
+        let series: usize = self
+            .series
+            .iter()
+            .map(|e| {
+                std::mem::size_of::<SeriesEntry>()
+                    + e.labels
+                        .iter()
+                        .map(|l| l.name.len() + l.value.len() + std::mem::size_of::<Label>())
+                        .sum::<usize>()
+            })
+            .sum();
+        (series + self.samples_meta.metadata().memory_size()) as u64
+    }
+
     /// Bytes of `samples.parquet` fetched by selections since the block was opened.
     pub fn samples_bytes_fetched(&self) -> u64 {
         self.fetched.load(Ordering::Relaxed)
@@ -528,6 +546,165 @@ impl BlockReader {
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(out)
     }
+}
+
+impl BlockReader {
+    /// Every series of the block with all its samples, one at a time in the block's row order
+    /// ([`super::series_order`]). The samples file is read sequentially a row group at a time,
+    /// so memory stays at one row group plus one series however large the block is: this is
+    /// how the compactor merges blocks without decoding them whole.
+    pub fn series_cursor(&self) -> SeriesCursor<'_> {
+        SeriesCursor {
+            reader: self,
+            stream: None,
+            ids: Vec::new(),
+            ts: Vec::new(),
+            vs: Vec::new(),
+            pos: 0,
+            next_series: 0,
+        }
+    }
+}
+
+/// Sequential reader of a block's series, from [`BlockReader::series_cursor`].
+pub struct SeriesCursor<'a> {
+    reader: &'a BlockReader,
+    stream: Option<ParquetRecordBatchStream<BucketFile>>,
+    /// The current batch, decoded; `pos` is the next unread row in it.
+    ids: Vec<u64>,
+    ts: Vec<i64>,
+    vs: Vec<f64>,
+    pos: usize,
+    next_series: usize,
+}
+
+impl std::fmt::Debug for SeriesCursor<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeriesCursor")
+            .field("block", &self.reader.meta.ulid)
+            .field("next_series", &self.next_series)
+            .finish()
+    }
+}
+
+impl SeriesCursor<'_> {
+    /// The next series with all its samples; `None` after the last one.
+    pub async fn next_series(&mut self) -> Result<Option<Series>, BlockError> {
+        let r = self.reader;
+        let Some(entry) = r.series.get(self.next_series) else {
+            return Ok(None);
+        };
+        let id = self.next_series as u64;
+        self.next_series += 1;
+        let mut samples = Vec::with_capacity(entry.num_samples as usize);
+        while (samples.len() as u64) < entry.num_samples {
+            if self.pos == self.ids.len() && !self.fill().await? {
+                return Err(corrupt(
+                    SAMPLES_FILE,
+                    format!(
+                        "series {id} has {} rows, series file says {}",
+                        samples.len(),
+                        entry.num_samples
+                    ),
+                ));
+            }
+            if self.ids[self.pos] != id {
+                return Err(corrupt(
+                    SAMPLES_FILE,
+                    format!(
+                        "row of series {} where series {id} was due",
+                        self.ids[self.pos]
+                    ),
+                ));
+            }
+            samples.push(Sample::new(self.ts[self.pos], self.vs[self.pos]));
+            self.pos += 1;
+        }
+        Ok(Some(Series {
+            labels: entry.labels.clone(),
+            samples,
+        }))
+    }
+
+    /// Decodes the next batch of the samples file; `false` at its end.
+    async fn fill(&mut self) -> Result<bool, BlockError> {
+        let r = self.reader;
+        let perr = |source| BlockError::Parquet {
+            file: r.samples_path.clone(),
+            source,
+        };
+        if self.stream.is_none() {
+            let file = BucketFile {
+                bucket: r.bucket.clone(),
+                path: r.samples_path.clone(),
+                size: r.samples_size,
+                fetched: r.fetched.clone(),
+            };
+            self.stream = Some(
+                ParquetRecordBatchStreamBuilder::new_with_metadata(file, r.samples_meta.clone())
+                    .with_batch_size(8192)
+                    .build()
+                    .map_err(perr)?,
+            );
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            return Ok(false);
+        };
+        let Some(b) = stream.next().await.transpose().map_err(perr)? else {
+            return Ok(false);
+        };
+        self.ids.clear();
+        self.ts.clear();
+        self.vs.clear();
+        self.pos = 0;
+        decode_samples(&b, &mut self.ids, &mut self.ts, &mut self.vs)?;
+        Ok(true)
+    }
+}
+
+/// Decodes a batch of `samples.parquet` into ids, timestamps and values.
+fn decode_samples(
+    b: &RecordBatch,
+    ids: &mut Vec<u64>,
+    ts: &mut Vec<i64>,
+    vs: &mut Vec<f64>,
+) -> Result<(), BlockError> {
+    let f = SAMPLES_FILE;
+    let sid = column(b, f, COL_SERIES_ID)?
+        .as_primitive_opt::<UInt64Type>()
+        .ok_or_else(|| corrupt(f, "series_id is not uint64"))?;
+    let t = column(b, f, COL_TIMESTAMP)?
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(|| corrupt(f, "timestamp is not int64"))?;
+    let fl = column(b, f, COL_VALUE)?
+        .as_primitive_opt::<Float64Type>()
+        .ok_or_else(|| corrupt(f, "value is not float64"))?;
+    let int = match b.column_by_name(COL_VALUE_INT) {
+        Some(a) => Some(
+            a.as_primitive_opt::<Int64Type>()
+                .ok_or_else(|| corrupt(f, "value_int is not int64"))?,
+        ),
+        None => None,
+    };
+    for row in 0..b.num_rows() {
+        let v = if fl.is_valid(row) {
+            fl.value(row)
+        } else {
+            match int {
+                Some(i) if i.is_valid(row) => i.value(row) as f64,
+                _ => {
+                    return Err(corrupt(
+                        f,
+                        format!("row of series {} has no value", sid.value(row)),
+                    ))
+                }
+            }
+        };
+        ids.push(sid.value(row));
+        ts.push(t.value(row));
+        vs.push(v);
+    }
+    Ok(())
 }
 
 /// Appends `r` minus the sorted, disjoint `excluded` ranges to `out`.

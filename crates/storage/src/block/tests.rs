@@ -467,3 +467,41 @@ fn short_window_of_a_long_series_reads_only_its_pages() {
         );
     });
 }
+
+#[test]
+fn series_cursor_streams_every_series_in_block_order_across_row_groups() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let bucket = local_bucket(dir.path());
+        let input = synth::node_exporter_like(3, 0, 3_600_000, 7);
+        // Small row groups and pages so that series straddle batches and row groups.
+        let opts = WriterOptions {
+            rows_per_row_group: 5_000,
+            rows_per_page: 1_000,
+            ..WriterOptions::default()
+        };
+        let mut w = BlockWriter::new(tenant(), 0, 3_700_000, opts).unwrap();
+        for (l, s) in &input {
+            w.add_series(l.clone(), s.clone()).unwrap();
+        }
+        let files = w.finish().unwrap();
+        files.upload(&bucket).await.unwrap();
+        let r = BlockReader::open(&bucket, &tenant(), files.meta.ulid)
+            .await
+            .unwrap();
+        let mut cur = r.series_cursor();
+        let mut got = Vec::new();
+        while let Some(s) = cur.next_series().await.unwrap() {
+            got.push(s);
+        }
+        assert!(cur.next_series().await.unwrap().is_none());
+        for pair in got.windows(2) {
+            assert_eq!(
+                series_order(&pair[0].labels, &pair[1].labels),
+                std::cmp::Ordering::Less
+            );
+        }
+        got.sort_by(|a, b| a.labels.cmp(&b.labels));
+        assert_same(&input, &got);
+    });
+}

@@ -104,7 +104,8 @@ impl PendingSeries {
                         continue;
                     }
                     out.extend(
-                        crate::chunk::XorIter::new(&c.data).filter(|x| x.t >= min_t && x.t <= max_t),
+                        crate::chunk::XorIter::new(&c.data)
+                            .filter(|x| x.t >= min_t && x.t <= max_t),
                     );
                 }
             }
@@ -195,7 +196,13 @@ impl BlockWriter {
             return Ok(());
         };
         let (min_t, max_t) = (first.t, last.t);
-        self.push(labels, samples.len() as u64, min_t, max_t, PendingData::Samples(samples))
+        self.push(
+            labels,
+            samples.len() as u64,
+            min_t,
+            max_t,
+            PendingData::Samples(samples),
+        )
     }
 
     fn push(
@@ -257,7 +264,13 @@ impl BlockWriter {
                 if count == 0 {
                     return Ok(());
                 }
-                self.push(labels.clone(), count, min_t, max_t, PendingData::Chunks(chunks))
+                self.push(
+                    labels.clone(),
+                    count,
+                    min_t,
+                    max_t,
+                    PendingData::Chunks(chunks),
+                )
             }
         }
     }
@@ -271,11 +284,8 @@ impl BlockWriter {
     pub fn finish(mut self) -> Result<BlockFiles, BlockError> {
         // Metric name first, then the whole label set: `Labels`' own order compares names
         // byte-wise, where e.g. "A" sorts before "__name__".
-        self.series.sort_by(|a, b| {
-            let ka = a.labels.metric_name().unwrap_or("");
-            let kb = b.labels.metric_name().unwrap_or("");
-            ka.cmp(kb).then_with(|| a.labels.cmp(&b.labels))
-        });
+        self.series
+            .sort_by(|a, b| super::series_order(&a.labels, &b.labels));
         let label_columns = choose_label_columns(&self.series, self.opts.max_label_columns);
         let num_samples: u64 = self.series.iter().map(|s| s.count).sum();
 
@@ -452,10 +462,7 @@ fn choose_label_columns(series: &[PendingSeries], max: usize) -> Vec<String> {
     names
 }
 
-fn encode_series(
-    series: &[PendingSeries],
-    label_columns: &[String],
-) -> Result<Bytes, BlockError> {
+fn encode_series(series: &[PendingSeries], label_columns: &[String]) -> Result<Bytes, BlockError> {
     let schema = schema::series_schema(label_columns);
     let props = schema::series_props(9, 1024);
     let col_index: HashMap<&str, usize> = label_columns

@@ -79,14 +79,15 @@ impl Default for BucketConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FilesystemConfig {
-    /// Directory holding the bucket; created if missing.
+    /// Directory holding the bucket; created if missing. Strata resolves a relative path
+    /// against its `data_dir`.
     pub directory: PathBuf,
 }
 
 impl Default for FilesystemConfig {
     fn default() -> Self {
         Self {
-            directory: PathBuf::from("./data/bucket"),
+            directory: PathBuf::from("bucket"),
         }
     }
 }

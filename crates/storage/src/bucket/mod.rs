@@ -14,7 +14,10 @@ pub use config::{AzureConfig, BackendKind, BucketConfig, FilesystemConfig, GcsCo
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{
+    GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion,
+    WriteMultipart,
+};
 use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
@@ -80,6 +83,28 @@ pub struct ObjectInfo {
     pub path: String,
     /// Size in bytes.
     pub size: u64,
+}
+
+/// The version of an object as the backend reports it (ETag and/or version id), for
+/// compare-and-swap writes with [`Bucket::put_if_version`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectVersion {
+    /// The object's ETag, if the backend has one.
+    pub e_tag: Option<String>,
+    /// The object's version id, if the backend versions objects.
+    pub version: Option<String>,
+}
+
+/// Outcome of a conditional write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConditionalPut {
+    /// The object was written; this is its new version.
+    Written(ObjectVersion),
+    /// The condition failed: the object exists (create) or changed (update). Nothing written.
+    Conflict,
+    /// The backend cannot write conditionally (e.g. updates on the local filesystem, or S3 with
+    /// conditional puts disabled); the caller must fall back to read-check-write.
+    Unsupported,
 }
 
 /// A bucket: object storage addressed by `/`-separated paths. Cheap to clone.
@@ -268,6 +293,80 @@ impl Bucket {
             .collect();
         out.sort();
         Ok(out)
+    }
+
+    /// Creates an object only if none exists at `path` (object_store's `PutMode::Create`:
+    /// a hard link on the local filesystem, `If-None-Match: *` on S3, generation match on GCS).
+    pub async fn put_if_absent(
+        &self,
+        path: &str,
+        data: Bytes,
+    ) -> Result<ConditionalPut, BucketError> {
+        self.put_mode(path, data, PutMode::Create).await
+    }
+
+    /// Replaces an object only if it is still at `version` (`PutMode::Update`: `If-Match` on
+    /// S3, GCS and Azure; unsupported on the local filesystem).
+    pub async fn put_if_version(
+        &self,
+        path: &str,
+        data: Bytes,
+        version: &ObjectVersion,
+    ) -> Result<ConditionalPut, BucketError> {
+        let mode = PutMode::Update(UpdateVersion {
+            e_tag: version.e_tag.clone(),
+            version: version.version.clone(),
+        });
+        self.put_mode(path, data, mode).await
+    }
+
+    async fn put_mode(
+        &self,
+        path: &str,
+        data: Bytes,
+        mode: PutMode,
+    ) -> Result<ConditionalPut, BucketError> {
+        let p = Path::from(path);
+        let opts = PutOptions {
+            mode,
+            ..PutOptions::default()
+        };
+        let r = tokio::time::timeout(
+            self.op_timeout,
+            self.store.put_opts(&p, PutPayload::from(data), opts),
+        )
+        .await;
+        match r {
+            Ok(Ok(res)) => Ok(ConditionalPut::Written(ObjectVersion {
+                e_tag: res.e_tag,
+                version: res.version,
+            })),
+            Ok(Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            )) => Ok(ConditionalPut::Conflict),
+            Ok(Err(object_store::Error::NotImplemented { .. })) => Ok(ConditionalPut::Unsupported),
+            Ok(Err(e)) => Err(map_err("put", path, e)),
+            Err(_) => Err(BucketError::Timeout {
+                op: "put",
+                path: path.to_owned(),
+                timeout: self.op_timeout,
+            }),
+        }
+    }
+
+    /// Reads a whole object with its version, for a later [`Bucket::put_if_version`].
+    pub async fn get_versioned(&self, path: &str) -> Result<(Bytes, ObjectVersion), BucketError> {
+        let p = Path::from(path);
+        self.bounded("get", path, async {
+            let r = self.store.get_opts(&p, GetOptions::default()).await?;
+            let version = ObjectVersion {
+                e_tag: r.meta.e_tag.clone(),
+                version: r.meta.version.clone(),
+            };
+            Ok((r.bytes().await?, version))
+        })
+        .await
     }
 
     /// Deletes an object; deleting a missing object succeeds, so deletes can be retried.

@@ -6,7 +6,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::time::Duration;
 use strata_model::{Matcher, TenantId};
 use strata_storage::block::{synth, BlockReader, BlockWriter, WriterOptions};
-use strata_storage::bucket::{BackendKind, Bucket, BucketConfig, BucketError};
+use strata_storage::bucket::{BackendKind, Bucket, BucketConfig, BucketError, ConditionalPut};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -205,6 +205,34 @@ async fn local_filesystem_bucket_conformance() {
     })
     .await
     .expect("local conformance within 120 s");
+}
+
+#[tokio::test]
+async fn local_filesystem_conditional_puts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = BucketConfig::default();
+    cfg.filesystem.directory = dir.path().join("bucket");
+    let b = Bucket::from_config(&cfg).unwrap();
+    let first = b
+        .put_if_absent("t/lock", Bytes::from_static(b"one"))
+        .await
+        .unwrap();
+    assert!(matches!(first, ConditionalPut::Written(_)), "{first:?}");
+    // A second create must not replace the first writer's object: that is what makes it a lock.
+    let second = b
+        .put_if_absent("t/lock", Bytes::from_static(b"two"))
+        .await
+        .unwrap();
+    assert_eq!(second, ConditionalPut::Conflict);
+    let (data, version) = b.get_versioned("t/lock").await.unwrap();
+    assert_eq!(data, Bytes::from_static(b"one"));
+    // object_store has no compare-and-swap update on the local filesystem.
+    let upd = b
+        .put_if_version("t/lock", Bytes::from_static(b"three"), &version)
+        .await
+        .unwrap();
+    assert_eq!(upd, ConditionalPut::Unsupported);
+    assert_eq!(b.get("t/lock").await.unwrap(), Bytes::from_static(b"one"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

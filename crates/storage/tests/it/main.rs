@@ -3,4 +3,5 @@
 //! S3-compatible server (s3s-fs, run in-process on 127.0.0.1).
 
 mod buckets;
+mod fixtures;
 mod pyarrow;
