@@ -27,10 +27,13 @@ pub struct CompactorConfig {
     pub partial_block_delay: Duration,
     /// Produce 5m and 1h downsampled blocks.
     pub downsampling_enabled: bool,
-    /// Raw blocks spanning at least this get a 5-minute downsampled copy (Thanos: 40h).
+    /// Raw blocks spanning at least this get a 5-minute downsampled copy. Thanos uses 40h with
+    /// 48h and 14d levels; the default here is the largest default level (24h), so that
+    /// downsampling happens with the default `block_ranges`, whose merges stay in memory.
     #[serde(with = "humantime_serde")]
     pub downsample_5m_after_range: Duration,
-    /// 5-minute blocks spanning at least this get a 1-hour downsampled copy (Thanos: 10 days).
+    /// 5-minute blocks spanning at least this get a 1-hour downsampled copy (Thanos: 10 days;
+    /// 24h by default here, for the same reason).
     #[serde(with = "humantime_serde")]
     pub downsample_1h_after_range: Duration,
     /// A tenant's lock (`<tenant>/compactor.lock`) expires this long after its last heartbeat,
@@ -54,8 +57,8 @@ impl Default for CompactorConfig {
             deletion_delay: Duration::from_secs(12 * H),
             partial_block_delay: Duration::from_secs(24 * H),
             downsampling_enabled: true,
-            downsample_5m_after_range: Duration::from_secs(40 * H),
-            downsample_1h_after_range: Duration::from_secs(10 * 24 * H),
+            downsample_5m_after_range: Duration::from_secs(24 * H),
+            downsample_1h_after_range: Duration::from_secs(24 * H),
             lock_ttl: Duration::from_secs(10 * 60),
             instance_id: String::new(),
         }
