@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use ulid::Ulid;
 
 /// Version of the block format this build writes (and the highest it reads).
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Contents of `meta.json`. Field names are camelCase, as in Thanos/Prometheus block metas.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

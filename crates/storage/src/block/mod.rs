@@ -4,6 +4,7 @@
 
 mod meta;
 mod reader;
+mod scale;
 mod schema;
 pub mod synth;
 mod writer;

@@ -3,15 +3,16 @@
 //! and fetches only the samples pages covering their row ranges.
 
 use super::meta::{BlockMeta, SCHEMA_VERSION};
+use super::scale::unscale;
 use super::schema::{
     COL_FIRST_ROW, COL_LABELS, COL_MAX_TIME, COL_MIN_TIME, COL_NAME, COL_NUM_SAMPLES,
-    COL_SERIES_ID, COL_TIMESTAMP, COL_VALUE, COL_VALUE_INT, LABEL_PREFIX,
+    COL_SERIES_ID, COL_TIMESTAMP, COL_VALUE, COL_VALUE_INT, COL_VALUE_SCALE, LABEL_PREFIX,
 };
 use super::{block_path, BlockError, META_FILE, SAMPLES_FILE, SERIES_FILE};
 use crate::bucket::{Bucket, BucketError};
 use crate::query::Series;
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, Int32Type, Int64Type, UInt64Type};
+use arrow_array::types::{Float64Type, Int32Type, Int64Type, UInt64Type, UInt8Type};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::DataType;
 use bytes::Bytes;
@@ -41,6 +42,8 @@ struct SeriesEntry {
     max_t: i64,
     first_row: u64,
     num_samples: u64,
+    /// Decimal scale of the series' `value_int` rows (0 in format v1).
+    scale: u8,
 }
 
 /// An open block. Holds the block's metadata, its decoded series file and the samples file's
@@ -203,6 +206,14 @@ fn decode_series(data: Bytes) -> Result<Vec<SeriesEntry>, BlockError> {
         let maxs = i64s(column(&batch, f, COL_MAX_TIME)?, f, COL_MAX_TIME)?;
         let counts = u64s(column(&batch, f, COL_NUM_SAMPLES)?, f, COL_NUM_SAMPLES)?;
         let firsts = u64s(column(&batch, f, COL_FIRST_ROW)?, f, COL_FIRST_ROW)?;
+        let scales: Option<Vec<u8>> = match batch.column_by_name(COL_VALUE_SCALE) {
+            None => None,
+            Some(a) => Some(
+                a.as_primitive_opt::<UInt8Type>()
+                    .map(|p| p.values().to_vec())
+                    .ok_or_else(|| corrupt(f, "value_scale is not uint8"))?,
+            ),
+        };
         for (row, id) in ids.iter().enumerate() {
             if *id != out.len() as u64 {
                 return Err(corrupt(f, format!("series_id {id} at row {}", out.len())));
@@ -224,6 +235,7 @@ fn decode_series(data: Bytes) -> Result<Vec<SeriesEntry>, BlockError> {
                 max_t: maxs[row],
                 first_row: firsts[row],
                 num_samples: counts[row],
+                scale: scales.as_ref().map_or(0, |s| s[row]),
             });
         }
     }
@@ -533,7 +545,9 @@ impl BlockReader {
                     fl.value(row)
                 } else {
                     match int {
-                        Some(i) if i.is_valid(row) => i.value(row) as f64,
+                        Some(i) if i.is_valid(row) => {
+                            unscale(i.value(row), self.series[id as usize].scale)
+                        }
                         _ => return Err(corrupt(f, format!("row of series {id} has no value"))),
                     }
                 };
@@ -657,7 +671,13 @@ impl SeriesCursor<'_> {
         self.ts.clear();
         self.vs.clear();
         self.pos = 0;
-        decode_samples(&b, &mut self.ids, &mut self.ts, &mut self.vs)?;
+        decode_samples(
+            &b,
+            &self.reader.series,
+            &mut self.ids,
+            &mut self.ts,
+            &mut self.vs,
+        )?;
         Ok(true)
     }
 }
@@ -665,6 +685,7 @@ impl SeriesCursor<'_> {
 /// Decodes a batch of `samples.parquet` into ids, timestamps and values.
 fn decode_samples(
     b: &RecordBatch,
+    series: &[SeriesEntry],
     ids: &mut Vec<u64>,
     ts: &mut Vec<i64>,
     vs: &mut Vec<f64>,
@@ -691,7 +712,10 @@ fn decode_samples(
             fl.value(row)
         } else {
             match int {
-                Some(i) if i.is_valid(row) => i.value(row) as f64,
+                Some(i) if i.is_valid(row) => {
+                    let scale = series.get(sid.value(row) as usize).map_or(0, |e| e.scale);
+                    unscale(i.value(row), scale)
+                }
                 _ => {
                     return Err(corrupt(
                         f,

@@ -1,4 +1,4 @@
-//! Column layout and Parquet writer settings of format v1.
+//! Column layout and Parquet writer settings of the block format (v2).
 
 use arrow_schema::{DataType, Field, Fields, Schema};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
@@ -19,6 +19,8 @@ pub(crate) const COL_MIN_TIME: &str = "min_time";
 pub(crate) const COL_MAX_TIME: &str = "max_time";
 pub(crate) const COL_NUM_SAMPLES: &str = "num_samples";
 pub(crate) const COL_FIRST_ROW: &str = "first_row";
+/// Decimal scale of the series' `value_int` rows (format v2; absent in v1, meaning 0).
+pub(crate) const COL_VALUE_SCALE: &str = "value_scale";
 pub(crate) const COL_TIMESTAMP: &str = "timestamp";
 pub(crate) const COL_VALUE: &str = "value";
 /// Present only when integral values are split out (see [`WriterOptions::split_integers`]).
@@ -74,6 +76,7 @@ pub(crate) fn series_schema(label_columns: &[String]) -> Arc<Schema> {
         Field::new(COL_MAX_TIME, DataType::Int64, false),
         Field::new(COL_NUM_SAMPLES, DataType::UInt64, false),
         Field::new(COL_FIRST_ROW, DataType::UInt64, false),
+        Field::new(COL_VALUE_SCALE, DataType::UInt8, false),
     ]);
     Arc::new(Schema::new(fields))
 }

@@ -3,6 +3,7 @@
 //! stores them with `meta.json` last.
 
 use super::meta::{BlockFile, BlockMeta, BlockStats, SCHEMA_VERSION};
+use super::scale;
 use super::schema::{self, ValueEncoding};
 use super::{block_path, BlockError, META_FILE, RESOLUTION_RAW, SAMPLES_FILE, SERIES_FILE};
 use crate::bucket::Bucket;
@@ -32,6 +33,9 @@ pub struct WriterOptions {
     /// Store values that are integers (|v| < 2^53, not -0.0) in an int64 `value_int` column
     /// (DELTA_BINARY_PACKED) and only the others in `value`.
     pub split_integers: bool,
+    /// Store short decimals as scaled integers in `value_int` (format v2, see `scale.rs`);
+    /// needs `split_integers`.
+    pub decimal_scaling: bool,
     /// Rows per data page of `samples.parquet`: the read granularity of one series.
     pub rows_per_page: usize,
     /// Rows per row group of `samples.parquet`.
@@ -52,6 +56,7 @@ impl Default for WriterOptions {
             max_label_columns: 64,
             value_encoding: ValueEncoding::Plain,
             split_integers: true,
+            decimal_scaling: true,
             rows_per_page: 8192,
             rows_per_row_group: 1 << 20,
             zstd_level: 3,
@@ -289,8 +294,8 @@ impl BlockWriter {
         let label_columns = choose_label_columns(&self.series, self.opts.max_label_columns);
         let num_samples: u64 = self.series.iter().map(|s| s.count).sum();
 
-        let samples = self.encode_samples()?;
-        let series = encode_series(&self.series, &label_columns)?;
+        let (samples, scales) = self.encode_samples()?;
+        let series = encode_series(&self.series, &scales, &label_columns)?;
 
         let sources = if self.opts.sources.is_empty() {
             vec![self.ulid]
@@ -329,7 +334,8 @@ impl BlockWriter {
         })
     }
 
-    fn encode_samples(&self) -> Result<Bytes, BlockError> {
+    /// Encodes the samples file; returns it with each series' decimal scale.
+    fn encode_samples(&self) -> Result<(Bytes, Vec<u8>), BlockError> {
         let o = &self.opts;
         let schema = schema::samples_schema(o.split_integers);
         let props = schema::samples_props(
@@ -341,7 +347,8 @@ impl BlockWriter {
         );
         // Batches of whole series up to ~64k rows keep memory bounded next to the input.
         const BATCH_ROWS: usize = 65_536;
-        write_parquet(SAMPLES_FILE, schema.clone(), props, |w| {
+        let mut scales = Vec::with_capacity(self.series.len());
+        let file = write_parquet(SAMPLES_FILE, schema.clone(), props, |w| {
             let mut ids = Vec::with_capacity(BATCH_ROWS);
             let mut ts = Vec::with_capacity(BATCH_ROWS);
             let mut fl: Vec<Option<f64>> = Vec::with_capacity(BATCH_ROWS);
@@ -380,10 +387,21 @@ impl BlockWriter {
             let mut samples = Vec::new();
             for (id, series) in self.series.iter().enumerate() {
                 series.samples_into(self.min_t, self.max_t, &mut samples);
+                let scale = if o.split_integers && o.decimal_scaling {
+                    scale::choose_scale(samples.iter().map(|s| s.v))
+                } else {
+                    0
+                };
+                scales.push(scale);
                 for s in &samples {
                     ids.push(id as u64);
                     ts.push(s.t);
-                    match (o.split_integers, as_exact_int(s.v)) {
+                    let int = if scale == 0 {
+                        as_exact_int(s.v)
+                    } else {
+                        scale::scaled(s.v, scale)
+                    };
+                    match (o.split_integers, int) {
                         (true, Some(i)) => {
                             fl.push(None);
                             it.push(Some(i));
@@ -399,7 +417,8 @@ impl BlockWriter {
                 }
             }
             flush(&mut ids, &mut ts, &mut fl, &mut it, w)
-        })
+        })?;
+        Ok((file, scales))
     }
 }
 
@@ -462,7 +481,11 @@ fn choose_label_columns(series: &[PendingSeries], max: usize) -> Vec<String> {
     names
 }
 
-fn encode_series(series: &[PendingSeries], label_columns: &[String]) -> Result<Bytes, BlockError> {
+fn encode_series(
+    series: &[PendingSeries],
+    scales: &[u8],
+    label_columns: &[String],
+) -> Result<Bytes, BlockError> {
     let schema = schema::series_schema(label_columns);
     let props = schema::series_props(9, 1024);
     let col_index: HashMap<&str, usize> = label_columns
@@ -525,6 +548,10 @@ fn encode_series(series: &[PendingSeries], label_columns: &[String]) -> Result<B
             arrays.push(Arc::new(Int64Array::from(maxs)));
             arrays.push(Arc::new(UInt64Array::from(counts)));
             arrays.push(Arc::new(UInt64Array::from(firsts)));
+            let lo = chunk_no * 65_536;
+            arrays.push(Arc::new(arrow_array::UInt8Array::from(
+                scales[lo..lo + chunk.len()].to_vec(),
+            )));
             let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|source| {
                 BlockError::Arrow {
                     context: "series batch",

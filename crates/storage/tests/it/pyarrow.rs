@@ -46,9 +46,11 @@ pairs = list(zip(sid, ts))
 assert pairs == sorted(pairs), "samples sorted by (series_id, timestamp)"
 assert len(set(pairs)) == len(pairs), "no duplicate samples"
 
+# Format v2: value_int rows are decimal-scaled per series (value_scale in the series file).
+scale = series.column("value_scale").to_pylist() if "value_scale" in cols else [0] * len(ids)
 got = {}
 for s, t, f, i in zip(sid, ts, fl, it):
-    v = f if f is not None else float(i)
+    v = f if f is not None else float(i) / (10.0 ** scale[s])
     bits = struct.unpack("<Q", struct.pack("<d", v))[0]
     got.setdefault(s, []).append([t, "%016x" % bits])
 
