@@ -46,6 +46,7 @@ usage: $0 [options]
   --no-build         use the binaries already in \$CARGO_TARGET_DIR/release
   --skip-freshness   do not run the freshness measurement
   --port-base N      ports N..N+5 (default $PORT_BASE)
+  --wait-others S    before loading and timing, wait up to S s for the machine to be quiet (default $WAIT_OTHERS)
 EOF
 }
 
@@ -59,6 +60,7 @@ while [[ $# -gt 0 ]]; do
         --no-build) BUILD=0; shift ;;
         --skip-freshness) FRESHNESS=0; shift ;;
         --port-base) PORT_BASE="$2"; shift 2 ;;
+        --wait-others) WAIT_OTHERS="$2"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -127,7 +129,9 @@ S3_YAML="bucket:
     allow_http: true"
 
 strata_yaml() { # kind (head|blocks|freshness) [extra yaml]
-    local block_range=2h grace=1m idle=30s ship=2s
+    # grace 15m: the loader sends 10-minute slices from 4 shards, so one shard can be up to a
+    # slice ahead of another (real remote-write shards are much closer; the default is 30m).
+    local block_range=2h grace=15m idle=30s ship=2s
     case "$1" in
         head) block_range=24h; grace=24h; idle=24h ;;
         freshness) block_range=1m; grace=2s; idle=30s; ship=500ms ;;
@@ -145,6 +149,9 @@ ingester:
     retention_period: 1s
 store_gateway:
   sync_interval: 1s
+  # Steady state: compacted-away sources are not read next to their replacement (the default
+  # 1h overlap only matters right after a compaction).
+  ignore_deletion_marks_delay: 1s
 compactor:
   compaction_interval: 5s
 ${2:-}
@@ -240,9 +247,9 @@ rm -rf "$WORK/strata-head"
 
 # ---------------------------------------------------------------- strata, blocks on the filesystem
 strata_yaml blocks >"$WORK/strata.yml"
-mkdir -p "$WORK/strata"
+mkdir -p "$WORK/strata-data"
 wait_quiet "strata load"
-start strata "http://127.0.0.1:$S/ready" "$STRATA" --config "$WORK/strata.yml" --data-dir "$WORK/strata" \
+start strata "http://127.0.0.1:$S/ready" "$STRATA" --config "$WORK/strata.yml" --data-dir "$WORK/strata-data" \
     --http-listen-address "127.0.0.1:$S"
 load strata "http://127.0.0.1:$S/api/v1/push"
 # Idle after the load: the rest of the head is cut (idle_timeout 30 s), uploaded and compacted.
@@ -255,12 +262,12 @@ while (( SECONDS < deadline )); do
 done
 log "strata: head empty and uploads done after $((SECONDS - deadline + SETTLE_MAX)) s"
 wait_settled "$TARGET_PID" strata
-read -r b s < <(blocks_size "$WORK/strata/bucket/anonymous")
+read -r b s < <(blocks_size "$WORK/strata-data/bucket/anonymous")
 size_line strata "$b" "$s"
 (( s == TOTAL_SAMPLES )) || note "strata: blocks hold $s samples, $TOTAL_SAMPLES were loaded"
 stop_target "$TARGET_PID" strata; TARGET_PID=""
 # Cold: a restarted process with empty caches and no local blocks.
-start strata-fs "http://127.0.0.1:$S/ready" "$STRATA" --config "$WORK/strata.yml" --data-dir "$WORK/strata" \
+start strata-fs "http://127.0.0.1:$S/ready" "$STRATA" --config "$WORK/strata.yml" --data-dir "$WORK/strata-data" \
     --http-listen-address "127.0.0.1:$S"
 timing strata-fs-cold "http://127.0.0.1:$S" 0 1
 timing strata-fs-warm "http://127.0.0.1:$S" 1 "$RUNS"
@@ -268,7 +275,7 @@ stop_target "$TARGET_PID" strata-fs; TARGET_PID=""
 
 # ---------------------------------------------------------------- strata, blocks on S3
 mkdir -p "$WORK/s3/strata"
-cp -a "$WORK/strata/bucket/." "$WORK/s3/strata/"
+cp -a "$WORK/strata-data/bucket/." "$WORK/s3/strata/"
 "$WORK/s3-server" --root "$WORK/s3" --bucket strata --listen "127.0.0.1:$S3_PORT" >>"$OUT/s3-server.log" 2>&1 &
 S3_PID=$!
 sleep 1
@@ -280,7 +287,7 @@ timing strata-s3-cold "http://127.0.0.1:$S" 0 1
 timing strata-s3-warm "http://127.0.0.1:$S" 1 "$RUNS"
 stop_target "$TARGET_PID" strata-s3; TARGET_PID=""
 kill -TERM "$S3_PID" 2>/dev/null || true; wait "$S3_PID" 2>/dev/null || true; S3_PID=""
-rm -rf "$WORK/strata" "$WORK/strata-s3" "$WORK/s3"
+rm -rf "$WORK/strata-data" "$WORK/strata-s3" "$WORK/s3"
 
 # ---------------------------------------------------------------- freshness
 if [[ "$FRESHNESS" == 1 ]]; then
@@ -289,7 +296,7 @@ if [[ "$FRESHNESS" == 1 ]]; then
     start strata-fresh "http://127.0.0.1:$S/ready" "$STRATA" --config "$WORK/strata-fresh.yml" \
         --data-dir "$WORK/strata-fresh" --http-listen-address "127.0.0.1:$S"
     "$WORK/freshness-bench" --url "http://127.0.0.1:$S/api/v1/push" --bucket-dir "$WORK/strata-fresh/bucket" \
-        --push-secs 150 --drain-secs 180 | tee "$OUT/freshness.json" >&2 || note "freshness run failed"
+        --push-secs 100 --drain-secs 150 | tee "$OUT/freshness.json" >&2 || note "freshness run failed"
     stop_target "$TARGET_PID" strata-fresh; TARGET_PID=""
 fi
 

@@ -29,11 +29,24 @@ pub async fn select(
     start: i64,
     end: i64,
 ) -> Result<Vec<Series>, QueryError> {
-    let answers = futures::future::try_join_all(
-        overlapping(blocks, start, end).map(|b| b.select(matchers, start, end)),
-    )
-    .await
-    .map_err(|e| QueryError::Storage(Box::new(e)))?;
+    // One task per block: decoding is CPU work, and blocks decode in parallel across cores.
+    let tasks: Vec<_> = overlapping(blocks, start, end)
+        .map(|b| {
+            let (b, m) = (b.clone(), matchers.to_vec());
+            tokio::spawn(async move { b.select(&m, start, end).await })
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        let r = t.await.map_err(|e| {
+            QueryError::Unavailable(if e.is_panic() {
+                "block reader (panicked)"
+            } else {
+                "block reader (cancelled)"
+            })
+        })?;
+        answers.push(r.map_err(|e| QueryError::Storage(Box::new(e)))?);
+    }
     Ok(merge_series(answers))
 }
 

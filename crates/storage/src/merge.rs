@@ -12,6 +12,37 @@ use strata_model::{Labels, Matcher, Sample, TenantId};
 /// Merges two time-sorted sample lists; on equal timestamps the sample of `a` wins (the first
 /// source is the freshest, e.g. the ingester over a block).
 pub fn merge_samples(a: &[Sample], b: &[Sample]) -> Vec<Sample> {
+    let mut out = a.to_vec();
+    merge_into(&mut out, b);
+    out
+}
+
+/// Merges `b` into `a` (both sorted by time; `a` wins on equal timestamps). Blocks of a series
+/// usually cover disjoint, ordered time ranges: then this is an append, without a copy of `a`.
+pub fn merge_into(a: &mut Vec<Sample>, b: &[Sample]) {
+    match (a.last(), b.first()) {
+        (_, None) => return,
+        (None, _) => {
+            a.extend_from_slice(b);
+            return;
+        }
+        (Some(x), Some(y)) if x.t < y.t => {
+            a.extend_from_slice(b);
+            return;
+        }
+        _ => {}
+    }
+    if let (Some(x), Some(y)) = (b.last(), a.first()) {
+        if x.t < y.t {
+            a.splice(0..0, b.iter().copied());
+            return;
+        }
+    }
+    let merged = merge_interleaved(a, b);
+    *a = merged;
+}
+
+fn merge_interleaved(a: &[Sample], b: &[Sample]) -> Vec<Sample> {
     let mut out = Vec::with_capacity(a.len() + b.len());
     let (mut i, mut j) = (0, 0);
     while i < a.len() && j < b.len() {
@@ -48,9 +79,7 @@ pub fn merge_series(lists: Vec<Vec<Series>>) -> Vec<Series> {
     let mut out: Vec<Series> = Vec::with_capacity(all.len());
     for (_, s) in all {
         match out.last_mut() {
-            Some(prev) if prev.labels == s.labels => {
-                prev.samples = merge_samples(&prev.samples, &s.samples);
-            }
+            Some(prev) if prev.labels == s.labels => merge_into(&mut prev.samples, &s.samples),
             _ => out.push(s),
         }
     }
@@ -82,7 +111,8 @@ pub fn merge_chunked(lists: Vec<Vec<ChunkedSeries>>, start: i64, end: i64) -> Ve
                 }
                 buf.clear();
                 s.decode_into(start, end, &mut buf);
-                let samples = merge_samples(&merged, &buf);
+                merge_into(&mut merged, &buf);
+                let samples = merged;
                 let labels = prev.labels().clone();
                 *prev = ChunkedSeries::Samples(Series { labels, samples });
             }
@@ -270,6 +300,26 @@ mod tests {
             &[s(2, 20.0), s(3, 30.0), s(4, 40.0)],
         );
         assert_eq!(m, vec![s(1, 1.0), s(2, 20.0), s(3, 3.0), s(4, 40.0)]);
+    }
+
+    #[test]
+    fn disjoint_ranges_append_or_prepend() {
+        let mut a = vec![s(5, 5.0), s(6, 6.0)];
+        merge_into(&mut a, &[s(7, 7.0)]);
+        merge_into(&mut a, &[s(1, 1.0), s(2, 2.0)]);
+        merge_into(&mut a, &[s(2, 9.0), s(3, 3.0)]);
+        merge_into(&mut a, &[]);
+        assert_eq!(
+            a,
+            vec![
+                s(1, 1.0),
+                s(2, 2.0),
+                s(3, 3.0),
+                s(5, 5.0),
+                s(6, 6.0),
+                s(7, 7.0)
+            ]
+        );
     }
 
     #[test]

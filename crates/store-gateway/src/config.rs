@@ -22,6 +22,9 @@ pub struct StoreGatewayConfig {
     pub max_open_blocks_bytes: u64,
     /// Blocks opened concurrently by one query.
     pub block_open_concurrency: usize,
+    /// Memory budget of the cache of samples-file ranges fetched by queries, in bytes (0: no
+    /// cache). Repeated queries then cost no bucket request.
+    pub samples_cache_bytes: u64,
 }
 
 impl Default for StoreGatewayConfig {
@@ -31,6 +34,7 @@ impl Default for StoreGatewayConfig {
             ignore_deletion_marks_delay: Duration::from_secs(3600),
             max_open_blocks_bytes: 512 << 20,
             block_open_concurrency: 8,
+            samples_cache_bytes: 256 << 20,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 use strata_model::{Labels, MatchOp, Matcher, Sample, TenantId};
-use strata_storage::block::{BlockReader, RESOLUTION_RAW};
+use strata_storage::block::{BlockReader, RangeCache, RESOLUTION_RAW};
 use strata_storage::block_set;
 use strata_storage::bucket::Bucket;
 use strata_storage::index::{BucketIndex, IndexedBlock};
@@ -49,6 +49,7 @@ pub struct StoreGateway {
     /// Serialises index loads per tenant so a burst of queries reads the index once.
     loading: tokio::sync::Mutex<()>,
     cache: Mutex<BlockCache>,
+    samples_cache: Option<Arc<RangeCache>>,
     metrics: Metrics,
 }
 
@@ -73,12 +74,15 @@ impl StoreGateway {
         registry: &mut Registry,
     ) -> Result<Arc<Self>, StoreGatewayError> {
         cfg.validate()?;
+        let samples_cache = (cfg.samples_cache_bytes > 0)
+            .then(|| Arc::new(RangeCache::new(cfg.samples_cache_bytes)));
         Ok(Arc::new(Self {
             cfg,
             bucket,
             indexes: Mutex::new(HashMap::new()),
             loading: tokio::sync::Mutex::new(()),
             cache: Mutex::new(BlockCache::default()),
+            samples_cache,
             metrics: Metrics::new(registry),
         }))
     }
@@ -217,7 +221,10 @@ impl StoreGateway {
             }
         }
         let reader = match BlockReader::open(&self.bucket, tenant, ulid).await {
-            Ok(r) => Arc::new(r),
+            Ok(r) => Arc::new(match &self.samples_cache {
+                Some(c) => r.with_cache(c.clone()),
+                None => r,
+            }),
             Err(e) => {
                 self.metrics.block_load_failures.inc();
                 return Err(query_err(tenant, "open block", e));

@@ -2,6 +2,7 @@
 //! `meta.json`, `series.parquet` (one row per series) and `samples.parquet` (one row per sample,
 //! sorted by series id then time). Written by [`BlockWriter`], read by [`BlockReader`].
 
+mod cache;
 mod meta;
 mod reader;
 mod scale;
@@ -12,6 +13,7 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
+pub use cache::RangeCache;
 pub use meta::{BlockFile, BlockMeta, BlockStats, SCHEMA_VERSION};
 pub use reader::{BlockReader, SeriesCursor};
 pub use schema::ValueEncoding;

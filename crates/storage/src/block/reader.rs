@@ -2,6 +2,7 @@
 //! are the footer and page index of the samples file; a selection then matches series in memory
 //! and fetches only the samples pages covering their row ranges.
 
+use super::cache::RangeCache;
 use super::meta::{BlockMeta, SCHEMA_VERSION};
 use super::scale::unscale;
 use super::schema::{
@@ -58,6 +59,7 @@ pub struct BlockReader {
     samples_meta: ArrowReaderMetadata,
     series: Vec<SeriesEntry>,
     fetched: Arc<AtomicU64>,
+    cache: Option<Arc<RangeCache>>,
 }
 
 /// A samples file in the bucket as Parquet's async reader sees it; counts the bytes it fetches.
@@ -66,6 +68,7 @@ struct BucketFile {
     path: String,
     size: u64,
     fetched: Arc<AtomicU64>,
+    cache: Option<Arc<RangeCache>>,
 }
 
 fn external(e: BucketError) -> ParquetError {
@@ -75,12 +78,18 @@ fn external(e: BucketError) -> ParquetError {
 impl AsyncFileReader for BucketFile {
     fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
         async move {
+            if let Some(b) = self.cache.as_ref().and_then(|c| c.get(&self.path, &range)) {
+                return Ok(b);
+            }
             let b = self
                 .bucket
-                .get_range(&self.path, range)
+                .get_range(&self.path, range.clone())
                 .await
                 .map_err(external)?;
             self.fetched.fetch_add(b.len() as u64, Ordering::Relaxed);
+            if let Some(c) = &self.cache {
+                c.put(&self.path, &range, b.clone());
+            }
             Ok(b)
         }
         .boxed()
@@ -91,6 +100,14 @@ impl AsyncFileReader for BucketFile {
         ranges: Vec<Range<u64>>,
     ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
         async move {
+            // Served from the cache only when every range is there (the common case of a
+            // repeated query); otherwise one coalesced fetch of them all.
+            if let Some(c) = &self.cache {
+                let hits: Vec<Bytes> = ranges.iter().map_while(|r| c.get(&self.path, r)).collect();
+                if hits.len() == ranges.len() {
+                    return Ok(hits);
+                }
+            }
             // object_store coalesces close ranges into one request.
             let v = self
                 .bucket
@@ -99,6 +116,11 @@ impl AsyncFileReader for BucketFile {
                 .map_err(external)?;
             let n: u64 = v.iter().map(|b| b.len() as u64).sum();
             self.fetched.fetch_add(n, Ordering::Relaxed);
+            if let Some(c) = &self.cache {
+                for (r, b) in ranges.iter().zip(&v) {
+                    c.put(&self.path, r, b.clone());
+                }
+            }
             Ok(v)
         }
         .boxed()
@@ -283,6 +305,7 @@ impl BlockReader {
             path: samples_path.clone(),
             size: samples_size,
             fetched: fetched.clone(),
+            cache: None,
         };
         let perr = |source| BlockError::Parquet {
             file: samples_path.clone(),
@@ -306,7 +329,14 @@ impl BlockReader {
             samples_meta,
             series,
             fetched,
+            cache: None,
         })
+    }
+
+    /// Serves repeated samples-file reads from `cache` (shared between blocks).
+    pub fn with_cache(mut self, cache: Arc<RangeCache>) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     /// The block's metadata.
@@ -485,6 +515,7 @@ impl BlockReader {
             path: self.samples_path.clone(),
             size: self.samples_size,
             fetched: self.fetched.clone(),
+            cache: self.cache.clone(),
         };
         let perr = |source| BlockError::Parquet {
             file: self.samples_path.clone(),
@@ -653,6 +684,8 @@ impl SeriesCursor<'_> {
                 path: r.samples_path.clone(),
                 size: r.samples_size,
                 fetched: r.fetched.clone(),
+                // A compaction reads each page once: caching would only evict useful pages.
+                cache: None,
             };
             self.stream = Some(
                 ParquetRecordBatchStreamBuilder::new_with_metadata(file, r.samples_meta.clone())
