@@ -14,7 +14,9 @@
 
 #![allow(clippy::print_stdout)]
 
+mod alertmanager_ring;
 mod bad_requests;
+mod downsampled_queries;
 mod kill9;
 mod long_term;
 mod prometheus_series;

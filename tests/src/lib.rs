@@ -477,6 +477,38 @@ impl Strata {
             .unwrap_or(0.0)
     }
 
+    /// Starts strata with `--target=<target>`, a YAML configuration, and a process name for
+    /// its log files and failure output (several instances in one test).
+    pub async fn start_target(dir: TestDir, name: &str, target: &str, config_yaml: &str) -> Self {
+        let bin = require_strata();
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let path = dir.root().join(format!("{name}.yml"));
+        std::fs::write(&path, config_yaml).expect("write strata config");
+        let mut cmd = Command::new(&bin);
+        cmd.arg("--config")
+            .arg(path)
+            .arg(format!("--target={target}"))
+            .arg("--data-dir")
+            .arg(dir.data_dir())
+            .arg("--http-listen-address")
+            .arg(addr.to_string());
+        let mut process = ProcessGuard::spawn(name, cmd, dir.root());
+        let client = http_client();
+        wait_until_ready(
+            &client,
+            &format!("http://{addr}/ready"),
+            &mut process,
+            READY_TIMEOUT,
+        )
+        .await;
+        Self {
+            process,
+            addr,
+            client,
+            dir,
+        }
+    }
+
     /// SIGKILLs strata and hands back its directory for a restart.
     pub fn kill(self) -> TestDir {
         let Strata {
@@ -533,6 +565,160 @@ impl Strata {
         series_from(&self.client, &self.url(""), matchers, start_ms, end_ms)
             .await
             .unwrap_or_else(|e| panic!("strata series query failed: {e}\n{}", self.log_tail()))
+    }
+}
+
+/// Sends `signal` (a name `kill -s` takes, e.g. `STOP`, `CONT`) to one process by pid.
+pub fn signal_pid(pid: u32, signal: &str) {
+    let out = run_bounded(
+        {
+            let mut c = Command::new("kill");
+            c.arg("-s").arg(signal).arg(pid.to_string());
+            c
+        },
+        Duration::from_secs(5),
+    );
+    assert!(
+        out.status.success(),
+        "kill -s {signal} {pid} failed: {}",
+        out.stderr
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Webhook receiver
+// ---------------------------------------------------------------------------------------------
+
+/// One request a [`WebhookReceiver`] got: its path, JSON body and arrival time.
+#[derive(Debug, Clone)]
+pub struct WebhookCall {
+    pub path: String,
+    pub body: serde_json::Value,
+    pub at: Instant,
+}
+
+/// An HTTP/1.1 server on 127.0.0.1 that answers every request 200 and records it: the
+/// notification target of alertmanager tests. Minimal on purpose (one request per connection
+/// is enough for Alertmanager-style webhooks, which the server closes after answering).
+pub struct WebhookReceiver {
+    pub url: String,
+    calls: std::sync::Arc<std::sync::Mutex<Vec<WebhookCall>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for WebhookReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookReceiver")
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
+impl Drop for WebhookReceiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn read_http_request(stream: &mut tokio::net::TcpStream) -> Option<(String, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let header_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..header_end]).into_owned();
+    let path = head.split_whitespace().nth(1)?.to_string();
+    let len: usize = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .unwrap_or(0);
+    while buf.len() < header_end + len {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some((path, buf[header_end..header_end + len].to_vec()))
+}
+
+impl WebhookReceiver {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind webhook receiver");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let calls: std::sync::Arc<std::sync::Mutex<Vec<WebhookCall>>> = Default::default();
+        let recorded = calls.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let recorded = recorded.clone();
+                tokio::spawn(async move {
+                    use tokio::io::AsyncWriteExt;
+                    if let Some((path, body)) = read_http_request(&mut stream).await {
+                        let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+                        recorded
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(WebhookCall {
+                                path,
+                                body,
+                                at: Instant::now(),
+                            });
+                        let _ = stream
+                            .write_all(
+                                b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                            )
+                            .await;
+                        let _ = stream.shutdown().await;
+                    }
+                });
+            }
+        });
+        Self { url, calls, task }
+    }
+
+    pub fn calls(&self) -> Vec<WebhookCall> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Calls whose payload's `groupLabels.alertname` is `alertname`.
+    pub fn calls_for(&self, alertname: &str) -> Vec<WebhookCall> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.body["groupLabels"]["alertname"] == alertname)
+            .collect()
+    }
+
+    /// Waits until at least `n` calls for `alertname` arrived; panics after `timeout`.
+    pub async fn wait_for(&self, alertname: &str, n: usize, timeout: Duration) -> Vec<WebhookCall> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let got = self.calls_for(alertname);
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{n} notification(s) for {alertname} not received within {timeout:?}; got {} call(s) in all: {:?}",
+                got.len(),
+                self.calls().iter().map(|c| (&c.path, &c.body["groupLabels"])).collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 

@@ -3,10 +3,12 @@
 
 use crate::labels::is_valid_label_name;
 use crate::matcher::{parse_matchers, MatchOp, Matcher, Matchers};
-use crate::route::Route;
+use crate::route::{Route, RouteOpts};
 use crate::time::PromDuration;
+use crate::time::Timestamp;
+use crate::timeinterval::TimeInterval;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -449,20 +451,26 @@ pub struct LoadedConfig {
     pub route: Arc<Route>,
     pub receivers: BTreeMap<String, Arc<Receiver>>,
     pub inhibit_rules: Vec<InhibitRule>,
+    /// Named time intervals (`time_intervals` and the deprecated `mute_time_intervals`).
+    pub time_intervals: HashMap<String, Vec<TimeInterval>>,
 }
 
 impl LoadedConfig {
-    /// Keys of routes that reference time intervals, which are validated but not evaluated yet
-    /// (such routes are never muted / always active).
-    pub fn routes_with_time_intervals(&self) -> Vec<String> {
-        let mut all = Vec::new();
-        self.route.walk(&mut all);
-        all.into_iter()
-            .filter(|r| {
-                !r.opts.mute_time_intervals.is_empty() || !r.opts.active_time_intervals.is_empty()
+    /// Whether a route's notifications are muted at `now` by its time intervals: inside any of
+    /// its `mute_time_intervals`, or outside all of its `active_time_intervals` (when it has
+    /// some). Names were checked against the defined intervals when the configuration loaded.
+    pub fn route_muted(&self, opts: &RouteOpts, now: Timestamp) -> bool {
+        let inside_any = |names: &[String]| {
+            names.iter().any(|n| {
+                self.time_intervals
+                    .get(n)
+                    .is_some_and(|entries| entries.iter().any(|ti| ti.contains(now)))
             })
-            .map(|r| r.key.clone())
-            .collect()
+        };
+        if inside_any(&opts.mute_time_intervals) {
+            return true;
+        }
+        !opts.active_time_intervals.is_empty() && !inside_any(&opts.active_time_intervals)
     }
 }
 
@@ -615,6 +623,7 @@ impl AmConfig {
 
         // Time intervals.
         let mut intervals = HashSet::new();
+        let mut time_intervals = HashMap::new();
         for (key, list) in [
             ("time_intervals", &self.time_intervals),
             ("mute_time_intervals", &self.mute_time_intervals),
@@ -638,9 +647,15 @@ impl AmConfig {
                         format!("{what} {:?} is not unique", ti.name),
                     ));
                 }
-                for (j, spec) in ti.time_intervals.iter().enumerate() {
-                    crate::timeinterval::validate(&format!("{field}.time_intervals[{j}]"), spec)?;
-                }
+                let compiled = ti
+                    .time_intervals
+                    .iter()
+                    .enumerate()
+                    .map(|(j, spec)| {
+                        crate::timeinterval::compile(&format!("{field}.time_intervals[{j}]"), spec)
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                time_intervals.insert(ti.name.clone(), compiled);
             }
         }
 
@@ -737,6 +752,7 @@ impl AmConfig {
             route,
             receivers,
             inhibit_rules,
+            time_intervals,
         })
     }
 }
@@ -837,10 +853,24 @@ mod tests {
             r#"{severity="critical"}"#
         );
         assert_eq!(c.original, LAB);
-        assert_eq!(
-            c.routes_with_time_intervals(),
-            vec![r#"{}/{team=~"db|web"}"#.to_string()]
-        );
+        // The lab's `never` interval (1999 only) mutes nothing today.
+        assert_eq!(c.time_intervals["never"].len(), 1);
+        let mut routes = Vec::new();
+        c.route.walk(&mut routes);
+        let muted: Vec<&str> = routes
+            .iter()
+            .filter(|r| !r.opts.mute_time_intervals.is_empty())
+            .map(|r| r.key.as_str())
+            .collect();
+        assert_eq!(muted, vec![r#"{}/{team=~"db|web"}"#]);
+        let now = crate::time::parse_rfc3339("2026-06-01T12:00:00Z").unwrap();
+        assert!(!c.route_muted(&routes[0].opts, now));
+        let mut in_1999 = routes[0].opts.clone();
+        in_1999.mute_time_intervals = vec!["never".into()];
+        assert!(c.route_muted(
+            &in_1999,
+            crate::time::parse_rfc3339("1999-03-01T00:00:00Z").unwrap()
+        ));
     }
 
     #[test]

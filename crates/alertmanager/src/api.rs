@@ -1,14 +1,17 @@
-//! HTTP API v2 (Alertmanager 0.25's OpenAPI), the v1 alert POST, health, readiness and reload.
-//! Served at `/` and under `/alertmanager` (Mimir's prefix).
+//! HTTP API v2 (Alertmanager 0.25's OpenAPI), the v1 alert POST, health, readiness and reload,
+//! served at `/` and under `/alertmanager` (Mimir's prefix) for the request's tenant; and
+//! Mimir's per-tenant configuration API at `/api/v1/alerts`.
 
 use crate::alert::{alert_order, label_set_before, Alert};
 use crate::error::ApiError;
 use crate::labels::{fingerprint_string, is_valid_label_name, label_set_string, LabelSet};
 use crate::matcher::{parse_matcher, MatchOp, Matcher};
+use crate::metrics::{InvalidLabels, ReceivedLabels};
 use crate::silence::{Silence, SilenceMatcher, SilenceState};
 use crate::time::{add, format_rfc3339_millis, is_zero, parse_rfc3339, zero_time, Timestamp};
-use crate::{Alertmanager, COMPAT_VERSION};
-use axum::extract::{Path, RawQuery, State};
+use crate::{Alertmanager, TenantAlertmanager, COMPAT_VERSION};
+use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,10 +19,17 @@ use axum::Router;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use strata_model::TenantId;
 
-/// The API router (state included), at `/` and `/alertmanager`.
+/// The API router (state included), at `/` and `/alertmanager`. Every request belongs to the
+/// tenant Strata's tenancy settings resolve (`X-Scope-OrgID` in multi-tenant modes).
+///
+/// `/api/v1/alerts` at the root is Mimir's per-tenant configuration API (GET, POST, DELETE);
+/// Alertmanager's own v1 alert POST stays under `/alertmanager/api/v1/alerts`, and at the root
+/// for a JSON array body (a configuration document is a YAML mapping, so the two cannot be
+/// confused).
 pub fn router(am: Arc<Alertmanager>) -> Router {
-    let api: Router = Router::new()
+    let api = Router::new()
         .route("/api/v2/status", get(status))
         .route("/api/v2/receivers", get(receivers))
         .route("/api/v2/alerts", get(get_alerts).post(post_alerts_v2))
@@ -29,12 +39,222 @@ pub fn router(am: Arc<Alertmanager>) -> Router {
             "/api/v2/silence/{id}",
             get(get_silence).delete(delete_silence),
         )
-        .route("/api/v1/alerts", post(post_alerts_v1))
         .route("/-/healthy", get(ok))
-        .route("/-/ready", get(ok))
-        .route("/-/reload", post(reload).put(reload))
+        .route("/-/ready", get(ready))
+        .route("/-/reload", post(reload).put(reload));
+    let layer_state = am.clone();
+    let prefixed = api
+        .clone()
+        .route("/api/v1/alerts", post(post_alerts_v1))
+        .with_state(am.clone());
+    let root = api
+        .route(
+            "/api/v1/alerts",
+            get(get_config)
+                .post(post_config_or_alerts)
+                .delete(delete_config),
+        )
         .with_state(am);
-    Router::new().merge(api.clone()).nest("/alertmanager", api)
+    Router::new()
+        .merge(root)
+        .nest("/alertmanager", prefixed)
+        .layer(axum::middleware::from_fn_with_state(
+            layer_state,
+            cluster_layer,
+        ))
+}
+
+/// Largest request body forwarded to a peer.
+const MAX_FORWARD_BODY: usize = 32 << 20;
+
+/// How the ring handles a request.
+#[derive(Debug, PartialEq, Eq)]
+enum Placement {
+    /// Not about one tenant's state (health, readiness, reload, status): answered here.
+    Local,
+    /// Writes every owner must see (alerts, configuration uploads): sent to all owners.
+    AllOwners,
+    /// Anything else: answered by an owner (this replica if it owns the tenant).
+    AnyOwner,
+}
+
+fn placement(method: &axum::http::Method, path: &str) -> Placement {
+    use axum::http::Method;
+    let path = path.strip_prefix("/alertmanager").unwrap_or(path);
+    if path.starts_with("/-/") || path == "/api/v2/status" {
+        return Placement::Local;
+    }
+    match (method, path) {
+        (&Method::POST, "/api/v2/alerts" | "/api/v1/alerts") => Placement::AllOwners,
+        (&Method::DELETE, "/api/v1/alerts") => Placement::AllOwners,
+        _ => Placement::AnyOwner,
+    }
+}
+
+fn from_peer(r: crate::cluster::pb::HttpResponse) -> Response {
+    let mut resp = Response::new(axum::body::Body::from(r.body));
+    *resp.status_mut() =
+        StatusCode::from_u16(r.status as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for h in r.headers {
+        if let (Ok(n), Ok(v)) = (
+            header::HeaderName::from_bytes(h.name.as_bytes()),
+            header::HeaderValue::from_str(&h.value),
+        ) {
+            resp.headers_mut().insert(n, v);
+        }
+    }
+    resp
+}
+
+/// Routes a request over the ring (see `crate::cluster`): requests for tenants this replica
+/// does not own go to their owners; alert POSTs go to every owner and succeed when one accepted.
+/// Requests a peer forwarded are answered here without further forwarding.
+async fn cluster_layer(
+    State(am): State<Arc<Alertmanager>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(cluster) = am.cluster().cloned() else {
+        return next.run(req).await;
+    };
+    let place = placement(req.method(), req.uri().path());
+    if place == Placement::Local || req.headers().contains_key(crate::cluster::FORWARDED_HEADER) {
+        return next.run(req).await;
+    }
+    // Owned copies: a borrow of the request (its body is not Sync) must not live across awaits.
+    let (org, auth) = {
+        let header = |n: &str| {
+            req.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        (header("x-scope-orgid"), header("authorization"))
+    };
+    let Ok(tenant) = am.tenancy().resolve(org.as_deref(), auth.as_deref()) else {
+        // The handler answers the tenancy error.
+        return next.run(req).await;
+    };
+    let owners = cluster.owners(tenant.as_str());
+    let own = owners.iter().any(|o| o == cluster.instance_id());
+    if place == Placement::AnyOwner && own {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_FORWARD_BODY).await {
+        Ok(b) => b,
+        Err(e) => {
+            return ApiError::BadRequest(format!("cannot read the request body: {e}"))
+                .into_response()
+        }
+    };
+    let forwarded = crate::cluster::pb::HttpRequest {
+        method: parts.method.to_string(),
+        path_and_query: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into()),
+        headers: parts
+            .headers
+            .iter()
+            .filter(|(n, _)| {
+                matches!(
+                    n.as_str(),
+                    "x-scope-orgid" | "authorization" | "content-type"
+                )
+            })
+            .filter_map(|(n, v)| {
+                Some(crate::cluster::pb::Header {
+                    name: n.as_str().to_string(),
+                    value: v.to_str().ok()?.to_string(),
+                })
+            })
+            .collect(),
+        body: body.to_vec(),
+        from_instance: cluster.instance_id().to_string(),
+    };
+    let peers: Vec<_> = owners
+        .iter()
+        .filter_map(|o| cluster.peer(o).cloned())
+        .collect();
+    if place == Placement::AnyOwner {
+        let mut last = String::from("no owner");
+        for p in &peers {
+            match cluster.forward(p, forwarded.clone()).await {
+                Ok(r) => return from_peer(r),
+                Err(e) => last = format!("{}: {}", p.id, e.message()),
+            }
+        }
+        return ApiError::NoOwnerReachable {
+            tenant: tenant.as_str().to_string(),
+            last,
+        }
+        .into_response();
+    }
+    // Every owner gets the write; the tasks finish even after the answer went out.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(peers.len().max(1));
+    for p in peers.iter().cloned() {
+        let (c, tx, f) = (cluster.clone(), tx.clone(), forwarded.clone());
+        tokio::spawn(async move {
+            let r = c
+                .forward(&p, f)
+                .await
+                .map_err(|e| format!("{}: {}", p.id, e.message()));
+            let _ = tx.send(r).await;
+        });
+    }
+    drop(tx);
+    let mut fallback: Option<Response> = None;
+    if own {
+        let req = axum::extract::Request::from_parts(parts, axum::body::Body::from(body));
+        let local = next.run(req).await;
+        if !local.status().is_server_error() {
+            return local;
+        }
+        fallback = Some(local);
+    }
+    let mut last = String::from("no owner");
+    while let Some(r) = rx.recv().await {
+        match r {
+            Ok(r) if (200..300).contains(&r.status) => return from_peer(r),
+            Ok(r) if (400..500).contains(&r.status) && fallback.is_none() => {
+                fallback = Some(from_peer(r))
+            }
+            Ok(r) => last = format!("answered {}", r.status),
+            Err(e) => last = e,
+        }
+    }
+    fallback.unwrap_or_else(|| {
+        ApiError::NoOwnerReachable {
+            tenant: tenant.as_str().to_string(),
+            last,
+        }
+        .into_response()
+    })
+}
+
+/// The request's tenant, resolved from its headers.
+struct Tenant {
+    id: TenantId,
+    am: Arc<TenantAlertmanager>,
+}
+
+impl FromRequestParts<Arc<Alertmanager>> for Tenant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        am: &Arc<Alertmanager>,
+    ) -> Result<Self, ApiError> {
+        let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
+        let id = am
+            .tenancy()
+            .resolve(header("x-scope-orgid"), header("authorization"))
+            .map_err(ApiError::Tenant)?;
+        let t = am.tenant(&id).map_err(ApiError::Internal)?;
+        Ok(Tenant { id, am: t })
+    }
 }
 
 fn json_response(status: StatusCode, v: &Value) -> Response {
@@ -50,12 +270,21 @@ async fn ok() -> &'static str {
     "OK"
 }
 
+/// 503 while a ring replica is still merging its peers' state.
+async fn ready(State(am): State<Arc<Alertmanager>>) -> Response {
+    if am.settled() {
+        (StatusCode::OK, "OK").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "settling").into_response()
+    }
+}
+
 async fn reload(State(am): State<Arc<Alertmanager>>) -> Result<StatusCode, ApiError> {
     am.reload().map_err(ApiError::Reload)?;
     Ok(StatusCode::OK)
 }
 
-async fn status(State(am): State<Arc<Alertmanager>>) -> Response {
+async fn status(State(top): State<Arc<Alertmanager>>, Tenant { am, .. }: Tenant) -> Response {
     let original = am.with_core(|c| c.config.original.clone());
     let host = am
         .with_core(|c| c.external_url().to_string())
@@ -66,16 +295,29 @@ async fn status(State(am): State<Arc<Alertmanager>>) -> Response {
                 .map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(80)))
         })
         .unwrap_or_default();
+    let cluster = match top.cluster() {
+        None => json!({
+            "name": top.instance(),
+            "peers": [{"address": host, "name": top.instance()}],
+            "status": "ready",
+        }),
+        Some(c) => json!({
+            "name": c.instance_id(),
+            "peers": c
+                .members()
+                .into_iter()
+                .filter(|(_, _, up)| *up)
+                .map(|(id, addr, _)| json!({"address": addr, "name": id}))
+                .collect::<Vec<_>>(),
+            "status": if c.settled() { "ready" } else { "settling" },
+        }),
+    };
     json_response(
         StatusCode::OK,
         &json!({
-            "cluster": {
-                "name": am.instance,
-                "peers": [{"address": host, "name": am.instance}],
-                "status": "ready",
-            },
+            "cluster": cluster,
             "config": {"original": original},
-            "uptime": format_rfc3339_millis(&am.started),
+            "uptime": format_rfc3339_millis(&top.started()),
             "versionInfo": {
                 "branch": "strata",
                 "buildDate": "",
@@ -88,7 +330,7 @@ async fn status(State(am): State<Arc<Alertmanager>>) -> Response {
     )
 }
 
-async fn receivers(State(am): State<Arc<Alertmanager>>) -> Response {
+async fn receivers(Tenant { am, .. }: Tenant) -> Response {
     let names: Vec<Value> = am.with_core(|c| {
         c.config
             .config
@@ -210,7 +452,7 @@ impl AlertQuery {
 }
 
 async fn get_alerts(
-    State(am): State<Arc<Alertmanager>>,
+    Tenant { am, .. }: Tenant,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let q = AlertQuery::parse(&q)?;
@@ -248,7 +490,7 @@ async fn get_alerts(
 }
 
 async fn get_groups(
-    State(am): State<Arc<Alertmanager>>,
+    Tenant { am, .. }: Tenant,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let q = AlertQuery::parse(&q)?;
@@ -393,7 +635,7 @@ fn decode_alerts(body: &[u8]) -> Result<Vec<Alert>, ApiError> {
 /// Upstream's POST handling: defaults for missing times, then per-alert validation; valid
 /// alerts are stored even when others in the batch are rejected (as Alertmanager does, so one
 /// bad alert from a Prometheus batch does not drop the rest). Returns the validation errors.
-fn accept_alerts(am: &Alertmanager, mut alerts: Vec<Alert>) -> Vec<String> {
+fn accept_alerts(am: &TenantAlertmanager, mut alerts: Vec<Alert>, version: &str) -> Vec<String> {
     let now = am.now();
     let resolve_timeout = am.with_core(|c| c.config.resolve_timeout);
     let mut valid = Vec::with_capacity(alerts.len());
@@ -409,6 +651,22 @@ fn accept_alerts(am: &Alertmanager, mut alerts: Vec<Alert>) -> Vec<String> {
         }
         a.labels.retain(|_, v| !v.is_empty());
     }
+    let metrics = am.metrics();
+    for a in &alerts {
+        let status = if a.resolved_at(now) {
+            "resolved"
+        } else {
+            "firing"
+        };
+        metrics
+            .alerts_received
+            .get_or_create(&ReceivedLabels {
+                tenant: am.id().to_string(),
+                status: status.into(),
+                version: version.into(),
+            })
+            .inc();
+    }
     for a in alerts {
         let err = if a.ends_at < a.starts_at {
             Some("start time must be before end time".to_string())
@@ -423,7 +681,16 @@ fn accept_alerts(am: &Alertmanager, mut alerts: Vec<Alert>) -> Vec<String> {
                 .map(|n| format!("invalid annotations: invalid name {n:?}"))
         };
         match err {
-            Some(e) => errors.push(format!("{}: {e}", label_set_string(&a.labels))),
+            Some(e) => {
+                metrics
+                    .alerts_invalid
+                    .get_or_create(&InvalidLabels {
+                        tenant: am.id().to_string(),
+                        version: version.into(),
+                    })
+                    .inc();
+                errors.push(format!("{}: {e}", label_set_string(&a.labels)))
+            }
             None => valid.push(a),
         }
     }
@@ -434,18 +701,18 @@ fn accept_alerts(am: &Alertmanager, mut alerts: Vec<Alert>) -> Vec<String> {
 }
 
 async fn post_alerts_v2(
-    State(am): State<Arc<Alertmanager>>,
+    Tenant { am, .. }: Tenant,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let alerts = decode_alerts(&body)?;
-    let errors = accept_alerts(&am, alerts);
+    let errors = accept_alerts(&am, alerts, "v2");
     if !errors.is_empty() {
         return Err(ApiError::BadRequest(errors.join("; ")));
     }
     Ok(StatusCode::OK.into_response())
 }
 
-async fn post_alerts_v1(State(am): State<Arc<Alertmanager>>, body: axum::body::Bytes) -> Response {
+async fn post_alerts_v1(Tenant { am, .. }: Tenant, body: axum::body::Bytes) -> Response {
     let err = |msg: String| {
         json_response(
             StatusCode::BAD_REQUEST,
@@ -456,11 +723,85 @@ async fn post_alerts_v1(State(am): State<Arc<Alertmanager>>, body: axum::body::B
         Ok(a) => a,
         Err(e) => return err(e.to_string()),
     };
-    let errors = accept_alerts(&am, alerts);
+    let errors = accept_alerts(&am, alerts, "v1");
     if !errors.is_empty() {
         return err(errors.join("; "));
     }
     json_response(StatusCode::OK, &json!({"status": "success"}))
+}
+
+/// Errors of the configuration API, answered in plain text as Mimir does (the v2 API answers
+/// JSON strings).
+struct PlainError(ApiError);
+
+impl From<ApiError> for PlainError {
+    fn from(e: ApiError) -> Self {
+        PlainError(e)
+    }
+}
+
+impl IntoResponse for PlainError {
+    fn into_response(self) -> Response {
+        (
+            self.0.status(),
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("{}\n", self.0),
+        )
+            .into_response()
+    }
+}
+
+/// Mimir's `GET /api/v1/alerts`: the tenant's own configuration document.
+async fn get_config(Tenant { am, .. }: Tenant) -> Result<Response, PlainError> {
+    let cfg = am.user_config().ok_or(ApiError::ConfigNotFound)?;
+    let text = cfg.to_yaml().map_err(|source| {
+        ApiError::Internal(crate::AlertmanagerError::EncodeConfig {
+            tenant: am.id().to_string(),
+            source,
+        })
+    })?;
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/yaml")],
+        text,
+    )
+        .into_response())
+}
+
+/// Mimir's `POST /api/v1/alerts` (store the tenant's configuration: 201), or, for a JSON array
+/// body, Alertmanager's v1 alert POST that used to live at this path.
+async fn post_config_or_alerts(
+    State(top): State<Arc<Alertmanager>>,
+    tenant: Tenant,
+    body: axum::body::Bytes,
+) -> Result<Response, PlainError> {
+    if body.trim_ascii_start().first() == Some(&b'[') {
+        return Ok(post_alerts_v1(tenant, body).await);
+    }
+    let text = std::str::from_utf8(&body)
+        .map_err(|e| ApiError::BadRequest(format!("request body is not UTF-8: {e}")))?;
+    let id = tenant.id.clone();
+    // Writing the file fsyncs: off the async threads.
+    tokio::task::spawn_blocking({
+        let text = text.to_string();
+        move || top.set_tenant_config(&id, &text)
+    })
+    .await
+    .map_err(ApiError::Aborted)?
+    .map_err(PlainError)?;
+    Ok(StatusCode::CREATED.into_response())
+}
+
+/// Mimir's `DELETE /api/v1/alerts`: the tenant falls back to the shared configuration.
+async fn delete_config(
+    State(top): State<Arc<Alertmanager>>,
+    Tenant { id, .. }: Tenant,
+) -> Result<StatusCode, PlainError> {
+    tokio::task::spawn_blocking(move || top.delete_tenant_config(&id))
+        .await
+        .map_err(ApiError::Aborted)?
+        .map_err(PlainError)?;
+    Ok(StatusCode::OK)
 }
 
 fn gettable_silence(s: &Silence, now: Timestamp) -> Value {
@@ -479,7 +820,7 @@ fn gettable_silence(s: &Silence, now: Timestamp) -> Value {
 }
 
 async fn get_silences(
-    State(am): State<Arc<Alertmanager>>,
+    Tenant { am, .. }: Tenant,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let (filter, _) = parse_filters(&q)?;
@@ -586,7 +927,7 @@ fn decode_silence(body: &[u8]) -> Result<Silence, ApiError> {
 }
 
 async fn post_silence(
-    State(am): State<Arc<Alertmanager>>,
+    Tenant { am, .. }: Tenant,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let s = decode_silence(&body)?;
@@ -601,12 +942,12 @@ async fn post_silence(
             "Failed to create silence: end time can't be in the past".into(),
         ));
     }
-    let id = am.with_core(|c| c.silences.set(s, now))?;
+    let id = am.set_silence(s)?;
     Ok(json_response(StatusCode::OK, &json!({"silenceID": id})))
 }
 
 async fn get_silence(
-    State(am): State<Arc<Alertmanager>>,
+    Tenant { am, .. }: Tenant,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let now = am.now();
@@ -616,11 +957,10 @@ async fn get_silence(
 }
 
 async fn delete_silence(
-    State(am): State<Arc<Alertmanager>>,
+    Tenant { am, .. }: Tenant,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let now = am.now();
-    match am.with_core(|c| c.silences.expire(&id, now)) {
+    match am.expire_silence(&id) {
         Ok(()) | Err(crate::silence::SilenceError::AlreadyExpired(_)) => Ok(StatusCode::OK),
         Err(e) => Err(e.into()),
     }
@@ -646,9 +986,16 @@ mod tests {
             dir.path(),
             "http://am:9093",
             Arc::new(clock.clone()),
+            strata_model::TenancyConfig::default(),
+            &mut prometheus_client::registry::Registry::default(),
         )
         .unwrap();
         (am, clock, dir)
+    }
+
+    /// The core of the single tenant.
+    fn core<R>(am: &Alertmanager, f: impl FnOnce(&mut crate::dispatch::Core) -> R) -> R {
+        am.default_tenant().unwrap().with_core(f)
     }
 
     const CFG: &str = "route:\n  receiver: a\n  routes: [{matchers: ['team=\"db\"'], receiver: db}]\nreceivers: [{name: a}, {name: db}]\ninhibit_rules:\n- source_matchers: ['severity=\"critical\"']\n  target_matchers: ['severity=\"warning\"']\n";
@@ -726,6 +1073,33 @@ mod tests {
         assert_eq!(v[0]["receiver"]["name"], "a");
     }
 
+    #[test]
+    fn ring_placement_of_requests() {
+        use axum::http::Method;
+        for (m, path, want) in [
+            (Method::GET, "/-/ready", Placement::Local),
+            (Method::POST, "/alertmanager/-/reload", Placement::Local),
+            (Method::GET, "/api/v2/status", Placement::Local),
+            (Method::POST, "/api/v2/alerts", Placement::AllOwners),
+            (
+                Method::POST,
+                "/alertmanager/api/v1/alerts",
+                Placement::AllOwners,
+            ),
+            (Method::DELETE, "/api/v1/alerts", Placement::AllOwners),
+            (Method::GET, "/api/v2/alerts", Placement::AnyOwner),
+            (Method::GET, "/api/v1/alerts", Placement::AnyOwner),
+            (Method::POST, "/api/v2/silences", Placement::AnyOwner),
+            (
+                Method::DELETE,
+                "/alertmanager/api/v2/silence/x",
+                Placement::AnyOwner,
+            ),
+        ] {
+            assert_eq!(placement(&m, path), want, "{m} {path}");
+        }
+    }
+
     #[tokio::test]
     async fn bad_alert_posts() {
         let (am, _clock, _d) = setup(CFG);
@@ -743,12 +1117,12 @@ mod tests {
             assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
             assert!(msg.contains(want), "{body}: {msg}");
         }
-        assert!(am.with_core(|c| c.alerts.is_empty()));
+        assert!(core(&am, |c| c.alerts.is_empty()));
         let (st, msg) = call(&am, "POST", "/api/v2/alerts", r#"[{"labels":{"a":"b"},"startsAt":"2026-01-01T01:00:00Z","endsAt":"2026-01-01T00:00:00Z"},{"labels":{"ok":"1"}}]"#).await;
         assert_eq!(st, StatusCode::BAD_REQUEST);
         assert!(msg.contains("start time must be before end time"), "{msg}");
         assert_eq!(
-            am.with_core(|c| c.alerts.len()),
+            core(&am, |c| c.alerts.len()),
             1,
             "the valid alert is kept, like upstream"
         );
@@ -757,9 +1131,13 @@ mod tests {
             (st, msg.as_str()),
             (StatusCode::OK, r#"{"status":"success"}"#)
         );
-        let (st, msg) = call(&am, "POST", "/api/v1/alerts", "nope").await;
+        let (st, msg) = call(&am, "POST", "/alertmanager/api/v1/alerts", "nope").await;
         assert_eq!(st, StatusCode::BAD_REQUEST);
         assert!(msg.contains("bad_data"));
+        // At the root, a body that is not a JSON array is a configuration document.
+        let (st, msg) = call(&am, "POST", "/api/v1/alerts", "nope").await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+        assert!(msg.contains("not a valid configuration document"), "{msg}");
     }
 
     #[tokio::test]
@@ -803,7 +1181,7 @@ mod tests {
             (st, msg.as_str()),
             (StatusCode::NOT_FOUND, "\"silence not found\"")
         );
-        assert_eq!(am.with_core(|c| c.silences.iter().count()), 0);
+        assert_eq!(core(&am, |c| c.silences.iter().count()), 0);
         let (st, msg) = post(good).await;
         assert_eq!(st, StatusCode::OK);
         let id = serde_json::from_str::<Value>(&msg).unwrap()["silenceID"]
@@ -895,7 +1273,7 @@ mod tests {
         let (st, msg) = call(&am, "POST", "/-/reload", "").await;
         assert_eq!(st, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(msg.contains("undefined receiver"), "{msg}");
-        assert_eq!(am.with_core(|c| c.config.original.clone()), CFG);
+        assert_eq!(core(&am, |c| c.config.original.clone()), CFG);
         std::fs::write(
             dir.path().join("am.yml"),
             "route: {receiver: z}\nreceivers: [{name: z}]\n",

@@ -15,9 +15,15 @@ pub struct AlertmanagerConfig {
     /// The URL users reach the alertmanager at (`externalURL` in notifications). Unset: the
     /// default the caller passes (the HTTP listen address).
     pub external_url: Option<String>,
-    /// State directory, relative to Strata's `data_dir` unless absolute (for snapshots; the
-    /// in-memory state is not persisted yet).
+    /// State directory, relative to Strata's `data_dir` unless absolute: one directory per
+    /// tenant with its state snapshot and its uploaded configuration.
     pub data_dir: PathBuf,
+    /// How often each tenant's state (silences, notification log, alerts) is written to
+    /// `data_dir` when it changed; also written at shutdown. A crash loses at most this much:
+    /// silences made meanwhile, and notification-log entries (which can repeat a
+    /// notification, never lose one).
+    #[serde(with = "humantime_serde")]
+    pub snapshot_interval: Duration,
     /// How long expired silences are kept (`--data.retention` upstream).
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
@@ -25,6 +31,159 @@ pub struct AlertmanagerConfig {
     /// dropped.
     #[serde(with = "humantime_serde")]
     pub maintenance_interval: Duration,
+    /// Several replicas sharing tenants (see [`RingConfig`]); off: this process alone.
+    pub ring: RingConfig,
+}
+
+/// One replica of the ring, as every replica's configuration lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RingMember {
+    /// Stable name of the replica; tenants are placed by hashing over these ids, so renaming a
+    /// replica moves tenants.
+    pub id: String,
+    /// `host:port` of its gRPC server, as the other replicas reach it.
+    pub address: String,
+}
+
+/// The HA ring: a static list of replicas, each tenant owned by `replication_factor` of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RingConfig {
+    pub enabled: bool,
+    /// This replica's id; must be one of `members`.
+    pub instance_id: String,
+    /// Where this replica's gRPC server listens (peers reach it at its `members` address).
+    pub grpc_listen_address: String,
+    /// Every replica, this one included: the same list on all of them.
+    pub members: Vec<RingMember>,
+    /// Owners per tenant; capped at the number of members.
+    pub replication_factor: usize,
+    /// Owner N of a tenant waits N × this after a group is due before it notifies, so that an
+    /// earlier owner's notification (seen in the replicated notification log) suppresses it.
+    #[serde(with = "humantime_serde")]
+    pub peer_timeout: Duration,
+    /// How long a starting replica waits for its peers' state before it notifies anyway.
+    #[serde(with = "humantime_serde")]
+    pub settle_timeout: Duration,
+    /// How often the full state of shared tenants is pulled from each peer (repairs lost
+    /// replication messages).
+    #[serde(with = "humantime_serde")]
+    pub sync_interval: Duration,
+    /// Deadline of one call to a peer.
+    #[serde(with = "humantime_serde")]
+    pub rpc_timeout: Duration,
+}
+
+impl Default for RingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            instance_id: String::new(),
+            grpc_listen_address: "127.0.0.1:9095".into(),
+            members: Vec::new(),
+            replication_factor: 3,
+            // Upstream Alertmanager's --cluster.peer-timeout.
+            peer_timeout: Duration::from_secs(15),
+            settle_timeout: Duration::from_secs(30),
+            sync_interval: Duration::from_secs(30),
+            rpc_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RingConfig {
+    /// Owners per tenant after the cap.
+    pub fn effective_replication_factor(&self) -> usize {
+        self.replication_factor.min(self.members.len()).max(1)
+    }
+
+    pub fn validate(&self) -> Result<(), AlertmanagerError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let err = |field: &'static str, reason: String| AlertmanagerError::Config { field, reason };
+        if self.instance_id.is_empty() {
+            return Err(err(
+                "alertmanager.ring.instance_id",
+                "must be set when the ring is enabled".into(),
+            ));
+        }
+        if self
+            .grpc_listen_address
+            .parse::<std::net::SocketAddr>()
+            .is_err()
+        {
+            return Err(err(
+                "alertmanager.ring.grpc_listen_address",
+                format!("{:?} is not an ip:port address", self.grpc_listen_address),
+            ));
+        }
+        if self.members.is_empty() {
+            return Err(err(
+                "alertmanager.ring.members",
+                "must list every replica, this one included".into(),
+            ));
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for m in &self.members {
+            if m.id.is_empty() {
+                return Err(err(
+                    "alertmanager.ring.members",
+                    "a member has an empty id".into(),
+                ));
+            }
+            if !ids.insert(m.id.as_str()) {
+                return Err(err(
+                    "alertmanager.ring.members",
+                    format!("member id {:?} is listed twice", m.id),
+                ));
+            }
+            // The gRPC client dials `http://<address>`: it must parse as such a URI.
+            let port_ok = m
+                .address
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+                && format!("http://{}", m.address)
+                    .parse::<axum::http::Uri>()
+                    .is_ok_and(|u| u.path() == "/");
+            if !port_ok {
+                return Err(err(
+                    "alertmanager.ring.members",
+                    format!(
+                        "address {:?} of member {:?} is not host:port",
+                        m.address, m.id
+                    ),
+                ));
+            }
+        }
+        if !ids.contains(self.instance_id.as_str()) {
+            return Err(err(
+                "alertmanager.ring.instance_id",
+                format!(
+                    "{:?} is not one of alertmanager.ring.members",
+                    self.instance_id
+                ),
+            ));
+        }
+        if self.replication_factor == 0 {
+            return Err(err(
+                "alertmanager.ring.replication_factor",
+                "must be at least 1".into(),
+            ));
+        }
+        for (field, d) in [
+            ("alertmanager.ring.peer_timeout", self.peer_timeout),
+            ("alertmanager.ring.settle_timeout", self.settle_timeout),
+            ("alertmanager.ring.sync_interval", self.sync_interval),
+            ("alertmanager.ring.rpc_timeout", self.rpc_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(err(field, "must be greater than zero".into()));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for AlertmanagerConfig {
@@ -35,6 +194,8 @@ impl Default for AlertmanagerConfig {
             data_dir: PathBuf::from("alertmanager"),
             retention: Duration::from_secs(120 * 3600),
             maintenance_interval: Duration::from_secs(30),
+            snapshot_interval: Duration::from_secs(15),
+            ring: RingConfig::default(),
         }
     }
 }
@@ -82,7 +243,13 @@ impl AlertmanagerConfig {
                 reason: "must be at least 1s".into(),
             });
         }
-        Ok(())
+        if self.snapshot_interval < Duration::from_secs(1) {
+            return Err(AlertmanagerError::Config {
+                field: "alertmanager.snapshot_interval",
+                reason: "must be at least 1s".into(),
+            });
+        }
+        self.ring.validate()
     }
 
     /// `config_file` resolved against Strata's data directory.
@@ -137,5 +304,62 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("alertmanager.retention"));
+        let bad: AlertmanagerConfig = serde_yaml::from_str("snapshot_interval: 100ms").unwrap();
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("alertmanager.snapshot_interval"));
+    }
+
+    #[test]
+    fn ring_defaults_and_validation() {
+        let ok = "ring:\n  enabled: true\n  instance_id: a\n  members:\n    - {id: a, address: '127.0.0.1:1'}\n    - {id: b, address: 'am-b:2'}\n";
+        let c: AlertmanagerConfig = serde_yaml::from_str(ok).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.ring.peer_timeout, Duration::from_secs(15));
+        assert_eq!(c.ring.replication_factor, 3);
+        assert_eq!(
+            c.ring.effective_replication_factor(),
+            2,
+            "capped at members"
+        );
+        for (edit, field) in [
+            (
+                ok.replace("instance_id: a", "instance_id: z"),
+                "alertmanager.ring.instance_id",
+            ),
+            (
+                ok.replace("  instance_id: a\n", ""),
+                "alertmanager.ring.instance_id",
+            ),
+            (ok.replace("id: b", "id: a"), "alertmanager.ring.members"),
+            (ok.replace("am-b:2", "am-b"), "alertmanager.ring.members"),
+            (ok.replace("am-b:2", "am b:2"), "alertmanager.ring.members"),
+            (
+                ok.replace("am-b:2", "am-b/x:2"),
+                "alertmanager.ring.members",
+            ),
+            (
+                format!("{ok}  replication_factor: 0\n"),
+                "alertmanager.ring.replication_factor",
+            ),
+            (
+                format!("{ok}  peer_timeout: 0s\n"),
+                "alertmanager.ring.peer_timeout",
+            ),
+            (
+                format!("{ok}  grpc_listen_address: nowhere\n"),
+                "alertmanager.ring.grpc_listen_address",
+            ),
+        ] {
+            let c: AlertmanagerConfig = serde_yaml::from_str(&edit).unwrap();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(field), "{edit}: {e}");
+        }
+        let e = serde_yaml::from_str::<AlertmanagerConfig>("ring: {peer_timout: 1s}").unwrap_err();
+        assert!(e.to_string().contains("peer_timout"), "{e}");
+        // Disabled: nothing else is checked, so the defaults stay valid.
+        AlertmanagerConfig::default().validate().unwrap();
     }
 }

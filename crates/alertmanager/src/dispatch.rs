@@ -229,7 +229,12 @@ impl Core {
         let (labels, key, opts) = (group.labels.clone(), group.key.clone(), group.opts.clone());
         group.in_flight = true;
 
-        // Mute stages: inhibition, then silences. (Time intervals are not evaluated yet.)
+        // Mute stages in upstream's order: inhibition, time intervals, silences. A group muted by
+        // its route's time intervals sends nothing and logs nothing, so the first flush after
+        // the interval notifies as if the muted flushes had not happened.
+        if config.route_muted(&opts, now) {
+            alerts.clear();
+        }
         alerts.retain(|a| {
             self.inhibitor.inhibited_by(&a.labels, now).is_none()
                 && self.silences.mutes(&a.labels, now).is_empty()
@@ -312,11 +317,40 @@ impl Core {
         })
     }
 
+    /// Whether a planned send is still needed according to the notification log now: after an
+    /// HA owner's wait, entries replicated from earlier owners may show it was sent already.
+    pub fn still_needed(&self, send: &PlannedSend, now: Timestamp) -> bool {
+        needs_update(
+            self.nflog.get(&send.key),
+            &send.firing,
+            &send.resolved,
+            send.webhook.send_resolved,
+            send.repeat,
+            now,
+        )
+    }
+
     /// Records the outcome of a flush: successful sends go to the notification log; if every
     /// send succeeded, the flushed resolved alerts leave the group.
     pub fn complete(&mut self, job: FlushJob, ok: &[bool], now: Timestamp) {
+        self.complete_deduplicated(job, ok, &[], now);
+    }
+
+    /// [`Core::complete`] where the sends flagged in `skipped` were not made because another
+    /// replica made them: they count as successful but are not logged again (the other
+    /// replica's entry, which made them skip, stays).
+    pub fn complete_deduplicated(
+        &mut self,
+        job: FlushJob,
+        ok: &[bool],
+        skipped: &[bool],
+        now: Timestamp,
+    ) {
         let mut all_ok = true;
         for (i, s) in job.sends.into_iter().enumerate() {
+            if skipped.get(i).copied().unwrap_or(false) {
+                continue;
+            }
             if ok.get(i).copied().unwrap_or(false) {
                 self.nflog.log(s.key, s.firing, s.resolved, now, s.repeat);
             } else {
@@ -364,11 +398,33 @@ impl Core {
             .collect()
     }
 
+    /// The persistent state, in a stable order (so that an unchanged state serializes to the
+    /// same bytes and the snapshotter can skip rewriting it).
     pub fn snapshot(&self) -> Snapshot {
+        let mut silences: Vec<Silence> = self.silences.iter().cloned().collect();
+        silences.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut nflog: Vec<NflogEntry> = self.nflog.entries().cloned().collect();
+        nflog.sort_by(|a, b| {
+            (
+                &a.key.group_key,
+                &a.key.receiver,
+                &a.key.integration,
+                a.key.index,
+            )
+                .cmp(&(
+                    &b.key.group_key,
+                    &b.key.receiver,
+                    &b.key.integration,
+                    b.key.index,
+                ))
+        });
+        let mut alerts: Vec<(u64, Alert)> =
+            self.alerts.iter().map(|(fp, a)| (*fp, a.clone())).collect();
+        alerts.sort_by_key(|(fp, _)| *fp);
         Snapshot {
-            silences: self.silences.iter().cloned().collect(),
-            nflog: self.nflog.entries().cloned().collect(),
-            alerts: self.alerts.iter().map(|(_, a)| a.clone()).collect(),
+            silences,
+            nflog,
+            alerts: alerts.into_iter().map(|(_, a)| a).collect(),
         }
     }
 
@@ -622,6 +678,77 @@ inhibit_rules:
         );
         assert_eq!(st.state(), "suppressed");
         assert_eq!(st.inhibited_by.len(), 1);
+    }
+
+    #[test]
+    fn time_intervals_mute_and_activate_routes() {
+        let cfg = Arc::new(
+            AmConfig::load(
+                r#"
+route:
+  receiver: default
+  group_by: [alertname]
+  group_wait: 30s
+  group_interval: 5m
+  repeat_interval: 1h
+  routes:
+    - matchers: ['team="night"']
+      mute_time_intervals: [night]
+    - matchers: ['team="day"']
+      active_time_intervals: [office]
+receivers:
+  - name: default
+    webhook_configs: [{url: 'http://127.0.0.1:1/default'}]
+time_intervals:
+  - name: night
+    time_intervals: [{times: [{start_time: '00:00', end_time: '01:00'}]}]
+  - name: office
+    time_intervals: [{times: [{start_time: '01:00', end_time: '02:00'}]}]
+"#,
+            )
+            .unwrap(),
+        );
+        let clock = FakeClock::new(parse_rfc3339("2026-01-01T00:00:00Z").unwrap());
+        let mut core = Core::new(cfg, "http://am".into());
+        core.put_alerts(
+            vec![
+                alert(&clock, &[("alertname", "N"), ("team", "night")]),
+                alert(&clock, &[("alertname", "D"), ("team", "day")]),
+            ],
+            clock.now(),
+        );
+        // 00:00:30 to 00:55:30: N is inside its mute interval, D outside its active one.
+        clock.advance(Duration::from_secs(30));
+        for _ in 0..12 {
+            assert!(
+                flush_all(&mut core, &clock).is_empty(),
+                "at {}",
+                clock.now()
+            );
+            clock.advance(Duration::from_secs(300));
+        }
+        assert_eq!(core.nflog.entries().count(), 0, "muted flushes log nothing");
+        // 01:00:30: both notify.
+        let sent = flush_all(&mut core, &clock);
+        let names: BTreeSet<String> = sent
+            .iter()
+            .map(|(_, b)| b["groupLabels"]["alertname"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(names, ["D", "N"].iter().map(|s| s.to_string()).collect());
+        // Until 02:00 nothing new; at 02:05:30 the repeat is due for both, but D's route is
+        // no longer active.
+        for _ in 0..12 {
+            clock.advance(Duration::from_secs(300));
+            assert!(
+                flush_all(&mut core, &clock).is_empty(),
+                "at {}",
+                clock.now()
+            );
+        }
+        clock.advance(Duration::from_secs(300));
+        let sent = flush_all(&mut core, &clock);
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(sent[0].1["groupLabels"]["alertname"], "N");
     }
 
     #[test]

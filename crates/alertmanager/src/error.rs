@@ -24,6 +24,81 @@ pub enum AlertmanagerError {
     },
     #[error("cannot build the HTTP client for notifications: {0}")]
     HttpClient(#[source] reqwest::Error),
+    #[error("tenancy.single_tenant_id: {0}")]
+    Tenancy(#[source] strata_model::ModelError),
+    #[error("cannot read alertmanager state {path}: {source}")]
+    ReadState {
+        path: PathBuf,
+        #[source]
+        source: SnapshotError,
+    },
+    #[error("cannot write alertmanager state {path}: {source}")]
+    WriteState {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot encode the alertmanager state of tenant {tenant:?}: {source}")]
+    EncodeState {
+        tenant: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot encode the alertmanager configuration of tenant {tenant:?}: {source}")]
+    EncodeConfig {
+        tenant: String,
+        #[source]
+        source: serde_yaml::Error,
+    },
+    #[error("cannot list tenants in the alertmanager state directory {path}: {source}")]
+    ScanState {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot listen for alertmanager peers on {address} (alertmanager.ring.grpc_listen_address): {source}")]
+    GrpcListen {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid stored alertmanager configuration {path}: {source}")]
+    StoredConfig {
+        path: PathBuf,
+        #[source]
+        source: UserConfigError,
+    },
+}
+
+/// Why a state snapshot could not be read. A missing file is not an error (a fresh start);
+/// anything else is, because starting empty would silently drop silences and re-send
+/// notifications.
+#[derive(Debug, Error)]
+pub enum SnapshotError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("not a valid snapshot: {0}")]
+    Decode(#[source] serde_json::Error),
+    #[error(
+        "snapshot format version {found} is not supported (this build reads version {supported})"
+    )]
+    UnsupportedVersion { found: u64, supported: u32 },
+    #[error("snapshot belongs to tenant {found:?}, not {expected:?}")]
+    WrongTenant { found: String, expected: String },
+}
+
+/// A per-tenant configuration document (Mimir's `alertmanager_config` + `template_files`) that
+/// is refused.
+#[derive(Debug, Error)]
+pub enum UserConfigError {
+    #[error("not a valid configuration document (YAML with alertmanager_config and template_files): {0}")]
+    Yaml(#[from] serde_yaml::Error),
+    #[error("configuration provided is empty; to remove the configuration use DELETE")]
+    Empty,
+    #[error("invalid alertmanager_config: {0}")]
+    Invalid(#[source] AmConfigError),
+    #[error("invalid template file name {0:?}: must be a plain file name")]
+    TemplateName(String),
 }
 
 /// A request the HTTP API refuses.
@@ -41,6 +116,18 @@ pub enum ApiError {
     SilenceNotFound,
     #[error("failed to reload config: {0}")]
     Reload(#[source] AlertmanagerError),
+    #[error(transparent)]
+    Tenant(strata_model::TenantError),
+    #[error(transparent)]
+    UserConfig(UserConfigError),
+    #[error("no alertmanager configuration stored for this tenant")]
+    ConfigNotFound,
+    #[error("{0}")]
+    Internal(#[source] AlertmanagerError),
+    #[error("request handling aborted: {0}")]
+    Aborted(#[source] tokio::task::JoinError),
+    #[error("no alertmanager replica owning tenant {tenant:?} answered (last: {last})")]
+    NoOwnerReachable { tenant: String, last: String },
 }
 
 impl ApiError {
@@ -53,7 +140,13 @@ impl ApiError {
                 StatusCode::NOT_FOUND
             }
             ApiError::Silence(_) => StatusCode::BAD_REQUEST,
-            ApiError::Reload(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Tenant(_) => StatusCode::UNAUTHORIZED,
+            ApiError::UserConfig(_) => StatusCode::BAD_REQUEST,
+            ApiError::ConfigNotFound => StatusCode::NOT_FOUND,
+            ApiError::Reload(_) | ApiError::Internal(_) | ApiError::Aborted(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            ApiError::NoOwnerReachable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

@@ -1,69 +1,69 @@
 //! The alertmanager component: Alertmanager-compatible configuration, alert routing, grouping,
-//! inhibition, silences, notification log and webhook notifications, with API v2.
+//! inhibition, silences, time intervals, notification log and webhook notifications, with API
+//! v2 and Mimir's per-tenant configuration API.
 //!
-//! Single tenant, in memory. The seams for the next slices: [`dispatch::Snapshot`] (what a
-//! snapshotter persists or a peer replicates), [`Alertmanager::reload`] (SIGHUP), and the
-//! [`time::Clock`] every timer reads.
+//! [`Alertmanager`] holds one [`TenantAlertmanager`] per tenant (one in single-tenant mode),
+//! drives all their timers from one loop, snapshots their state to disk and restores it at
+//! start (see [`persist`]). Time is read only through [`time::Clock`], so every timer is
+//! testable with a fake clock. With `ring.enabled`, several replicas share the tenants and
+//! notify each group once between them (see [`cluster`]).
 
 pub mod alert;
 pub mod amconfig;
 mod api;
+pub mod cluster;
 pub mod config;
 pub mod dispatch;
 mod error;
 pub mod inhibit;
 pub mod labels;
 pub mod matcher;
+pub mod metrics;
 pub mod nflog;
+pub mod persist;
+pub mod ring;
 pub mod route;
 pub mod silence;
+pub mod tenant;
 pub mod time;
 pub mod timeinterval;
 pub mod webhook;
 
 pub use api::router;
 pub use config::AlertmanagerConfig;
-pub use error::{AlertmanagerError, ApiError, NotifyError};
+pub use error::{AlertmanagerError, ApiError, NotifyError, SnapshotError, UserConfigError};
+pub use tenant::TenantAlertmanager;
 
 use amconfig::{AmConfig, LoadedConfig};
-use dispatch::{Core, FlushJob};
-use parking_lot::Mutex;
+use parking_lot::RwLock;
+use persist::UserConfig;
+use prometheus_client::registry::Registry;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use strata_model::{TenancyConfig, TenancyMode, TenantId};
+use tenant::Shared;
 use time::{Clock, Timestamp};
-use tokio::sync::Notify;
 
 /// Version reported in `/api/v2/status`: the Alertmanager API level this implements (amtool
 /// compares major.minor and warns on a mismatch).
 pub const COMPAT_VERSION: &str = "0.25.0";
 
-/// One (single-tenant) alertmanager.
+/// The alertmanager component: every tenant's alertmanager.
 #[derive(Debug)]
 pub struct Alertmanager {
-    core: Mutex<Core>,
-    clock: Arc<dyn Clock>,
-    wake: Notify,
-    sender: webhook::WebhookSender,
+    shared: Arc<Shared>,
+    tenancy: TenancyConfig,
+    state_dir: PathBuf,
     config_path: Option<PathBuf>,
     settings: AlertmanagerConfig,
-    started: Timestamp,
-    instance: String,
+    /// The configuration of tenants without their own (`config_file` or the built-in one).
+    fallback: RwLock<Arc<LoadedConfig>>,
+    tenants: metrics::TenantMap,
 }
 
+/// The fallback configuration: `config_file`, or the built-in one without it.
 fn read_config(path: Option<&Path>) -> Result<LoadedConfig, AlertmanagerError> {
-    let loaded = read_config_inner(path)?;
-    let timed = loaded.routes_with_time_intervals();
-    if !timed.is_empty() {
-        tracing::warn!(
-            routes = ?timed,
-            "mute_time_intervals/active_time_intervals are validated but not evaluated yet: these routes are never muted"
-        );
-    }
-    Ok(loaded)
-}
-
-fn read_config_inner(path: Option<&Path>) -> Result<LoadedConfig, AlertmanagerError> {
     match path {
         None => {
             AmConfig::load(config::BUILTIN_CONFIG).map_err(|source| AlertmanagerError::LoadConfig {
@@ -86,87 +86,272 @@ fn read_config_inner(path: Option<&Path>) -> Result<LoadedConfig, AlertmanagerEr
 }
 
 impl Alertmanager {
-    /// Loads the configuration and builds the component. `strata_data_dir` anchors relative
-    /// paths; `default_external_url` is used when `external_url` is unset (upstream uses
-    /// `http://<hostname>:<port>`).
+    /// Loads the fallback configuration, restores the tenants found in the state directory
+    /// (`settings.data_dir` under `strata_data_dir`; only the single tenant in single-tenant
+    /// mode) and registers the metrics. `default_external_url` is used when `external_url` is
+    /// unset (upstream uses `http://<hostname>:<port>`).
     pub fn new(
         settings: AlertmanagerConfig,
         strata_data_dir: &Path,
         default_external_url: &str,
         clock: Arc<dyn Clock>,
+        tenancy: TenancyConfig,
+        registry: &mut Registry,
     ) -> Result<Arc<Self>, AlertmanagerError> {
         settings.validate()?;
+        tenancy.validate().map_err(AlertmanagerError::Tenancy)?;
         let config_path = settings.config_path(strata_data_dir);
-        let loaded = read_config(config_path.as_deref())?;
+        let fallback = Arc::new(read_config(config_path.as_deref())?);
         let external_url = settings
             .external_url
             .clone()
-            .unwrap_or_else(|| default_external_url.to_string());
-        let mut core = Core::new(
-            Arc::new(loaded),
-            external_url.trim_end_matches('/').to_string(),
-        );
-        core.silences.retention = settings.retention;
+            .unwrap_or_else(|| default_external_url.to_string())
+            .trim_end_matches('/')
+            .to_string();
         let sender = webhook::WebhookSender::new(&format!("Strata/{}", env!("CARGO_PKG_VERSION")))
             .map_err(AlertmanagerError::HttpClient)?;
-        let started = clock.now();
-        Ok(Arc::new(Self {
-            core: Mutex::new(core),
+        let tenants: metrics::TenantMap = Arc::default();
+        let metrics = metrics::Metrics::new(registry, tenants.clone(), clock.clone());
+        let cluster = if settings.ring.enabled {
+            Some(cluster::Cluster::new(&settings.ring, registry)?)
+        } else {
+            None
+        };
+        let shared = Arc::new(Shared {
+            started: clock.now(),
             clock,
-            wake: Notify::new(),
+            wake: tokio::sync::Notify::new(),
             sender,
+            metrics,
+            external_url,
+            instance: uuid::Uuid::new_v4().simple().to_string(),
+            retention: settings.retention,
+            cluster,
+        });
+        let am = Arc::new(Self {
+            shared,
+            state_dir: settings.state_dir(strata_data_dir),
+            tenancy,
             config_path,
             settings,
-            started,
-            instance: uuid::Uuid::new_v4().simple().to_string(),
-        }))
+            fallback: RwLock::new(fallback),
+            tenants,
+        });
+        for id in am.stored_tenants()? {
+            am.tenant(&id)?;
+        }
+        Ok(am)
     }
 
-    /// Re-reads the configuration file. A bad file leaves the running configuration in place.
+    /// Tenants with a directory in the state directory. In single-tenant mode only the single
+    /// tenant: others (left from a multi-tenant past) could never be reached through the API,
+    /// yet they would still send notifications.
+    fn stored_tenants(&self) -> Result<Vec<TenantId>, AlertmanagerError> {
+        if self.tenancy.mode == TenancyMode::Single {
+            let id = TenantId::new(&self.tenancy.single_tenant_id)
+                .map_err(AlertmanagerError::Tenancy)?;
+            return Ok(vec![id]);
+        }
+        let entries = match std::fs::read_dir(&self.state_dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(AlertmanagerError::ScanState {
+                    path: self.state_dir.clone(),
+                    source,
+                })
+            }
+        };
+        let mut out = Vec::new();
+        for e in entries {
+            let e = e.map_err(|source| AlertmanagerError::ScanState {
+                path: self.state_dir.clone(),
+                source,
+            })?;
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            match TenantId::new(&e.file_name().to_string_lossy()) {
+                Ok(id) => out.push(id),
+                Err(err) => tracing::warn!(
+                    path = %e.path().display(),
+                    error = %err,
+                    "ignoring a directory in the alertmanager state directory that is not a tenant"
+                ),
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The tenant's alertmanager, created (and restored from its directory) on first use.
+    pub fn tenant(&self, id: &TenantId) -> Result<Arc<TenantAlertmanager>, AlertmanagerError> {
+        if let Some(t) = self.tenants.read().get(id.as_str()) {
+            return Ok(t.clone());
+        }
+        let mut map = self.tenants.write();
+        if let Some(t) = map.get(id.as_str()) {
+            return Ok(t.clone());
+        }
+        let t = TenantAlertmanager::open(
+            id.as_str(),
+            self.state_dir.join(id.as_str()),
+            self.fallback.read().clone(),
+            self.shared.clone(),
+        )?;
+        map.insert(id.as_str().to_string(), t.clone());
+        // Tenants are never dropped, so counting at creation keeps the gauge exact.
+        if let Some(c) = self.cluster().filter(|c| c.owns(id.as_str())) {
+            c.metrics.owned_tenants.inc();
+        }
+        self.shared.wake.notify_one();
+        Ok(t)
+    }
+
+    /// The tenant of single-tenant mode (or the configured `single_tenant_id` in any mode).
+    pub fn default_tenant(&self) -> Result<Arc<TenantAlertmanager>, AlertmanagerError> {
+        let id =
+            TenantId::new(&self.tenancy.single_tenant_id).map_err(AlertmanagerError::Tenancy)?;
+        self.tenant(&id)
+    }
+
+    pub fn tenancy(&self) -> &TenancyConfig {
+        &self.tenancy
+    }
+
+    /// The tenants that exist now.
+    pub fn tenants(&self) -> Vec<Arc<TenantAlertmanager>> {
+        self.tenants.read().values().cloned().collect()
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.shared.clock.now()
+    }
+
+    pub(crate) fn started(&self) -> Timestamp {
+        self.shared.started
+    }
+
+    pub(crate) fn instance(&self) -> &str {
+        &self.shared.instance
+    }
+
+    /// The HA ring, when `ring.enabled`.
+    pub fn cluster(&self) -> Option<&Arc<cluster::Cluster>> {
+        self.shared.cluster.as_ref()
+    }
+
+    /// Whether notifications may go out: always without a ring; with one, once the start-up
+    /// state sync finished or timed out.
+    pub fn settled(&self) -> bool {
+        self.cluster().is_none_or(|c| c.settled())
+    }
+
+    /// Re-reads the fallback configuration file and applies it to every tenant without its own
+    /// configuration. A bad file leaves the running configuration in place.
     pub fn reload(&self) -> Result<(), AlertmanagerError> {
-        let loaded = read_config(self.config_path.as_deref())?;
-        let now = self.clock.now();
-        self.core.lock().reload(Arc::new(loaded), now);
-        self.wake.notify_one();
+        let tenants = self.tenants();
+        let loaded = match read_config(self.config_path.as_deref()) {
+            Ok(l) => Arc::new(l),
+            Err(e) => {
+                for t in tenants.iter().filter(|t| t.uses_fallback()) {
+                    t.mark_reload_failed();
+                }
+                return Err(e);
+            }
+        };
+        *self.fallback.write() = loaded.clone();
+        for t in tenants.iter().filter(|t| t.uses_fallback()) {
+            t.apply(loaded.clone());
+        }
         tracing::info!("alertmanager configuration reloaded");
         Ok(())
     }
 
-    pub fn now(&self) -> Timestamp {
-        self.clock.now()
+    /// Checks, stores and applies a tenant's own configuration document (Mimir's format). A
+    /// refused document changes nothing.
+    pub fn set_tenant_config(&self, id: &TenantId, text: &str) -> Result<(), ApiError> {
+        let (cfg, loaded) = UserConfig::parse(text).map_err(ApiError::UserConfig)?;
+        let t = self.tenant(id).map_err(ApiError::Internal)?;
+        t.set_user_config(cfg, Arc::new(loaded))
+            .map_err(ApiError::Internal)?;
+        tracing::info!(tenant = %id, "alertmanager configuration of tenant stored and applied");
+        Ok(())
     }
 
-    /// Access to the core (alerts, silences, notification log) under its lock.
-    pub fn with_core<R>(&self, f: impl FnOnce(&mut Core) -> R) -> R {
-        f(&mut self.core.lock())
+    /// Removes a tenant's own configuration: it runs the fallback from now on.
+    pub fn delete_tenant_config(&self, id: &TenantId) -> Result<(), ApiError> {
+        let t = self.tenant(id).map_err(ApiError::Internal)?;
+        let fallback = self.fallback.read().clone();
+        t.delete_user_config(fallback).map_err(ApiError::Internal)
     }
 
-    /// A consistent copy of the state a snapshotter persists.
-    pub fn snapshot(&self) -> dispatch::Snapshot {
-        self.core.lock().snapshot()
+    /// Snapshots every tenant whose state changed; errors are logged and counted, and the
+    /// previous snapshot stays.
+    pub fn persist_all(&self) -> Result<(), AlertmanagerError> {
+        let mut first_err = None;
+        for t in self.tenants() {
+            if let Err(e) = t.persist() {
+                tracing::error!(tenant = t.id(), error = %e, "alertmanager snapshot failed");
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
     }
 
-    pub(crate) fn put_alerts(&self, alerts: Vec<alert::Alert>) {
-        let now = self.clock.now();
-        self.core.lock().put_alerts(alerts, now);
-        self.wake.notify_one();
+    /// The final snapshot at shutdown. Call after [`Alertmanager::run`] has returned so that
+    /// nothing changes afterwards.
+    pub fn shutdown(&self) -> Result<(), AlertmanagerError> {
+        self.persist_all()?;
+        tracing::info!(tenants = self.tenants().len(), "alertmanager state saved");
+        Ok(())
     }
 
-    /// Drives the timers until `shutdown` resolves: flushes due groups, sends their
-    /// notifications concurrently, runs maintenance.
+    /// Drives every tenant's timers until `shutdown` resolves: flushes due groups, sends their
+    /// notifications concurrently, runs maintenance and periodic snapshots. With the ring, also
+    /// serves the peers' gRPC API and replicates; nothing is sent before the replica settled.
     pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
+        let cluster_tasks = match self.cluster() {
+            Some(c) => match c.start(self.clone()) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::error!(error = %e, "alertmanager ring not started");
+                    Vec::new()
+                }
+            },
+            None => Vec::new(),
+        };
+        /// Stops the ring's tasks (and frees the gRPC port) however `run` ends.
+        struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+        impl Drop for AbortOnDrop {
+            fn drop(&mut self) {
+                for t in &self.0 {
+                    t.abort();
+                }
+            }
+        }
+        let _cluster_tasks = AbortOnDrop(cluster_tasks);
         tokio::pin!(shutdown);
         let mut maintenance = tokio::time::interval(self.settings.maintenance_interval);
         maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut snapshots = tokio::time::interval(self.settings.snapshot_interval);
+        snapshots.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        snapshots.tick().await;
+        let mut persisting: Option<tokio::task::JoinHandle<()>> = None;
         loop {
-            let now = self.clock.now();
-            let (jobs, next) = {
-                let mut core = self.core.lock();
-                let jobs = core.poll(now);
-                (jobs, core.next_due())
-            };
-            for job in jobs {
-                tokio::spawn(Arc::clone(&self).execute(job));
+            let now = self.now();
+            let mut next: Option<Timestamp> = None;
+            // Until settled, groups wait; the settle wakes this loop.
+            let settled = self.settled();
+            for t in self.tenants().into_iter().filter(|_| settled) {
+                let (jobs, due) = t.with_core(|c| (c.poll(now), c.next_due()));
+                for job in jobs {
+                    tokio::spawn(t.clone().execute(job));
+                }
+                next = match (next, due) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
             }
             let wait = next
                 .map(|n| (n - now).to_std().unwrap_or_default())
@@ -174,47 +359,29 @@ impl Alertmanager {
                 .min(std::time::Duration::from_secs(60));
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = self.wake.notified() => {}
+                _ = self.shared.wake.notified() => {}
                 _ = maintenance.tick() => {
-                    let now = self.clock.now();
-                    self.core.lock().maintenance(now);
+                    let now = self.now();
+                    for t in self.tenants() {
+                        t.with_core(|c| c.maintenance(now));
+                    }
                 }
-                _ = &mut shutdown => return,
-            }
-        }
-    }
-
-    async fn execute(self: Arc<Self>, job: FlushJob) {
-        let mut set = tokio::task::JoinSet::new();
-        let mut ok = vec![false; job.sends.len()];
-        for (i, s) in job.sends.iter().enumerate() {
-            match &s.body {
-                None => ok[i] = true,
-                Some(body) => {
-                    let (sender, hook, body, timeout) = (
-                        self.sender.clone(),
-                        s.webhook.clone(),
-                        body.clone(),
-                        job.timeout,
-                    );
-                    set.spawn(async move { (i, sender.send(&hook, &body, timeout).await) });
+                _ = snapshots.tick() => {
+                    // File I/O off the async threads; one round at a time.
+                    if persisting.as_ref().is_none_or(|h| h.is_finished()) {
+                        let am = self.clone();
+                        persisting = Some(tokio::task::spawn_blocking(move || {
+                            let _ = am.persist_all();
+                        }));
+                    }
+                }
+                _ = &mut shutdown => {
+                    if let Some(h) = persisting {
+                        let _ = h.await;
+                    }
+                    return;
                 }
             }
         }
-        while let Some(res) = set.join_next().await {
-            match res {
-                Ok((i, Ok(()))) => ok[i] = true,
-                Ok((i, Err(e))) => tracing::warn!(
-                    group = %job.group.1,
-                    receiver = %job.sends[i].key.receiver,
-                    error = %e,
-                    "notify failed"
-                ),
-                Err(e) => tracing::error!(error = %e, "notification task failed"),
-            }
-        }
-        let now = self.clock.now();
-        self.core.lock().complete(job, &ok, now);
-        self.wake.notify_one();
     }
 }

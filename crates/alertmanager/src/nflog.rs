@@ -94,14 +94,25 @@ impl Nflog {
         self.entries.values()
     }
 
-    /// Merges a replicated or snapshotted entry: the newer timestamp wins.
-    pub fn merge(&mut self, e: NflogEntry) {
-        match self.entries.get(&e.key) {
-            Some(old) if old.timestamp >= e.timestamp => {}
-            _ => {
-                self.entries.insert(e.key.clone(), e);
+    /// Merges a replicated or snapshotted entry, last writer wins: the newer timestamp, and on
+    /// equal timestamps the entry whose JSON encoding sorts last, so replicas receiving the same
+    /// entries in any order agree. Returns whether the log changed.
+    pub fn merge(&mut self, e: NflogEntry) -> bool {
+        if let Some(old) = self.entries.get(&e.key) {
+            let wins = match e.timestamp.cmp(&old.timestamp) {
+                std::cmp::Ordering::Greater => true,
+                std::cmp::Ordering::Less => false,
+                std::cmp::Ordering::Equal => {
+                    serde_json::to_vec(&e).unwrap_or_default()
+                        > serde_json::to_vec(old).unwrap_or_default()
+                }
+            };
+            if !wins {
+                return false;
             }
         }
+        self.entries.insert(e.key.clone(), e);
+        true
     }
 }
 
@@ -109,6 +120,38 @@ impl Nflog {
 mod tests {
     use super::*;
     use crate::time::parse_rfc3339;
+
+    #[test]
+    fn merge_is_last_writer_wins_in_any_order() {
+        let key = NflogKey {
+            group_key: "g".into(),
+            receiver: "r".into(),
+            integration: "webhook".into(),
+            index: 0,
+        };
+        let at = |ts: &str, firing: &[u64]| NflogEntry {
+            key: key.clone(),
+            timestamp: parse_rfc3339(ts).unwrap(),
+            firing: firing.iter().copied().collect(),
+            resolved: BTreeSet::new(),
+            expires_at: parse_rfc3339("2026-01-02T00:00:00Z").unwrap(),
+        };
+        let old = at("2026-01-01T00:00:00Z", &[1]);
+        let new = at("2026-01-01T00:01:00Z", &[1, 2]);
+        let tie = at("2026-01-01T00:01:00Z", &[1, 3]);
+        for order in [[&old, &new, &tie], [&tie, &new, &old], [&new, &old, &tie]] {
+            let mut log = Nflog::default();
+            for e in order {
+                log.merge(e.clone());
+            }
+            // [1,3] encodes after [1,2]: the tie goes to it whatever the order.
+            assert_eq!(log.get(&key), Some(&tie), "{order:?}");
+        }
+        let mut log = Nflog::default();
+        assert!(log.merge(new.clone()));
+        assert!(!log.merge(old), "older entries change nothing");
+        assert!(!log.merge(new), "the same entry changes nothing");
+    }
 
     #[test]
     fn dedup_table() {

@@ -137,6 +137,18 @@ impl Default for Silences {
     }
 }
 
+/// Whether `a` wins over `b` (same id) under last-writer-wins.
+fn newer(a: &Silence, b: &Silence) -> bool {
+    match a.updated_at.cmp(&b.updated_at) {
+        std::cmp::Ordering::Greater => true,
+        std::cmp::Ordering::Less => false,
+        // Serializing plain data cannot fail; an error would compare as equal and keep `b`.
+        std::cmp::Ordering::Equal => {
+            serde_json::to_vec(a).unwrap_or_default() > serde_json::to_vec(b).unwrap_or_default()
+        }
+    }
+}
+
 fn can_update(prev: &Silence, new: &Silence, now: Timestamp) -> bool {
     if prev.matchers != new.matchers {
         return false;
@@ -243,17 +255,42 @@ impl Silences {
         before - self.entries.len()
     }
 
-    /// Restores silences from a snapshot (invalid ones are skipped).
+    /// Merges a silence replicated from a peer, last writer wins: the later `updated_at`, and on
+    /// equal times the version whose JSON encoding sorts last, so every replica picks the same
+    /// one whatever order versions arrive in. Returns whether the local state changed. A
+    /// silence that does not validate is refused.
+    pub fn merge(&mut self, s: Silence) -> Result<bool, SilenceError> {
+        if let Some(old) = self.entries.get(&s.id) {
+            if !newer(&s, &old.silence) {
+                return Ok(false);
+            }
+        }
+        let matchers = validate(&s)?;
+        self.entries.insert(
+            s.id.clone(),
+            Entry {
+                silence: s,
+                matchers,
+            },
+        );
+        Ok(true)
+    }
+
+    /// Restores silences from a snapshot. One that no longer validates (a rule tightened
+    /// between versions) is skipped with a warning rather than failing the whole start.
     pub fn restore(&mut self, silences: Vec<Silence>) {
         for s in silences {
-            if let Ok(matchers) = validate(&s) {
-                self.entries.insert(
-                    s.id.clone(),
-                    Entry {
-                        silence: s,
-                        matchers,
-                    },
-                );
+            match validate(&s) {
+                Ok(matchers) => {
+                    self.entries.insert(
+                        s.id.clone(),
+                        Entry {
+                            silence: s,
+                            matchers,
+                        },
+                    );
+                }
+                Err(e) => tracing::warn!(id = %s.id, error = %e, "restored silence skipped"),
             }
         }
     }
@@ -338,6 +375,38 @@ mod tests {
         ));
         // GC after retention.
         assert_eq!(s.gc(t("2026-01-10T00:00:00Z")), 3);
+    }
+
+    #[test]
+    fn merge_is_last_writer_wins_in_any_order() {
+        let base = sil("id-1", "2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z", "A");
+        let mut later = base.clone();
+        later.ends_at = t("2026-01-01T00:10:00Z");
+        later.updated_at = t("2026-01-01T00:10:00Z");
+        // Same update time, different content: the tie must resolve the same way everywhere.
+        let mut tie_a = later.clone();
+        tie_a.comment = "a".into();
+        let mut tie_b = later.clone();
+        tie_b.comment = "z".into();
+        let versions = [base.clone(), later.clone(), tie_a, tie_b.clone()];
+        let orders: [[usize; 4]; 4] = [[0, 1, 2, 3], [3, 2, 1, 0], [1, 3, 0, 2], [2, 0, 3, 1]];
+        for order in orders {
+            let mut s = Silences::default();
+            for i in order {
+                s.merge(versions[i].clone()).unwrap();
+            }
+            let got = s.get("id-1").unwrap();
+            assert_eq!(got.comment, "z", "order {order:?}");
+            assert_eq!(got.ends_at, tie_b.ends_at);
+        }
+        let mut s = Silences::default();
+        assert!(s.merge(later.clone()).unwrap());
+        assert!(!s.merge(base).unwrap(), "an older version changes nothing");
+        assert!(!s.merge(later).unwrap(), "the same version changes nothing");
+        let mut bad = sil("id-2", "2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z", "");
+        bad.updated_at = t("2026-01-01T00:00:00Z");
+        assert!(s.merge(bad).is_err());
+        assert!(s.get("id-2").is_none());
     }
 
     #[test]

@@ -116,11 +116,40 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
     let mut router = Router::new();
     let mut overrides = None;
     let mut ingester = None;
+    let mut bucket: Option<strata_storage::bucket::Bucket> = None;
+    let mut store_gateway: Option<Arc<strata_store_gateway::StoreGateway>> = None;
     let mut alertmanager: Option<Arc<strata_alertmanager::Alertmanager>> = None;
     let mut background = Vec::new();
     for m in &order {
         match m {
             Module::Server | Module::All => {}
+            Module::Bucket => {
+                let bcfg = cfg.resolved_bucket();
+                bucket = Some(
+                    strata_storage::bucket::Bucket::from_config(&bcfg)
+                        .context("cannot set up the bucket (bucket:)")?,
+                );
+                tracing::info!(backend = ?bcfg.backend, "bucket configured");
+            }
+            Module::StoreGateway => {
+                let b = bucket.clone().context("store-gateway needs the bucket")?;
+                store_gateway = Some(strata_store_gateway::StoreGateway::new(
+                    cfg.store_gateway.clone(),
+                    b,
+                    &mut registry,
+                )?);
+            }
+            Module::Compactor => {
+                let b = bucket.clone().context("compactor needs the bucket")?;
+                let o = overrides.clone().context("compactor needs runtime-config")?;
+                let c = strata_compactor::Compactor::new(
+                    cfg.compactor.clone(),
+                    b,
+                    o,
+                    &mut registry,
+                )?;
+                background.push(tokio::spawn(c.run(stop_rx.clone())));
+            }
             Module::RuntimeConfig => {
                 let o = Arc::new(RwLock::new(load_overrides(&cfg)?));
                 if !cfg.runtime_config.file.is_empty() {
@@ -140,6 +169,10 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
                 let ing = tokio::task::block_in_place(|| {
                     strata_ingester::Ingester::open(icfg, &data_dir, o, &mut registry)
                 })?;
+                let b = bucket.clone().context("ingester needs the bucket")?;
+                ing.enable_shipping(b, &data_dir)
+                    .await
+                    .context("cannot load the ingester's local blocks")?;
                 background.push(tokio::spawn(ing.clone().run_background(stop_rx.clone())));
                 ingester = Some(ing);
             }
@@ -163,6 +196,8 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
                     &cfg.data_dir,
                     &default_url,
                     Arc::new(strata_alertmanager::time::SystemClock),
+                    cfg.tenancy.clone(),
+                    &mut registry,
                 )?;
                 let mut stop = stop_rx.clone();
                 background.push(tokio::spawn(am.clone().run(async move {
@@ -173,8 +208,18 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
             }
             Module::Querier => {
                 let ing = ingester.clone().context("querier needs an ingester")?;
-                let q =
-                    strata_querier::Querier::new(cfg.querier.clone(), cfg.tenancy.clone(), ing)?;
+                let sg = store_gateway
+                    .clone()
+                    .context("querier needs a store-gateway")?;
+                // Ingester first: on equal timestamps its samples win over blocks'.
+                let source: Arc<dyn strata_storage::Queryable> = Arc::new(
+                    strata_storage::MergeQueryable::new(vec![ing, sg]),
+                );
+                let q = strata_querier::Querier::new(
+                    cfg.querier.clone(),
+                    cfg.tenancy.clone(),
+                    source,
+                )?;
                 router = router.merge(strata_querier::router(q));
             }
         }
@@ -279,6 +324,12 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
     }
     for b in background {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), b).await;
+    }
+    if let Some(am) = alertmanager {
+        // After its loop stopped: the final snapshot holds everything up to the shutdown.
+        if let Err(e) = tokio::task::block_in_place(|| am.shutdown()) {
+            tracing::error!(error = %e, "alertmanager final snapshot failed");
+        }
     }
     res.context("HTTP server task failed")?
         .context("HTTP server failed")?;

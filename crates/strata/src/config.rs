@@ -9,6 +9,9 @@ use strata_distributor::DistributorConfig;
 use strata_ingester::IngesterConfig;
 use strata_model::{Limits, TenancyConfig};
 use strata_querier::QuerierConfig;
+use strata_storage::bucket::{BackendKind, BucketConfig};
+use strata_compactor::CompactorConfig;
+use strata_store_gateway::StoreGatewayConfig;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -24,6 +27,11 @@ pub struct Config {
     pub ingester: IngesterConfig,
     pub querier: QuerierConfig,
     pub alertmanager: AlertmanagerConfig,
+    /// Object storage for blocks. The default is a directory under `data_dir`; a relative
+    /// `bucket.filesystem.directory` is resolved against `data_dir`.
+    pub bucket: BucketConfig,
+    pub store_gateway: StoreGatewayConfig,
+    pub compactor: CompactorConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,6 +77,9 @@ impl Default for Config {
             ingester: IngesterConfig::default(),
             querier: QuerierConfig::default(),
             alertmanager: AlertmanagerConfig::default(),
+            bucket: BucketConfig::default(),
+            store_gateway: StoreGatewayConfig::default(),
+            compactor: CompactorConfig::default(),
         }
     }
 }
@@ -142,7 +153,19 @@ impl Config {
         self.ingester.validate()?;
         self.querier.validate()?;
         self.alertmanager.validate()?;
+        self.bucket.validate()?;
+        self.store_gateway.validate()?;
+        self.compactor.validate()?;
         Ok(())
+    }
+
+    /// The bucket configuration with a relative filesystem directory anchored at `data_dir`.
+    pub fn resolved_bucket(&self) -> BucketConfig {
+        let mut b = self.bucket.clone();
+        if b.backend == BackendKind::Filesystem && b.filesystem.directory.is_relative() {
+            b.filesystem.directory = self.data_dir.join(&b.filesystem.directory);
+        }
+        b
     }
 }
 

@@ -13,32 +13,31 @@ pub enum Module {
     Distributor,
     Querier,
     Alertmanager,
+    /// The bucket client shared by the components that read or write blocks.
+    Bucket,
+    StoreGateway,
+    Compactor,
     All,
 }
 
 /// Components of the design that this build does not contain yet.
 const PLANNED: &[(&str, &str)] = &[
-    (
-        "store-gateway",
-        "long-term storage (Parquet blocks in object storage)",
-    ),
-    (
-        "compactor",
-        "long-term storage (Parquet blocks in object storage)",
-    ),
     ("query-frontend", "the query path"),
     ("ruler", "rule evaluation"),
     ("meta", "the Raft-replicated cluster state"),
 ];
 
 impl Module {
-    pub const ALL: [Module; 7] = [
+    pub const ALL: [Module; 10] = [
         Module::Server,
         Module::RuntimeConfig,
         Module::Ingester,
         Module::Distributor,
         Module::Querier,
         Module::Alertmanager,
+        Module::Bucket,
+        Module::StoreGateway,
+        Module::Compactor,
         Module::All,
     ];
 
@@ -50,23 +49,30 @@ impl Module {
             Module::Distributor => "distributor",
             Module::Querier => "querier",
             Module::Alertmanager => "alertmanager",
+            Module::Bucket => "bucket",
+            Module::StoreGateway => "store-gateway",
+            Module::Compactor => "compactor",
             Module::All => "all",
         }
     }
 
     pub fn deps(self) -> &'static [Module] {
         match self {
-            Module::Server | Module::RuntimeConfig => &[],
-            Module::Ingester => &[Module::Server, Module::RuntimeConfig],
+            Module::Server | Module::RuntimeConfig | Module::Bucket => &[],
+            Module::Ingester => &[Module::Server, Module::RuntimeConfig, Module::Bucket],
+            Module::StoreGateway => &[Module::Server, Module::Bucket],
+            Module::Compactor => &[Module::Server, Module::RuntimeConfig, Module::Bucket],
             // In one process the distributor pushes to, and the querier reads from, the local
             // ingester through the storage traits; across processes they will use the ring.
             Module::Distributor => &[Module::Server, Module::RuntimeConfig, Module::Ingester],
-            Module::Querier => &[Module::Server, Module::Ingester],
+            Module::Querier => &[Module::Server, Module::Ingester, Module::StoreGateway],
             Module::Alertmanager => &[Module::Server],
             Module::All => &[
                 Module::Distributor,
                 Module::Querier,
                 Module::Ingester,
+                Module::StoreGateway,
+                Module::Compactor,
                 Module::Alertmanager,
             ],
         }
@@ -75,13 +81,14 @@ impl Module {
     /// Whether the module can be a `--target` of its own in this build.
     fn standalone(self) -> Result<(), String> {
         match self {
-            // The alertmanager needs nothing from the other components.
-            Module::All | Module::Alertmanager => Ok(()),
-            Module::Distributor | Module::Querier | Module::Ingester => Err(format!(
+            // The alertmanager needs nothing from the other components; the compactor only
+            // the bucket.
+            Module::All | Module::Alertmanager | Module::Compactor => Ok(()),
+            Module::Distributor | Module::Querier | Module::Ingester | Module::StoreGateway => Err(format!(
                 "target {:?} cannot run as a separate process yet: components reach each other in-process only until the ingester ring and gRPC clients exist; run --target=all",
                 self.name()
             )),
-            Module::Server | Module::RuntimeConfig => Err(format!(
+            Module::Server | Module::RuntimeConfig | Module::Bucket => Err(format!(
                 "{:?} is an internal module, not a target",
                 self.name()
             )),
@@ -104,11 +111,11 @@ pub fn parse_targets(s: &str) -> Result<Vec<Module>, String> {
             out.push(*m);
         } else if let Some((_, what)) = PLANNED.iter().find(|(n, _)| *n == name) {
             return Err(format!(
-                "target {name:?} is part of the design but not built yet (it arrives with {what}); available: all, alertmanager"
+                "target {name:?} is part of the design but not built yet (it arrives with {what}); available: all, alertmanager, compactor"
             ));
         } else {
             return Err(format!(
-                "unknown target {name:?}; valid targets: all, alertmanager, distributor, ingester, querier (planned: {})",
+                "unknown target {name:?}; valid targets: all, alertmanager, compactor, distributor, ingester, querier, store-gateway (planned: {})",
                 PLANNED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
             ));
         }
@@ -148,6 +155,8 @@ mod tests {
         assert!(pos(Module::Server) < pos(Module::Ingester));
         assert!(pos(Module::Ingester) < pos(Module::Distributor));
         assert!(pos(Module::Ingester) < pos(Module::Querier));
+        assert!(pos(Module::StoreGateway) < pos(Module::Querier));
+        assert!(pos(Module::Bucket) < pos(Module::Ingester));
         assert_eq!(*order.last().unwrap(), Module::All);
         assert_eq!(order.len(), Module::ALL.len());
     }
@@ -159,8 +168,11 @@ mod tests {
             parse_targets("alertmanager").unwrap(),
             vec![Module::Alertmanager]
         );
-        let e = parse_targets("store-gateway").unwrap_err();
+        assert_eq!(parse_targets("compactor").unwrap(), vec![Module::Compactor]);
+        let e = parse_targets("ruler").unwrap_err();
         assert!(e.contains("not built yet"), "{e}");
+        let e = parse_targets("store-gateway").unwrap_err();
+        assert!(e.contains("--target=all"), "{e}");
         let e = parse_targets("frobnicator").unwrap_err();
         assert!(e.contains("unknown target"), "{e}");
         let e = parse_targets("distributor").unwrap_err();

@@ -53,6 +53,8 @@ async fn amtool_manages_alerts_and_silences() {
         &PathBuf::from(dir.path()),
         "http://strata:9093",
         Arc::new(SystemClock),
+        strata_model::TenancyConfig::default(),
+        &mut prometheus_client::registry::Registry::default(),
     )
     .expect("alertmanager");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -221,6 +221,8 @@ async fn webhook_payloads_match_alertmanager_0_25() {
         &PathBuf::from(dir.path()),
         "http://unused",
         Arc::new(SystemClock),
+        strata_model::TenancyConfig::default(),
+        &mut prometheus_client::registry::Registry::default(),
     )
     .expect("strata alertmanager");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -1,4 +1,10 @@
 //! Integration tests of strata-alertmanager (one binary).
 
 mod amtool;
+mod common;
 mod differential;
+mod metrics;
+mod restart;
+mod ring;
+mod tenants;
+mod time_intervals;

@@ -1,0 +1,17 @@
+//! Compiles `proto/strata/alertmanager/v1/peer.proto` (the replica-to-replica gRPC service) with
+//! protox, a protobuf compiler in Rust, so no system `protoc` is needed.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let file = "strata/alertmanager/v1/peer.proto";
+    println!("cargo:rerun-if-changed={}", root.join(file).display());
+    let fds = protox::compile([file], [&root])?;
+    tonic_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .build_transport(false)
+        .compile_fds(fds)?;
+    Ok(())
+}

@@ -1,0 +1,412 @@
+//! Three alertmanagers in one process, wired into a ring over gRPC on 127.0.0.1: one
+//! notification per group, silences replicated, requests for tenants a replica does not own
+//! forwarded to the owners.
+
+use crate::common::{self, Hook, Running};
+use prometheus_client::registry::Registry;
+use serde_json::json;
+use std::time::{Duration, Instant};
+use strata_model::TenancyConfig;
+
+/// Twice group_interval: an owner's flush ticks drift by up to group_interval from an earlier
+/// owner's, and its wait must still cover that (upstream's HA mode has the same requirement).
+const PEER_TIMEOUT: &str = "2s";
+/// Past group_wait plus the last owner's wait (2 × peer_timeout), with a margin.
+const SETTLE_ALL: Duration = Duration::from_secs(6);
+
+fn am_config(hook: &str) -> String {
+    format!(
+        "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs: [{{url: '{hook}/hook'}}]\n"
+    )
+}
+
+/// A port that was free a moment ago (the members must know each other's ports up front).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+struct Replica {
+    running: Running,
+    registry: std::sync::Arc<Registry>,
+    _dir: tempfile::TempDir,
+}
+
+/// `n` replicas with ids am-0.. and the given replication factor, all notifying `hook`.
+async fn start_ring(n: usize, rf: usize, hook: &Hook) -> Vec<Replica> {
+    let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+    start_ring_via(&ports, &ports, rf, hook).await
+}
+
+/// Replicas listening on `ports` and reaching each other at `reach` (the same ports, or
+/// proxies in front of them).
+async fn start_ring_via(ports: &[u16], reach: &[u16], rf: usize, hook: &Hook) -> Vec<Replica> {
+    let members: String = reach
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("    - {{id: am-{i}, address: '127.0.0.1:{p}'}}\n"))
+        .collect();
+    let mut out = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("am.yml"), am_config(&hook.url)).expect("am.yml");
+        let settings = format!(
+            "config_file: am.yml\nsnapshot_interval: 1s\nring:\n  enabled: true\n  instance_id: am-{i}\n  grpc_listen_address: '127.0.0.1:{port}'\n  replication_factor: {rf}\n  peer_timeout: {PEER_TIMEOUT}\n  settle_timeout: 5s\n  sync_interval: 2s\n  rpc_timeout: 2s\n  members:\n{members}"
+        );
+        let mut registry = Registry::default();
+        let am = common::build(
+            dir.path(),
+            &settings,
+            TenancyConfig::default(),
+            &mut registry,
+        )
+        .expect("alertmanager");
+        out.push(Replica {
+            running: Running::start(am).await,
+            registry: std::sync::Arc::new(registry),
+            _dir: dir,
+        });
+    }
+    // Every replica settles once it merged its peers' (empty) state.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for r in &out {
+        while !r.running.am.settled() {
+            assert!(Instant::now() < deadline, "ring did not settle");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    out
+}
+
+fn metric(r: &Replica, name: &str) -> f64 {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &r.registry).expect("encode");
+    text.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_notify_once_and_share_silences() {
+    let hook = Hook::start().await;
+    let ring = start_ring(3, 3, &hook).await;
+
+    // Alerts go to one replica; the ring forwards them to the other owners.
+    common::post_ok(
+        &format!("{}/api/v2/alerts", ring[1].running.base),
+        None,
+        &json!([common::firing(json!({"alertname": "Once"}))]),
+    )
+    .await;
+    hook.wait_for("hook", "Once", 1, Duration::from_secs(10))
+        .await;
+    tokio::time::sleep(SETTLE_ALL).await;
+    assert_eq!(
+        hook.calls_for("hook", "Once").len(),
+        1,
+        "exactly one notification for the group from three replicas"
+    );
+    for r in &ring {
+        let alerts = common::get_json(&format!("{}/api/v2/alerts", r.running.base), None).await;
+        assert_eq!(
+            common::alertnames(&alerts),
+            vec!["Once"],
+            "every owner holds the alert"
+        );
+    }
+    // Only one replica even tried: the later owners dropped their copy (or, when their first
+    // flush came after the first owner's log entry reached them, never planned one).
+    let attempted: f64 = ring
+        .iter()
+        .map(|r| metric(r, "alertmanager_notifications_total"))
+        .sum();
+    assert_eq!(attempted, 1.0, "notification attempts over the ring");
+    assert_eq!(metric(&ring[0], "alertmanager_cluster_members"), 3.0);
+    for r in &ring {
+        assert_eq!(metric(r, "strata_alertmanager_ring_owned_tenants"), 1.0);
+    }
+
+    // A silence made on one replica shows up and mutes on the others.
+    let created = common::post_ok(
+        &format!("{}/api/v2/silences", ring[0].running.base),
+        None,
+        &common::silence("Muted"),
+    )
+    .await;
+    let id = created["silenceID"]
+        .as_str()
+        .expect("silence id")
+        .to_string();
+    for r in &ring[1..] {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let (status, _) = common::call(
+                reqwest::Method::GET,
+                &format!("{}/api/v2/silence/{id}", r.running.base),
+                None,
+                None,
+            )
+            .await;
+            if status == 200 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "silence {id} not replicated");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    common::post_ok(
+        &format!("{}/api/v2/alerts", ring[2].running.base),
+        None,
+        &json!([common::firing(json!({"alertname": "Muted"}))]),
+    )
+    .await;
+    for r in &ring {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let alerts = common::get_json(
+                &format!(
+                    "{}/api/v2/alerts?filter=alertname%3D%22Muted%22",
+                    r.running.base
+                ),
+                None,
+            )
+            .await;
+            if alerts[0]["status"]["silencedBy"] == json!([id]) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "alert not silenced on {}: {alerts}",
+                r.running.base
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // Past group_wait and every owner's wait: nothing sent.
+    tokio::time::sleep(SETTLE_ALL).await;
+    assert!(
+        hook.calls_for("hook", "Muted").is_empty(),
+        "{:?}",
+        hook.calls()
+    );
+
+    // Expiring it on another replica replicates too: the alert notifies once.
+    let (status, body) = common::call(
+        reqwest::Method::DELETE,
+        &format!("{}/api/v2/silence/{id}", ring[2].running.base),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    hook.wait_for("hook", "Muted", 1, Duration::from_secs(10))
+        .await;
+    tokio::time::sleep(SETTLE_ALL).await;
+    assert_eq!(hook.calls_for("hook", "Muted").len(), 1);
+    for r in ring {
+        r.running.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_owner_forwards_writes_and_reads() {
+    let hook = Hook::start().await;
+    let ring = start_ring(3, 2, &hook).await;
+    let cluster = ring[0].running.am.cluster().expect("ring").clone();
+    let owners = cluster.owners("anonymous");
+    assert_eq!(owners.len(), 2);
+    let outsider = ring
+        .iter()
+        .position(|r| {
+            !owners.contains(
+                &r.running
+                    .am
+                    .cluster()
+                    .expect("ring")
+                    .instance_id()
+                    .to_string(),
+            )
+        })
+        .expect("one replica does not own the tenant");
+    let base = ring[outsider].running.base.clone();
+    for (i, r) in ring.iter().enumerate() {
+        let want = if i == outsider { 0.0 } else { 1.0 };
+        assert_eq!(
+            metric(r, "strata_alertmanager_ring_owned_tenants"),
+            want,
+            "am-{i}"
+        );
+    }
+    common::post_ok(
+        &format!("{base}/api/v2/alerts"),
+        None,
+        &json!([common::firing(json!({"alertname": "Forwarded"}))]),
+    )
+    .await;
+    // Answered by an owner although this replica holds nothing.
+    let alerts = common::get_json(&format!("{base}/api/v2/alerts"), None).await;
+    assert_eq!(common::alertnames(&alerts), vec!["Forwarded"]);
+    assert!(
+        ring[outsider]
+            .running
+            .am
+            .tenants()
+            .iter()
+            .all(|t| t.snapshot().alerts.is_empty()),
+        "the non-owner keeps no alerts of the tenant"
+    );
+    // A bad request is answered with the owner's error, not a generic one.
+    let (status, body) = common::call(
+        reqwest::Method::POST,
+        &format!("{base}/api/v2/alerts"),
+        None,
+        Some("[{\"labels\":{}}]".into()),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("at least one label pair required"), "{body}");
+    hook.wait_for("hook", "Forwarded", 1, Duration::from_secs(10))
+        .await;
+    tokio::time::sleep(SETTLE_ALL).await;
+    assert_eq!(hook.calls_for("hook", "Forwarded").len(), 1);
+    for r in ring {
+        r.running.shutdown().await;
+    }
+}
+
+/// A TCP proxy in front of one replica's gRPC port that can drop all traffic: a partition.
+struct Proxy {
+    port: u16,
+    blocked: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(target: u16) -> Proxy {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let blocked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conns: std::sync::Arc<parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>> =
+            Default::default();
+        let (b, c) = (blocked.clone(), conns.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if b.load(Ordering::SeqCst) {
+                    // Dropped at once: the caller sees a reset, like a partitioned peer.
+                    continue;
+                }
+                c.lock().push(tokio::spawn(async move {
+                    if let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                }));
+            }
+        });
+        Proxy {
+            port,
+            blocked,
+            conns,
+            task,
+        }
+    }
+
+    /// Drops every open connection and refuses new ones until [`Proxy::heal`].
+    fn block(&self) {
+        self.blocked
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        for c in self.conns.lock().drain(..) {
+            c.abort();
+        }
+    }
+
+    fn heal(&self) {
+        self.blocked
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+        for c in self.conns.lock().drain(..) {
+            c.abort();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_never_loses_a_notification_and_heals_without_repeats() {
+    let hook = Hook::start().await;
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let mut proxies = Vec::new();
+    for p in &ports {
+        proxies.push(Proxy::start(*p).await);
+    }
+    let reach: Vec<u16> = proxies.iter().map(|p| p.port).collect();
+    let ring = start_ring_via(&ports, &reach, 3, &hook).await;
+
+    for p in &proxies {
+        p.block();
+    }
+    // Like Prometheus, the sender gives every alert to every replica.
+    for r in &ring {
+        common::post_ok(
+            &format!("{}/api/v2/alerts", r.running.base),
+            None,
+            &json!([common::firing(json!({"alertname": "Split"}))]),
+        )
+        .await;
+    }
+    // Each side of the partition notifies on its own: at least once, never zero.
+    hook.wait_for("hook", "Split", 1, Duration::from_secs(10))
+        .await;
+    tokio::time::sleep(SETTLE_ALL).await;
+    let during = hook.calls_for("hook", "Split").len();
+    assert!((1..=3).contains(&during), "{during} notifications");
+    let failures: f64 = ring
+        .iter()
+        .map(|r| metric(r, "strata_alertmanager_replication_failures_total"))
+        .sum();
+    assert!(failures > 0.0, "the partition made pushes fail");
+
+    for p in &proxies {
+        p.heal();
+    }
+    // Retries and the periodic sync (every 2s) spread the notification log; after that no
+    // replica repeats the group.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let healed = hook.calls_for("hook", "Split").len();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        hook.calls_for("hook", "Split").len(),
+        healed,
+        "repeat after healing"
+    );
+    assert!(healed <= 3, "{healed}");
+
+    // Healed: a new group is notified once again.
+    for r in &ring {
+        common::post_ok(
+            &format!("{}/api/v2/alerts", r.running.base),
+            None,
+            &json!([common::firing(json!({"alertname": "Whole"}))]),
+        )
+        .await;
+    }
+    hook.wait_for("hook", "Whole", 1, Duration::from_secs(10))
+        .await;
+    tokio::time::sleep(SETTLE_ALL).await;
+    assert_eq!(hook.calls_for("hook", "Whole").len(), 1);
+    for r in ring {
+        r.running.shutdown().await;
+    }
+}

@@ -1,0 +1,404 @@
+//! Three `strata --target=alertmanager` processes in a ring (gRPC on 127.0.0.1): one
+//! notification per group; a frozen first owner is covered by the next one after
+//! `peer_timeout`; a rolling restart keeps silences and sends no duplicate.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use strata_tests::{free_port, signal_pid, Strata, TestDir, WebhookReceiver};
+
+const PEER_TIMEOUT: Duration = Duration::from_secs(2);
+const GROUP_WAIT: Duration = Duration::from_secs(1);
+/// Long enough for every owner's wait (the last one waits 2 × peer_timeout) and more.
+const QUIET_PERIOD: Duration = Duration::from_secs(7);
+
+/// Replica ids. The ring unit test pins the owners of tenant `anonymous` for these ids to
+/// am-1, am-3, am-2, in that order: am-1 notifies first.
+const IDS: [&str; 3] = ["am-1", "am-2", "am-3"];
+const FIRST_OWNER: usize = 0;
+
+struct Ring {
+    hook: WebhookReceiver,
+    grpc_ports: Vec<u16>,
+    replicas: Vec<Option<Strata>>,
+}
+
+fn am_yml(hook: &str) -> String {
+    format!(
+        "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: {}s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs: [{{url: '{hook}/hook'}}]\n",
+        GROUP_WAIT.as_secs()
+    )
+}
+
+fn strata_yml(i: usize, ports: &[u16]) -> String {
+    let members: String = IDS
+        .iter()
+        .zip(ports)
+        .map(|(id, p)| format!("      - {{id: {id}, address: '127.0.0.1:{p}'}}\n"))
+        .collect();
+    format!(
+        "alertmanager:\n  config_file: am.yml\n  snapshot_interval: 1s\n  ring:\n    enabled: true\n    instance_id: {id}\n    grpc_listen_address: '127.0.0.1:{port}'\n    replication_factor: 3\n    peer_timeout: {pt}s\n    settle_timeout: 10s\n    sync_interval: 2s\n    rpc_timeout: 1s\n    members:\n{members}",
+        id = IDS[i],
+        port = ports[i],
+        pt = PEER_TIMEOUT.as_secs(),
+    )
+}
+
+impl Ring {
+    async fn start() -> Ring {
+        let hook = WebhookReceiver::start().await;
+        let grpc_ports: Vec<u16> = IDS.iter().map(|_| free_port()).collect();
+        let mut ring = Ring {
+            hook,
+            grpc_ports,
+            replicas: Vec::new(),
+        };
+        for i in 0..IDS.len() {
+            let dir = TestDir::new();
+            std::fs::write(dir.data_dir().join("am.yml"), am_yml(&ring.hook.url))
+                .expect("write am.yml");
+            let s = ring.launch(i, dir).await;
+            ring.replicas.push(Some(s));
+        }
+        for i in 0..IDS.len() {
+            ring.wait_settled(i).await;
+        }
+        ring
+    }
+
+    async fn launch(&self, i: usize, dir: TestDir) -> Strata {
+        Strata::start_target(
+            dir,
+            IDS[i],
+            "alertmanager",
+            &strata_yml(i, &self.grpc_ports),
+        )
+        .await
+    }
+
+    fn replica(&self, i: usize) -> &Strata {
+        self.replicas[i].as_ref().expect("replica running")
+    }
+
+    /// `/-/ready` answers 200 once the replica merged its peers' state (or gave up waiting).
+    async fn wait_settled(&self, i: usize) {
+        let s = self.replica(i);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ok = s
+                .client
+                .get(s.url("/-/ready"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ok {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not settle\n{}",
+                IDS[i],
+                s.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn post(&self, i: usize, path: &str, body: &Value) -> Value {
+        let s = self.replica(i);
+        let r = s
+            .client
+            .post(s.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {path} to {}: {e}", IDS[i]));
+        let status = r.status();
+        let text = r.text().await.unwrap_or_default();
+        assert!(
+            status.is_success(),
+            "POST {path} to {}: {status}: {text}",
+            IDS[i]
+        );
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    async fn get(&self, i: usize, path: &str) -> Value {
+        let s = self.replica(i);
+        let r = s
+            .client
+            .get(s.url(path))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path} from {}: {e}", IDS[i]));
+        assert!(r.status().is_success(), "GET {path} from {}", IDS[i]);
+        r.json().await.expect("JSON")
+    }
+
+    /// Silence ids a replica lists, active or pending only.
+    async fn live_silences(&self, i: usize) -> Vec<String> {
+        let v = self.get(i, "/api/v2/silences").await;
+        let mut ids: Vec<String> = v
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter(|s| s["status"]["state"] != "expired")
+            .filter_map(|s| s["id"].as_str().map(str::to_string))
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    fn logs(&self) -> String {
+        self.replicas
+            .iter()
+            .flatten()
+            .map(Strata::log_tail)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+fn alert(name: &str) -> Value {
+    json!([{"labels": {"alertname": name, "job": "e2e"}}])
+}
+
+fn silence(name: &str) -> Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let fmt = |s: u64| {
+        // RFC 3339 in UTC from Unix seconds, without a date library.
+        let days = s / 86_400;
+        let (h, m, sec) = ((s % 86_400) / 3600, (s % 3600) / 60, s % 60);
+        let (y, mo, d) = civil_from_days(days as i64);
+        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{sec:02}Z")
+    };
+    json!({
+        "matchers": [{"name": "alertname", "value": name, "isRegex": false, "isEqual": true}],
+        "startsAt": fmt(now),
+        "endsAt": fmt(now + 3600),
+        "createdBy": "e2e",
+        "comment": "ring test",
+    })
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (Howard Hinnant's method).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ring_notifies_once_and_covers_a_frozen_owner() {
+    crate::require_environment();
+    let ring = Ring::start().await;
+
+    // Any replica takes the alert; the three owners hold it, one notifies.
+    ring.post(1, "/api/v2/alerts", &alert("Once")).await;
+    ring.hook.wait_for("Once", 1, Duration::from_secs(15)).await;
+    tokio::time::sleep(QUIET_PERIOD).await;
+    assert_eq!(
+        ring.hook.calls_for("Once").len(),
+        1,
+        "one notification per group from three replicas\n{}",
+        ring.logs()
+    );
+    let members = ring.replica(0).metric("alertmanager_cluster_members").await;
+    assert_eq!(members, 3.0, "{}", ring.logs());
+
+    // Freeze the first owner: the second sends after group_wait + peer_timeout.
+    let pid = ring.replica(FIRST_OWNER).pid().expect("pid");
+    signal_pid(pid, "STOP");
+    let posted = Instant::now();
+    ring.post(2, "/api/v2/alerts", &alert("Frozen")).await;
+    let got = ring
+        .hook
+        .wait_for("Frozen", 1, Duration::from_secs(20))
+        .await;
+    let took = got[0].at.duration_since(posted);
+    assert!(
+        took >= GROUP_WAIT + PEER_TIMEOUT - Duration::from_millis(500),
+        "sent after {took:?}: the second owner must wait peer_timeout for the first"
+    );
+    assert!(
+        took <= GROUP_WAIT + PEER_TIMEOUT + Duration::from_secs(4),
+        "sent only after {took:?}\n{}",
+        ring.logs()
+    );
+    tokio::time::sleep(QUIET_PERIOD).await;
+    assert_eq!(
+        ring.hook.calls_for("Frozen").len(),
+        1,
+        "the third owner saw the second one's notification\n{}",
+        ring.logs()
+    );
+
+    // am-2, the last owner, planned the send at group_wait and dropped it after its wait.
+    let dropped = ring
+        .replica(1)
+        .metric("strata_alertmanager_notifications_deduplicated_total")
+        .await;
+    assert!(dropped >= 1.0, "am-2 deduplicated {dropped}");
+
+    // Thawed, the first owner may repeat what it missed (it cannot know in time), but once the
+    // notification log has reached it nothing repeats again.
+    signal_pid(pid, "CONT");
+    tokio::time::sleep(QUIET_PERIOD).await;
+    let after_thaw = ring.hook.calls().len();
+    tokio::time::sleep(QUIET_PERIOD).await;
+    assert_eq!(
+        ring.hook.calls().len(),
+        after_thaw,
+        "no further notifications once healed: {:?}\n{}",
+        ring.hook
+            .calls()
+            .iter()
+            .map(|c| c.body["groupLabels"].clone())
+            .collect::<Vec<_>>(),
+        ring.logs()
+    );
+    assert_eq!(ring.hook.calls_for("Once").len(), 1);
+    assert!(!ring.hook.calls_for("Frozen").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_restart_keeps_silences_and_sends_no_duplicate() {
+    crate::require_environment();
+    let mut ring = Ring::start().await;
+    let quiet = ring.post(1, "/api/v2/silences", &silence("Quiet")).await["silenceID"]
+        .as_str()
+        .expect("silence id")
+        .to_string();
+    ring.post(
+        2,
+        "/api/v2/alerts",
+        &json!([alert("Loud")[0], alert("Quiet")[0]]),
+    )
+    .await;
+    ring.hook.wait_for("Loud", 1, Duration::from_secs(15)).await;
+    tokio::time::sleep(QUIET_PERIOD).await;
+    let mut expected = vec![quiet];
+    for (i, name) in IDS.iter().enumerate() {
+        let other = (i + 1) % IDS.len();
+        let dir = ring.replicas[i].take().expect("running").kill();
+        // A silence made while the replica is down reaches it through the start-up sync.
+        let id = ring
+            .post(other, "/api/v2/silences", &silence(&format!("While{i}")))
+            .await["silenceID"]
+            .as_str()
+            .expect("silence id")
+            .to_string();
+        expected.push(id);
+        expected.sort();
+        let restarted = ring.launch(i, dir).await;
+        ring.replicas[i] = Some(restarted);
+        ring.wait_settled(i).await;
+        assert_eq!(
+            ring.live_silences(i).await,
+            expected,
+            "{} after restart\n{}",
+            name,
+            ring.logs()
+        );
+        // The restarted replica regroups its restored alerts at once; its notification log
+        // (on disk and from the peers) keeps it from repeating them.
+        tokio::time::sleep(QUIET_PERIOD).await;
+        assert_eq!(
+            ring.hook.calls_for("Loud").len(),
+            1,
+            "duplicate after restarting {}\n{}",
+            name,
+            ring.logs()
+        );
+        assert!(ring.hook.calls_for("Quiet").is_empty(), "silence lost");
+    }
+    // A replica replaced with an empty disk gets silences, alerts and the notification log
+    // from its peers before it may notify, so it repeats nothing either.
+    let replaced = 1;
+    drop(ring.replicas[replaced].take().expect("running").kill());
+    let fresh = TestDir::new();
+    std::fs::write(fresh.data_dir().join("am.yml"), am_yml(&ring.hook.url)).expect("am.yml");
+    ring.replicas[replaced] = Some(ring.launch(replaced, fresh).await);
+    ring.wait_settled(replaced).await;
+    assert_eq!(
+        ring.live_silences(replaced).await,
+        expected,
+        "{}",
+        ring.logs()
+    );
+    tokio::time::sleep(QUIET_PERIOD).await;
+    assert_eq!(
+        ring.hook.calls_for("Loud").len(),
+        1,
+        "duplicate from the replaced replica\n{}",
+        ring.logs()
+    );
+    for (i, name) in IDS.iter().enumerate() {
+        let alerts = ring.get(i, "/api/v2/alerts").await;
+        let names: Vec<&str> = alerts
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter_map(|a| a["labels"]["alertname"].as_str())
+            .collect();
+        assert!(
+            names.contains(&"Loud") && names.contains(&"Quiet"),
+            "{} holds {names:?}",
+            name
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_alerting_all_replicas_gets_one_notification() {
+    crate::require_environment();
+    let ring = Ring::start().await;
+    let work = TestDir::new();
+    // `for: 8s`: Prometheus drops what fires before its alertmanager discovery first syncs
+    // (up to 5s after start) and resends only after a minute.
+    std::fs::write(
+        work.root().join("rules.yml"),
+        "groups:\n  - name: e2e\n    interval: 1s\n    rules:\n      - alert: AlwaysFiring\n        expr: vector(1)\n        for: 8s\n        labels: {severity: page}\n",
+    )
+    .expect("write rules.yml");
+    let targets: Vec<String> = (0..IDS.len())
+        .map(|i| format!("'{}'", ring.replica(i).addr))
+        .collect();
+    // As recommended upstream for HA: every Prometheus sends to every replica.
+    let config = format!(
+        "global:\n  evaluation_interval: 1s\nrule_files: ['{}']\nalerting:\n  alertmanagers:\n    - api_version: v2\n      static_configs:\n        - targets: [{}]\n",
+        work.root().join("rules.yml").display(),
+        targets.join(", ")
+    );
+    let prometheus = strata_tests::start_prometheus(work.root(), &config).await;
+    let got = ring
+        .hook
+        .wait_for("AlwaysFiring", 1, Duration::from_secs(30))
+        .await;
+    assert_eq!(got[0].body["alerts"][0]["labels"]["severity"], "page");
+    tokio::time::sleep(QUIET_PERIOD).await;
+    assert_eq!(
+        ring.hook.calls_for("AlwaysFiring").len(),
+        1,
+        "one notification although Prometheus sent the alert to three replicas\n{}\n{}",
+        prometheus.process.log_tail(),
+        ring.logs()
+    );
+    for (i, name) in IDS.iter().enumerate() {
+        let alerts = ring.get(i, "/api/v2/alerts").await;
+        assert_eq!(
+            alerts[0]["labels"]["alertname"], "AlwaysFiring",
+            "{name} holds the alert"
+        );
+    }
+}
