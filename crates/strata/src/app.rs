@@ -141,13 +141,11 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
             }
             Module::Compactor => {
                 let b = bucket.clone().context("compactor needs the bucket")?;
-                let o = overrides.clone().context("compactor needs runtime-config")?;
-                let c = strata_compactor::Compactor::new(
-                    cfg.compactor.clone(),
-                    b,
-                    o,
-                    &mut registry,
-                )?;
+                let o = overrides
+                    .clone()
+                    .context("compactor needs runtime-config")?;
+                let c =
+                    strata_compactor::Compactor::new(cfg.compactor.clone(), b, o, &mut registry)?;
                 background.push(tokio::spawn(c.run(stop_rx.clone())));
             }
             Module::RuntimeConfig => {
@@ -212,14 +210,10 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
                     .clone()
                     .context("querier needs a store-gateway")?;
                 // Ingester first: on equal timestamps its samples win over blocks'.
-                let source: Arc<dyn strata_storage::Queryable> = Arc::new(
-                    strata_storage::MergeQueryable::new(vec![ing, sg]),
-                );
-                let q = strata_querier::Querier::new(
-                    cfg.querier.clone(),
-                    cfg.tenancy.clone(),
-                    source,
-                )?;
+                let source: Arc<dyn strata_storage::Queryable> =
+                    Arc::new(strata_storage::MergeQueryable::new(vec![ing, sg]));
+                let q =
+                    strata_querier::Querier::new(cfg.querier.clone(), cfg.tenancy.clone(), source)?;
                 router = router.merge(strata_querier::router(q));
             }
         }

@@ -5,12 +5,12 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use strata_alertmanager::AlertmanagerConfig;
+use strata_compactor::CompactorConfig;
 use strata_distributor::DistributorConfig;
 use strata_ingester::IngesterConfig;
 use strata_model::{Limits, TenancyConfig};
 use strata_querier::QuerierConfig;
 use strata_storage::bucket::{BackendKind, BucketConfig};
-use strata_compactor::CompactorConfig;
 use strata_store_gateway::StoreGatewayConfig;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
