@@ -26,7 +26,7 @@ use strata_model::{Label, Labels, Sample};
 use strata_storage::block::{BlockReader, RESOLUTION_1H, RESOLUTION_5M, RESOLUTION_RAW};
 
 /// Label that names the aggregate a series of a downsampled block holds.
-pub const AGGR_LABEL: &str = "__aggr__";
+pub use strata_storage::block::AGGR_LABEL;
 
 /// One aggregate of a downsampled series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -346,8 +346,7 @@ impl StoreGateway {
     }
 }
 
-/// Label carrying the aggregate name in downsampled blocks.
-pub const AGGR_LABEL: &str = "__aggr__";
+pub use strata_storage::block::AGGR_LABEL;
 
 /// Which stored aggregate answers a function over downsampled data (Thanos's mapping).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -32,6 +32,10 @@ pub const SAMPLES_FILE: &str = "samples.parquet";
 
 /// Raw resolution (no downsampling).
 pub const RESOLUTION_RAW: i64 = 0;
+/// Label naming the aggregate (`count`, `sum`, `min`, `max`, `counter`) of a series in a
+/// downsampled block: the compactor writes it, the store-gateway selects by it.
+pub const AGGR_LABEL: &str = "__aggr__";
+
 /// 5-minute downsampled resolution, in milliseconds.
 pub const RESOLUTION_5M: i64 = 300_000;
 /// 1-hour downsampled resolution, in milliseconds.
