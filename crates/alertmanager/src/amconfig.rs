@@ -20,6 +20,17 @@ pub enum AmConfigError {
     Yaml(#[from] serde_yaml::Error),
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
+    #[error("templates: {0}")]
+    Template(#[from] crate::template::TemplateError),
+}
+
+/// Where `templates:` patterns find their files.
+#[derive(Debug, Clone, Copy)]
+pub enum TemplateSource<'a> {
+    /// Globs relative to this directory (the configuration file's), like upstream.
+    Dir(&'a std::path::Path),
+    /// A tenant's uploaded `template_files` (Mimir): all of them are loaded, as Mimir does.
+    Files(&'a BTreeMap<String, String>),
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> AmConfigError {
@@ -60,29 +71,29 @@ pub struct GlobalConfig {
     // Defaults of integrations Strata does not implement yet: accepted so upstream files load,
     // not used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub smtp_from: Opaque,
+    pub smtp_from: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub smtp_hello: Opaque,
+    pub smtp_hello: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub smtp_smarthost: Opaque,
+    pub smtp_smarthost: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub smtp_auth_username: Opaque,
+    pub smtp_auth_username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub smtp_auth_password: Opaque,
+    pub smtp_auth_password: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub smtp_auth_password_file: Opaque,
+    pub smtp_auth_password_file: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub smtp_auth_secret: Opaque,
+    pub smtp_auth_secret: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub smtp_auth_identity: Opaque,
+    pub smtp_auth_identity: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub smtp_require_tls: Opaque,
+    pub smtp_require_tls: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slack_api_url: Opaque,
+    pub slack_api_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slack_api_url_file: Opaque,
+    pub slack_api_url_file: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pagerduty_url: Opaque,
+    pub pagerduty_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opsgenie_api_url: Opaque,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -326,12 +337,12 @@ pub struct ReceiverConfig {
     pub webhook_configs: Vec<WebhookConfig>,
     // Integrations not implemented yet: recognised so the error says so instead of "unknown
     // field".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email_configs: Opaque,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pagerduty_configs: Opaque,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slack_configs: Opaque,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub email_configs: Vec<crate::notify::EmailConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pagerduty_configs: Vec<crate::notify::PagerdutyConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slack_configs: Vec<crate::notify::SlackConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opsgenie_configs: Opaque,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -434,11 +445,335 @@ pub struct Webhook {
     pub http: HttpConfig,
 }
 
+/// Where a secret URL or key comes from: the configuration, or a file read at each send (so
+/// that a rotated secret is picked up without a reload).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Secret {
+    Inline(String),
+    File(String),
+}
+
+impl Secret {
+    pub fn read(&self) -> std::io::Result<String> {
+        match self {
+            Secret::Inline(s) => Ok(s.clone()),
+            Secret::File(p) => std::fs::read_to_string(p).map(|s| s.trim().to_string()),
+        }
+    }
+}
+
+/// A Slack integration ready for sending.
+#[derive(Debug, Clone)]
+pub struct Slack {
+    pub config: crate::notify::SlackConfig,
+    pub url: Secret,
+    pub http: HttpConfig,
+}
+
+/// A PagerDuty (Events API v2) integration ready for sending.
+#[derive(Debug, Clone)]
+pub struct Pagerduty {
+    pub config: crate::notify::PagerdutyConfig,
+    pub url: String,
+    pub routing_key: Secret,
+    pub http: HttpConfig,
+}
+
+/// An email integration ready for sending. `headers` hold `From`, `To` and `Subject` too
+/// (from the settings or their defaults), all as templates.
+#[derive(Debug, Clone)]
+pub struct Email {
+    pub config: crate::notify::EmailConfig,
+    pub headers: BTreeMap<String, String>,
+    pub host: String,
+    pub port: u16,
+    pub hello: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub require_tls: bool,
+}
+
 /// A receiver ready for sending: its integrations.
 #[derive(Debug, Clone)]
 pub struct Receiver {
     pub name: String,
     pub webhooks: Vec<Webhook>,
+    pub emails: Vec<Email>,
+    pub slacks: Vec<Slack>,
+    pub pagerduties: Vec<Pagerduty>,
+}
+
+/// Go's canonical MIME header key: `content-type` becomes `Content-Type`.
+fn canonical_header(k: &str) -> String {
+    k.split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            match c.next() {
+                Some(f) => f.to_ascii_uppercase().to_string() + &c.as_str().to_ascii_lowercase(),
+                None => String::new(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// Checks a URL of a notifier: it parses and is http or https.
+fn check_url(field: &str, url: &str) -> Result<(), AmConfigError> {
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| invalid(field, format!("invalid URL {url:?}: {e}")))?;
+    match parsed.scheme() {
+        "http" | "https" => Ok(()),
+        s => Err(invalid(field, format!("unsupported scheme {s:?} for URL"))),
+    }
+}
+
+/// Warns about notifier settings whose template text does not parse. Upstream accepts them
+/// at load (amtool check-config too) and fails their notifications at send time; refusing the
+/// file would break configurations that run upstream, so Strata does the same, and says so at
+/// load.
+fn check_texts(field: &str, texts: &[(&str, &Option<String>)]) {
+    for (key, text) in texts {
+        if let Some(Err(e)) = text.as_deref().map(crate::template::Templates::check_text) {
+            tracing::warn!(
+                setting = %format!("{field}.{key}"),
+                error = %e,
+                "notifier template does not parse; its notifications will fail"
+            );
+        }
+    }
+}
+
+fn one_of(
+    field: &str,
+    (a_key, a): (&str, &Option<String>),
+    (b_key, b): (&str, &Option<String>),
+) -> Result<Option<Secret>, AmConfigError> {
+    match (a, b) {
+        (Some(_), Some(_)) => Err(invalid(
+            field,
+            format!("at most one of {a_key} & {b_key} must be configured"),
+        )),
+        (Some(v), None) => Ok(Some(Secret::Inline(v.clone()))),
+        (None, Some(f)) => Ok(Some(Secret::File(f.clone()))),
+        (None, None) => Ok(None),
+    }
+}
+
+impl AmConfig {
+    fn compile_slack(
+        &self,
+        field: &str,
+        c: &crate::notify::SlackConfig,
+    ) -> Result<Slack, AmConfigError> {
+        if c.actions.is_some() {
+            return Err(invalid(
+                format!("{field}.actions"),
+                "Slack actions are not supported by Strata yet",
+            ));
+        }
+        let url = match one_of(
+            field,
+            ("api_url", &c.api_url),
+            ("api_url_file", &c.api_url_file),
+        )? {
+            Some(u) => u,
+            None => one_of(
+                "global",
+                ("slack_api_url", &self.global.slack_api_url),
+                ("slack_api_url_file", &self.global.slack_api_url_file),
+            )?
+            .ok_or_else(|| invalid(field, "no global Slack API URL set"))?,
+        };
+        if let Secret::Inline(u) = &url {
+            check_url(&format!("{field}.api_url"), u)?;
+        }
+        check_texts(
+            field,
+            &[
+                ("channel", &c.channel),
+                ("username", &c.username),
+                ("color", &c.color),
+                ("title", &c.title),
+                ("title_link", &c.title_link),
+                ("pretext", &c.pretext),
+                ("text", &c.text),
+                ("footer", &c.footer),
+                ("fallback", &c.fallback),
+                ("callback_id", &c.callback_id),
+                ("icon_emoji", &c.icon_emoji),
+                ("icon_url", &c.icon_url),
+                ("image_url", &c.image_url),
+                ("thumb_url", &c.thumb_url),
+            ],
+        );
+        for (i, f) in c.fields.iter().enumerate() {
+            check_texts(
+                &format!("{field}.fields[{i}]"),
+                &[
+                    ("title", &Some(f.title.clone())),
+                    ("value", &Some(f.value.clone())),
+                ],
+            );
+        }
+        let http = c
+            .http_config
+            .clone()
+            .unwrap_or_else(|| self.global.http_config.clone());
+        http.validate(&format!("{field}.http_config"))?;
+        Ok(Slack {
+            config: c.clone(),
+            url,
+            http,
+        })
+    }
+
+    fn compile_email(
+        &self,
+        field: &str,
+        c: &crate::notify::EmailConfig,
+    ) -> Result<Email, AmConfigError> {
+        let g = &self.global;
+        let to =
+            c.to.clone().filter(|t| !t.is_empty()).ok_or_else(|| {
+                invalid(format!("{field}.to"), "missing to address in email config")
+            })?;
+        let mut headers = BTreeMap::new();
+        for (k, v) in &c.headers {
+            let norm = canonical_header(k);
+            if headers.insert(norm.clone(), v.clone()).is_some() {
+                return Err(invalid(
+                    format!("{field}.headers"),
+                    format!("duplicate header {norm:?} in email config"),
+                ));
+            }
+        }
+        headers.entry("To".into()).or_insert(to);
+        let from = c
+            .from
+            .clone()
+            .or_else(|| g.smtp_from.clone())
+            .ok_or_else(|| invalid(format!("{field}.from"), "no global SMTP from set"))?;
+        headers.entry("From".into()).or_insert(from);
+        headers
+            .entry("Subject".into())
+            .or_insert_with(|| r#"{{ template "email.default.subject" . }}"#.into());
+        let smarthost = c
+            .smarthost
+            .clone()
+            .or_else(|| g.smtp_smarthost.clone())
+            .ok_or_else(|| invalid(format!("{field}.smarthost"), "no global SMTP smarthost set"))?;
+        let (host, port) = smarthost
+            .rsplit_once(':')
+            .and_then(|(h, p)| {
+                Some((
+                    h.trim_matches(|c| c == '[' || c == ']'),
+                    p.parse::<u16>().ok()?,
+                ))
+            })
+            .filter(|(h, _)| !h.is_empty())
+            .ok_or_else(|| {
+                invalid(
+                    format!("{field}.smarthost"),
+                    format!("address {smarthost:?}: missing or invalid port in address"),
+                )
+            })?;
+        if c.auth_secret.is_some() || g.smtp_auth_secret.is_some() {
+            return Err(invalid(
+                format!("{field}.auth_secret"),
+                "CRAM-MD5 authentication (auth_secret) is not supported by Strata",
+            ));
+        }
+        let username = c
+            .auth_username
+            .clone()
+            .or_else(|| g.smtp_auth_username.clone());
+        let password = match one_of(
+            field,
+            ("auth_password", &c.auth_password),
+            ("auth_password_file", &c.auth_password_file),
+        )? {
+            Some(p) => Some(p),
+            None => one_of(
+                "global",
+                ("smtp_auth_password", &g.smtp_auth_password),
+                ("smtp_auth_password_file", &g.smtp_auth_password_file),
+            )?,
+        };
+        let header_texts: Vec<(String, Option<String>)> = headers
+            .iter()
+            .map(|(k, v)| (format!("headers.{k}"), Some(v.clone())))
+            .collect();
+        let refs: Vec<(&str, &Option<String>)> =
+            header_texts.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        check_texts(field, &refs);
+        check_texts(field, &[("html", &c.html), ("text", &c.text)]);
+        Ok(Email {
+            config: c.clone(),
+            headers,
+            host: host.to_string(),
+            port,
+            hello: c.hello.clone().or_else(|| g.smtp_hello.clone()),
+            username,
+            password,
+            // Upstream's default: STARTTLS required.
+            require_tls: c.require_tls.or(g.smtp_require_tls).unwrap_or(true),
+        })
+    }
+
+    fn compile_pagerduty(
+        &self,
+        field: &str,
+        c: &crate::notify::PagerdutyConfig,
+    ) -> Result<Pagerduty, AmConfigError> {
+        if c.service_key.is_some() || c.service_key_file.is_some() {
+            return Err(invalid(
+                format!("{field}.service_key"),
+                "PagerDuty Events API v1 (service_key) is not supported by Strata; use routing_key",
+            ));
+        }
+        let routing_key = one_of(
+            field,
+            ("routing_key", &c.routing_key),
+            ("routing_key_file", &c.routing_key_file),
+        )?
+        .ok_or_else(|| invalid(field, "missing service or routing key in PagerDuty config"))?;
+        let url = c
+            .url
+            .clone()
+            .or_else(|| self.global.pagerduty_url.clone())
+            .unwrap_or_else(|| crate::notify::PAGERDUTY_DEFAULT_URL.to_string());
+        check_url(&format!("{field}.url"), &url)?;
+        check_texts(
+            field,
+            &[
+                ("client", &c.client),
+                ("client_url", &c.client_url),
+                ("description", &c.description),
+                ("severity", &c.severity),
+                ("class", &c.class),
+                ("component", &c.component),
+                ("group", &c.group),
+                ("source", &c.source),
+            ],
+        );
+        for (k, v) in c.details.iter().flatten() {
+            check_texts(
+                &format!("{field}.details"),
+                &[(k.as_str(), &Some(v.clone()))],
+            );
+        }
+        let http = c
+            .http_config
+            .clone()
+            .unwrap_or_else(|| self.global.http_config.clone());
+        http.validate(&format!("{field}.http_config"))?;
+        Ok(Pagerduty {
+            config: c.clone(),
+            url,
+            routing_key,
+            http,
+        })
+    }
 }
 
 /// A loaded, validated configuration: the parsed file, its original text and the compiled
@@ -453,6 +788,8 @@ pub struct LoadedConfig {
     pub inhibit_rules: Vec<InhibitRule>,
     /// Named time intervals (`time_intervals` and the deprecated `mute_time_intervals`).
     pub time_intervals: HashMap<String, Vec<TimeInterval>>,
+    /// The default templates and those of the `templates:` files.
+    pub templates: Arc<crate::template::Templates>,
 }
 
 impl LoadedConfig {
@@ -533,17 +870,41 @@ fn check_label_names(field: &str, names: &[String]) -> Result<(), AmConfigError>
 }
 
 impl AmConfig {
-    /// Parses and validates a configuration text.
+    /// Parses and validates a configuration text; `templates:` globs are relative to the
+    /// current directory.
     pub fn load(text: &str) -> Result<LoadedConfig, AmConfigError> {
+        Self::load_with(text, TemplateSource::Dir(std::path::Path::new(".")))
+    }
+
+    /// Parses and validates a configuration text, reading its templates from `templates`.
+    pub fn load_with(
+        text: &str,
+        templates: TemplateSource<'_>,
+    ) -> Result<LoadedConfig, AmConfigError> {
         let config: AmConfig = if text.trim().is_empty() {
             AmConfig::default()
         } else {
             serde_yaml::from_str(text)?
         };
-        config.compile(text.to_string())
+        // Templates first: a configuration whose templates do not parse is refused whole.
+        let templates = match templates {
+            TemplateSource::Dir(base) => crate::template::Templates::load(base, &config.templates)?,
+            TemplateSource::Files(files) => {
+                let mut t = crate::template::Templates::defaults();
+                for (name, text) in files {
+                    t.add(name, text)?;
+                }
+                t
+            }
+        };
+        config.compile(text.to_string(), Arc::new(templates))
     }
 
-    fn compile(self, original: String) -> Result<LoadedConfig, AmConfigError> {
+    fn compile(
+        self,
+        original: String,
+        templates: Arc<crate::template::Templates>,
+    ) -> Result<LoadedConfig, AmConfigError> {
         // Receivers.
         let mut receivers = BTreeMap::new();
         for (i, r) in self.receivers.iter().enumerate() {
@@ -552,9 +913,6 @@ impl AmConfig {
                 return Err(invalid(format!("{field}.name"), "missing name in receiver"));
             }
             let unsupported = [
-                ("email_configs", r.email_configs.is_some()),
-                ("pagerduty_configs", r.pagerduty_configs.is_some()),
-                ("slack_configs", r.slack_configs.is_some()),
                 ("opsgenie_configs", r.opsgenie_configs.is_some()),
                 ("wechat_configs", r.wechat_configs.is_some()),
                 ("pushover_configs", r.pushover_configs.is_some()),
@@ -568,7 +926,7 @@ impl AmConfig {
             if let Some((key, _)) = unsupported.iter().find(|(_, set)| *set) {
                 return Err(invalid(
                     format!("{field}.{key}"),
-                    "this integration is not supported by Strata yet (only webhook_configs are)",
+                    "this integration is not supported by Strata yet (webhook_configs, email_configs, slack_configs and pagerduty_configs are)",
                 ));
             }
             let mut webhooks = Vec::new();
@@ -608,9 +966,30 @@ impl AmConfig {
                     http,
                 });
             }
+            let slacks = r
+                .slack_configs
+                .iter()
+                .enumerate()
+                .map(|(j, c)| self.compile_slack(&format!("{field}.slack_configs[{j}]"), c))
+                .collect::<Result<Vec<_>, _>>()?;
+            let pagerduties = r
+                .pagerduty_configs
+                .iter()
+                .enumerate()
+                .map(|(j, c)| self.compile_pagerduty(&format!("{field}.pagerduty_configs[{j}]"), c))
+                .collect::<Result<Vec<_>, _>>()?;
+            let emails = r
+                .email_configs
+                .iter()
+                .enumerate()
+                .map(|(j, c)| self.compile_email(&format!("{field}.email_configs[{j}]"), c))
+                .collect::<Result<Vec<_>, _>>()?;
             let rec = Arc::new(Receiver {
                 name: r.name.clone(),
                 webhooks,
+                emails,
+                slacks,
+                pagerduties,
             });
             if receivers.insert(r.name.clone(), rec).is_some() {
                 return Err(invalid(
@@ -753,6 +1132,7 @@ impl AmConfig {
             receivers,
             inhibit_rules,
             time_intervals,
+            templates,
         })
     }
 }
@@ -966,8 +1346,36 @@ mod tests {
         assert!(e.contains("scheme \"ftp\""), "{e}");
         let e = err("route: {receiver: a}\nreceivers: [{name: a, webhook_configs: [{url: 'http://x', http_config: {basic_auth: {username: u}, bearer_token: t}}]}]");
         assert!(e.contains("at most one of basic_auth"), "{e}");
+        let e = err("route: {receiver: a}\nreceivers: [{name: a, email_configs: [{}]}]");
+        assert!(
+            e.contains("receivers[0].email_configs[0].to: missing to address"),
+            "{e}"
+        );
+        let e = err(
+            "route: {receiver: a}\nreceivers: [{name: a, email_configs: [{to: a@b, from: c@d}]}]",
+        );
+        assert!(e.contains("no global SMTP smarthost set"), "{e}");
+        let e = err("route: {receiver: a}\nreceivers: [{name: a, email_configs: [{to: a@b, from: c@d, smarthost: nohost}]}]");
+        assert!(e.contains("missing or invalid port"), "{e}");
+        let e = err("route: {receiver: a}\nreceivers: [{name: a, email_configs: [{to: a@b, from: c@d, smarthost: 'h:25', headers: {subject: x, Subject: y}}]}]");
+        assert!(e.contains("duplicate header \"Subject\""), "{e}");
+        let e = err("route: {receiver: a}\nreceivers: [{name: a, wechat_configs: [{}]}]");
+        assert!(e.contains("receivers[0].wechat_configs"), "{e}");
         let e = err("route: {receiver: a}\nreceivers: [{name: a, slack_configs: [{}]}]");
-        assert!(e.contains("receivers[0].slack_configs"), "{e}");
+        assert!(
+            e.contains("receivers[0].slack_configs[0]: no global Slack API URL set"),
+            "{e}"
+        );
+        // Like upstream, a notifier template that does not parse loads (with a warning) and
+        // fails its notifications instead.
+        assert!(AmConfig::load("route: {receiver: a}\nreceivers: [{name: a, slack_configs: [{api_url: 'http://x/', title: '{{ .Status'}]}]").is_ok());
+        let e = err("route: {receiver: a}\nreceivers: [{name: a, slack_configs: [{api_url: 'http://x/', chanel: x}]}]");
+        assert!(e.contains("chanel"), "{e}");
+        let e = err(
+            "route: {receiver: a}\nreceivers: [{name: a, pagerduty_configs: [{url: 'http://x/'}]}]",
+        );
+        assert!(e.contains("missing service or routing key"), "{e}");
+        assert!(AmConfig::load("route: {receiver: a}\nreceivers: [{name: a, pagerduty_configs: [{routing_key: k, details: {a: '{{ nofn }}'}}]}]").is_ok());
         let e =
             err("route: {receiver: a}\nreceivers: [{name: a}]\ninhibit_rules: [{equal: ['a b']}]");
         assert!(e.contains("inhibit_rules[0].equal"), "{e}");
@@ -977,6 +1385,27 @@ mod tests {
         assert!(e.contains("time interval \"x\" is not unique"), "{e}");
         let e = err("global: {resolve_timeout: 5}\nroute: {receiver: a}\nreceivers: [{name: a}]");
         assert!(e.contains("not a valid duration string: \"5\""), "{e}");
+    }
+
+    #[test]
+    fn email_settings_fall_back_to_global_and_headers_are_canonical() {
+        let c = AmConfig::load(
+            "global: {smtp_from: 'a@x', smtp_smarthost: 'mail.x:587', smtp_auth_username: u, smtp_auth_password: p}\nroute: {receiver: a}\nreceivers:\n- name: a\n  email_configs:\n  - {to: 'b@x', headers: {x-team: db}}\n  - {to: 'c@x', from: 'd@x', smarthost: '[::1]:25', require_tls: false, hello: h}\n",
+        )
+        .unwrap();
+        let e = &c.receivers["a"].emails;
+        assert_eq!((e[0].host.as_str(), e[0].port), ("mail.x", 587));
+        assert!(e[0].require_tls, "STARTTLS is required by default");
+        assert_eq!(e[0].username.as_deref(), Some("u"));
+        assert_eq!(e[0].password, Some(Secret::Inline("p".into())));
+        assert_eq!(e[0].headers["X-Team"], "db");
+        assert_eq!(e[0].headers["From"], "a@x");
+        assert_eq!(e[0].headers["To"], "b@x");
+        assert!(e[0].headers["Subject"].contains("email.default.subject"));
+        assert_eq!((e[1].host.as_str(), e[1].port), ("::1", 25));
+        assert!(!e[1].require_tls);
+        assert_eq!(e[1].headers["From"], "d@x");
+        assert_eq!(e[1].hello.as_deref(), Some("h"));
     }
 
     #[test]

@@ -43,6 +43,12 @@ pub struct PlannedSend {
     /// `None`: nothing to POST (only resolved alerts and `send_resolved: false`), but the flush
     /// still counts as notified, like upstream.
     pub body: Option<String>,
+    /// Why this send cannot be made (a template that fails, an unreadable URL file): it fails
+    /// without a request.
+    pub failure: Option<Arc<crate::error::NotifyError>>,
+    /// For an email: the SMTP settings and the message (`body` then holds its text, so that
+    /// "something to send" reads the same for every integration).
+    pub email: Option<Arc<EmailSend>>,
     firing: BTreeSet<u64>,
     resolved: BTreeSet<u64>,
     repeat: Duration,
@@ -59,6 +65,109 @@ pub struct FlushJob {
     /// (fingerprint, updated_at) of the resolved alerts flushed: deleted from the group after
     /// success unless updated meanwhile.
     resolved_snapshot: Vec<(u64, Timestamp)>,
+}
+
+/// An email ready to go: where, and what.
+#[derive(Debug, Clone)]
+pub struct EmailSend {
+    pub email: crate::amconfig::Email,
+    pub mail: crate::notify::RenderedEmail,
+}
+
+/// One integration of a receiver in a flush: its name and index, where its request goes, how
+/// its body is built, and why it cannot be sent at all.
+type Target<'a> = (
+    &'static str,
+    usize,
+    Webhook,
+    Kind<'a>,
+    Option<crate::error::NotifyError>,
+);
+
+/// How an integration's body is built.
+enum Kind<'a> {
+    Webhook(u64),
+    Slack(&'a crate::amconfig::Slack),
+    Email(&'a crate::amconfig::Email),
+    Pagerduty(&'a crate::amconfig::Pagerduty),
+}
+
+fn render_email(
+    e: &crate::amconfig::Email,
+    config: &LoadedConfig,
+    receiver: &str,
+    group_labels: &LabelSet,
+    external_url: &str,
+    alerts: &[Alert],
+    now: Timestamp,
+) -> Result<EmailSend, crate::error::NotifyError> {
+    let data = crate::template::data(receiver, group_labels, external_url, alerts, now);
+    let mail = crate::notify::email_message(e, &config.templates, &data)
+        .map_err(crate::error::NotifyError::Email)?;
+    Ok(EmailSend {
+        email: e.clone(),
+        mail,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn render_body(
+    kind: &Kind<'_>,
+    config: &LoadedConfig,
+    receiver: &str,
+    group_labels: &LabelSet,
+    group_key: &str,
+    external_url: &str,
+    alerts: &[Alert],
+    now: Timestamp,
+) -> Result<String, crate::error::NotifyError> {
+    use crate::error::NotifyError;
+    let data = || crate::template::data(receiver, group_labels, external_url, alerts, now);
+    match kind {
+        Kind::Webhook(max_alerts) => Ok(crate::webhook::payload(
+            receiver,
+            group_labels,
+            group_key,
+            external_url,
+            *max_alerts,
+            alerts,
+            now,
+        )),
+        Kind::Email(e) => {
+            render_email(e, config, receiver, group_labels, external_url, alerts, now)
+                .map(|m| String::from_utf8_lossy(&m.mail.message).into_owned())
+        }
+        Kind::Slack(s) => {
+            crate::notify::slack_body(&s.config, &config.templates, &data()).map_err(|source| {
+                NotifyError::Template {
+                    integration: "slack",
+                    receiver: receiver.to_string(),
+                    source,
+                }
+            })
+        }
+        Kind::Pagerduty(p) => {
+            let routing_key = p
+                .routing_key
+                .read()
+                .map_err(|source| NotifyError::SecretFile {
+                    integration: "pagerduty",
+                    source,
+                })?;
+            crate::notify::pagerduty_body(
+                &p.config,
+                &routing_key,
+                &config.templates,
+                &data(),
+                group_key,
+            )
+            .map_err(|source| NotifyError::Template {
+                integration: "pagerduty",
+                receiver: receiver.to_string(),
+                source,
+            })
+        }
+    }
 }
 
 /// Status of one alert as the API reports it.
@@ -252,11 +361,58 @@ impl Core {
                 .map(Alert::fingerprint)
                 .collect();
             if let Some(receiver) = config.receivers.get(&opts.receiver) {
+                let mut targets: Vec<Target<'_>> = Vec::new();
                 for (idx, hook) in receiver.webhooks.iter().enumerate() {
+                    targets.push((
+                        "webhook",
+                        idx,
+                        hook.clone(),
+                        Kind::Webhook(hook.max_alerts),
+                        None,
+                    ));
+                }
+                for (idx, e) in receiver.emails.iter().enumerate() {
+                    let target = Webhook {
+                        url: format!("smtp://{}:{}", e.host, e.port),
+                        send_resolved: e.config.send_resolved,
+                        max_alerts: 0,
+                        http: crate::amconfig::HttpConfig::default(),
+                    };
+                    targets.push(("email", idx, target, Kind::Email(e), None));
+                }
+                for (idx, s) in receiver.slacks.iter().enumerate() {
+                    let (url, failure) = match s.url.read() {
+                        Ok(u) => (u, None),
+                        Err(source) => (
+                            String::new(),
+                            Some(crate::error::NotifyError::SecretFile {
+                                integration: "slack",
+                                source,
+                            }),
+                        ),
+                    };
+                    let target = Webhook {
+                        url,
+                        send_resolved: s.config.send_resolved,
+                        max_alerts: 0,
+                        http: s.http.clone(),
+                    };
+                    targets.push(("slack", idx, target, Kind::Slack(s), failure));
+                }
+                for (idx, p) in receiver.pagerduties.iter().enumerate() {
+                    let target = Webhook {
+                        url: p.url.clone(),
+                        send_resolved: p.config.send_resolved,
+                        max_alerts: 0,
+                        http: p.http.clone(),
+                    };
+                    targets.push(("pagerduty", idx, target, Kind::Pagerduty(p), None));
+                }
+                for (integration, idx, hook, kind, unusable) in targets {
                     let nkey = NflogKey {
                         group_key: key.clone(),
                         receiver: receiver.name.clone(),
-                        integration: "webhook".into(),
+                        integration: integration.into(),
                         index: idx,
                     };
                     if !needs_update(
@@ -269,38 +425,65 @@ impl Core {
                     ) {
                         continue;
                     }
-                    let body = if hook.send_resolved {
-                        Some(crate::webhook::payload(
-                            &receiver.name,
-                            &labels,
-                            &key,
-                            &self.external_url,
-                            hook.max_alerts,
-                            &alerts,
-                            now,
-                        ))
+                    let mut email = None;
+                    // Without send_resolved, resolved alerts are left out, and a flush with
+                    // only resolved alerts sends nothing.
+                    let only_firing: Vec<Alert>;
+                    let selected: Option<&[Alert]> = if hook.send_resolved {
+                        Some(alerts.as_slice())
                     } else if firing.is_empty() {
                         None
                     } else {
-                        let only_firing: Vec<Alert> = alerts
+                        only_firing = alerts
                             .iter()
                             .filter(|a| !a.resolved_at(now))
                             .cloned()
                             .collect();
-                        Some(crate::webhook::payload(
-                            &receiver.name,
-                            &labels,
-                            &key,
-                            &self.external_url,
-                            hook.max_alerts,
-                            &only_firing,
-                            now,
-                        ))
+                        Some(only_firing.as_slice())
+                    };
+                    let (body, failure) = match (selected, unusable) {
+                        (None, _) => (None, None),
+                        (Some(_), Some(e)) => (None, Some(Arc::new(e))),
+                        (Some(selected), None) => {
+                            let rendered = match &kind {
+                                Kind::Email(e) => render_email(
+                                    e,
+                                    &config,
+                                    &receiver.name,
+                                    &labels,
+                                    &self.external_url,
+                                    selected,
+                                    now,
+                                )
+                                .map(|m| {
+                                    let text =
+                                        String::from_utf8_lossy(&m.mail.message).into_owned();
+                                    email = Some(Arc::new(m));
+                                    text
+                                }),
+                                _ => render_body(
+                                    &kind,
+                                    &config,
+                                    &receiver.name,
+                                    &labels,
+                                    &key,
+                                    &self.external_url,
+                                    selected,
+                                    now,
+                                ),
+                            };
+                            match rendered {
+                                Ok(b) => (Some(b), None),
+                                Err(e) => (None, Some(Arc::new(e))),
+                            }
+                        }
                     };
                     sends.push(PlannedSend {
                         key: nkey,
-                        webhook: hook.clone(),
+                        webhook: hook,
                         body,
+                        failure,
+                        email,
                         firing: firing.clone(),
                         resolved: resolved.clone(),
                         repeat: opts.repeat_interval,

@@ -193,14 +193,36 @@ pub enum NotifyError {
     },
     #[error("POST {url}: notify retry canceled: deadline exceeded")]
     DeadlineExceeded { url: String },
+    #[error("{integration} notification for receiver {receiver:?}: {source}")]
+    Template {
+        integration: &'static str,
+        receiver: String,
+        #[source]
+        source: crate::template::RenderError,
+    },
+    #[error("email: cannot put the message together: {0}")]
+    Email(#[source] crate::notify::EmailError),
+    #[error("email via {smarthost}: {source}")]
+    Smtp {
+        smarthost: String,
+        #[source]
+        source: lettre::transport::smtp::Error,
+    },
+    #[error("{integration}: cannot read the URL, key or password file: {source}")]
+    SecretFile {
+        integration: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl NotifyError {
     /// Transport errors and 5xx are retried; 4xx (including 429) is not, like upstream's webhook.
     pub fn retryable(&self) -> bool {
-        matches!(
-            self,
-            NotifyError::Transport { .. } | NotifyError::ServerError { .. }
-        )
+        match self {
+            NotifyError::Transport { .. } | NotifyError::ServerError { .. } => true,
+            NotifyError::Smtp { source, .. } => !source.is_permanent() && !source.is_client(),
+            _ => false,
+        }
     }
 }

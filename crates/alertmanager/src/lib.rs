@@ -20,10 +20,12 @@ pub mod labels;
 pub mod matcher;
 pub mod metrics;
 pub mod nflog;
+pub mod notify;
 pub mod persist;
 pub mod ring;
 pub mod route;
 pub mod silence;
+pub mod template;
 pub mod tenant;
 pub mod time;
 pub mod timeinterval;
@@ -77,9 +79,12 @@ fn read_config(path: Option<&Path>) -> Result<LoadedConfig, AlertmanagerError> {
                     path: p.to_path_buf(),
                     source,
                 })?;
-            AmConfig::load(&text).map_err(|source| AlertmanagerError::LoadConfig {
-                path: p.to_path_buf(),
-                source,
+            let dir = p.parent().unwrap_or(Path::new("."));
+            AmConfig::load_with(&text, amconfig::TemplateSource::Dir(dir)).map_err(|source| {
+                AlertmanagerError::LoadConfig {
+                    path: p.to_path_buf(),
+                    source,
+                }
             })
         }
     }

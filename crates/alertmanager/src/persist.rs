@@ -127,7 +127,11 @@ impl UserConfig {
                 return Err(UserConfigError::TemplateName(name.clone()));
             }
         }
-        crate::amconfig::AmConfig::load(&self.alertmanager_config).map_err(UserConfigError::Invalid)
+        crate::amconfig::AmConfig::load_with(
+            &self.alertmanager_config,
+            crate::amconfig::TemplateSource::Files(&self.template_files),
+        )
+        .map_err(UserConfigError::Invalid)
     }
 
     pub fn to_yaml(&self) -> Result<String, serde_yaml::Error> {

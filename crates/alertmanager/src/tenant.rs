@@ -312,6 +312,24 @@ impl TenantAlertmanager {
             if skip[i] {
                 continue;
             }
+            if let Some(e) = &s.failure {
+                // Not retried: a broken template or a missing file stays so until a reload.
+                self.metrics()
+                    .notifications_failed
+                    .get_or_create(&IntegrationLabels {
+                        tenant: self.id.clone(),
+                        integration: s.key.integration.clone(),
+                    })
+                    .inc();
+                tracing::warn!(
+                    tenant = %self.id,
+                    group = %job.group.1,
+                    receiver = %s.key.receiver,
+                    error = %e,
+                    "notify failed"
+                );
+                continue;
+            }
             match &s.body {
                 None => ok[i] = true,
                 Some(body) => {
@@ -327,9 +345,13 @@ impl TenantAlertmanager {
                     };
                     self.metrics().notifications.get_or_create(&labels).inc();
                     let latency = self.metrics().notification_latency.clone();
+                    let email = s.email.clone();
                     set.spawn(async move {
                         let t0 = std::time::Instant::now();
-                        let res = sender.send(&hook, &body, timeout).await;
+                        let res = match email {
+                            Some(m) => crate::notify::send_email(&m.email, &m.mail, timeout).await,
+                            None => sender.send(&hook, &body, timeout).await,
+                        };
                         latency
                             .get_or_create(&labels)
                             .observe(t0.elapsed().as_secs_f64());

@@ -4,6 +4,7 @@ mod amtool;
 mod common;
 mod differential;
 mod metrics;
+mod notifiers;
 mod restart;
 mod ring;
 mod tenants;
