@@ -31,10 +31,19 @@ fn am_yml(hook: &str) -> String {
 }
 
 fn strata_yml(i: usize, ports: &[u16]) -> String {
-    let members: String = IDS
+    strata_yml_members(i, ports, &[0, 1, 2])
+}
+
+/// The configuration of replica `i` in a ring of the replicas listed in `members`.
+fn strata_yml_members(i: usize, ports: &[u16], members: &[usize]) -> String {
+    let members: String = members
         .iter()
-        .zip(ports)
-        .map(|(id, p)| format!("      - {{id: {id}, address: '127.0.0.1:{p}'}}\n"))
+        .map(|&m| {
+            format!(
+                "      - {{id: {}, address: '127.0.0.1:{}'}}\n",
+                IDS[m], ports[m]
+            )
+        })
         .collect();
     format!(
         "alertmanager:\n  config_file: am.yml\n  snapshot_interval: 1s\n  ring:\n    enabled: true\n    instance_id: {id}\n    grpc_listen_address: '127.0.0.1:{port}'\n    replication_factor: 3\n    peer_timeout: {pt}s\n    settle_timeout: 10s\n    sync_interval: 2s\n    rpc_timeout: 1s\n    members:\n{members}",
@@ -401,4 +410,94 @@ async fn prometheus_alerting_all_replicas_gets_one_notification() {
             "{name} holds the alert"
         );
     }
+}
+
+/// Scale 1 → 3 → 1 as an operator does it (graceful restarts with the new member list): a
+/// single replica's silences and notification log reach the two that join, a silence made in
+/// the 3-replica ring stays when it shrinks back to one, and nothing is notified twice.
+/// (Crash restarts are the rolling-restart test's subject.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_one_to_three_to_one_keeps_state_and_sends_no_duplicate() {
+    crate::require_environment();
+    let hook = WebhookReceiver::start().await;
+    let grpc_ports: Vec<u16> = IDS.iter().map(|_| free_port()).collect();
+    let mut ring = Ring {
+        hook,
+        grpc_ports,
+        replicas: vec![None, None, None],
+    };
+    let start = |ring: &Ring, i: usize, dir: TestDir, members: &'static [usize]| {
+        let yml = strata_yml_members(i, &ring.grpc_ports, members);
+        async move { Strata::start_target(dir, IDS[i], "alertmanager", &yml).await }
+    };
+    let fresh = |ring: &Ring| {
+        let dir = TestDir::new();
+        std::fs::write(dir.data_dir().join("am.yml"), am_yml(&ring.hook.url)).expect("am.yml");
+        dir
+    };
+    // One replica.
+    let d = fresh(&ring);
+    ring.replicas[0] = Some(start(&ring, 0, d, &[0]).await);
+    ring.wait_settled(0).await;
+    let quiet = ring.post(0, "/api/v2/silences", &silence("Quiet")).await["silenceID"]
+        .as_str()
+        .expect("silence id")
+        .to_string();
+    ring.post(
+        0,
+        "/api/v2/alerts",
+        &json!([alert("Loud")[0], alert("Quiet")[0]]),
+    )
+    .await;
+    ring.hook.wait_for("Loud", 1, Duration::from_secs(15)).await;
+    // Scale up: two new replicas, and the first restarted with the three-member list.
+    for i in [1, 2] {
+        let d = fresh(&ring);
+        ring.replicas[i] = Some(start(&ring, i, d, &[0, 1, 2]).await);
+    }
+    let dir = ring.replicas[0].take().expect("running").stop();
+    ring.replicas[0] = Some(start(&ring, 0, dir, &[0, 1, 2]).await);
+    for i in 0..3 {
+        ring.wait_settled(i).await;
+    }
+    // The joiners may have settled before the first replica was back: their periodic sync
+    // (every 2 s) brings its state.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    for (i, id) in IDS.iter().enumerate() {
+        assert_eq!(
+            ring.live_silences(i).await,
+            vec![quiet.clone()],
+            "{id} after scaling up\n{}",
+            ring.logs()
+        );
+    }
+    let louder = ring.post(2, "/api/v2/silences", &silence("Louder")).await["silenceID"]
+        .as_str()
+        .expect("silence id")
+        .to_string();
+    tokio::time::sleep(QUIET_PERIOD).await;
+    assert_eq!(
+        ring.hook.calls_for("Loud").len(),
+        1,
+        "duplicate after scaling up\n{}",
+        ring.logs()
+    );
+    // Scale down to the first replica alone.
+    for i in [1, 2] {
+        drop(ring.replicas[i].take().expect("running").stop());
+    }
+    let dir = ring.replicas[0].take().expect("running").stop();
+    ring.replicas[0] = Some(start(&ring, 0, dir, &[0]).await);
+    ring.wait_settled(0).await;
+    let mut want = vec![quiet, louder];
+    want.sort();
+    assert_eq!(ring.live_silences(0).await, want, "{}", ring.logs());
+    tokio::time::sleep(QUIET_PERIOD).await;
+    assert_eq!(
+        ring.hook.calls_for("Loud").len(),
+        1,
+        "duplicate after scaling down\n{}",
+        ring.logs()
+    );
+    assert!(ring.hook.calls_for("Quiet").is_empty(), "silence lost");
 }

@@ -179,6 +179,21 @@ impl ProcessGuard {
     }
 
     /// SIGKILLs the child and reaps it. Returns its exit status (None if already reaped).
+    /// SIGTERM, then waits up to `grace` for a clean exit before SIGKILL.
+    pub fn terminate(&mut self, grace: std::time::Duration) -> Option<ExitStatus> {
+        let pid = self.pid()?;
+        signal_pid(pid, "TERM");
+        let deadline = std::time::Instant::now() + grace;
+        while std::time::Instant::now() < deadline {
+            if let Some(st) = self.try_exit_status() {
+                self.child = None;
+                return Some(st);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        self.kill()
+    }
+
     pub fn kill(&mut self) -> Option<ExitStatus> {
         let mut child = self.child.take()?;
         // `Child::kill` sends SIGKILL to this pid; it errors only if the child was reaped.
@@ -515,6 +530,15 @@ impl Strata {
             mut process, dir, ..
         } = self;
         process.kill();
+        dir
+    }
+
+    /// Stops strata gracefully (SIGTERM; SIGKILL after 30 s) and hands back its directory.
+    pub fn stop(self) -> TestDir {
+        let Strata {
+            mut process, dir, ..
+        } = self;
+        process.terminate(std::time::Duration::from_secs(30));
         dir
     }
 
