@@ -175,13 +175,9 @@ impl Queryable for MergeQueryable {
         start: i64,
         end: i64,
     ) -> Result<Vec<ChunkedSeries>, QueryError> {
-        let answers = futures::future::try_join_all(
-            self.sources
-                .iter()
-                .map(|s| s.select_chunks(tenant, matchers, start, end)),
-        )
-        .await?;
-        Ok(merge_chunked(answers, start, end))
+        // Without hints: raw data only, like every source's own default.
+        self.select_chunks_hinted(tenant, matchers, start, end, &SelectHints::default())
+            .await
     }
 
     async fn select_chunks_hinted(
