@@ -119,8 +119,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
-note() { log "NOTE: $*"; echo "$*" >>"$NOTES"; }
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
 
 # ---------------------------------------------------------------- machine
 {
@@ -202,19 +202,6 @@ build_payloads() {
 }
 
 # ---------------------------------------------------------------- helpers
-port_free() { ! ss -Htln "sport = :$1" 2>/dev/null | grep -q .; }
-
-# Busy share of all CPUs over one second, in percent.
-cpu_busy_pct() {
-    local a b
-    a=($(grep '^cpu ' /proc/stat))
-    sleep 1
-    b=($(grep '^cpu ' /proc/stat))
-    local busy=$(( (b[1]+b[2]+b[3]+b[6]+b[7]+b[8]) - (a[1]+a[2]+a[3]+a[6]+a[7]+a[8]) ))
-    local total=$(( busy + (b[4]+b[5]) - (a[4]+a[5]) ))
-    (( total > 0 )) && echo $(( 100 * busy / total )) || echo 0
-}
-
 wait_idle() {
     [[ "$WAIT_IDLE" -gt 0 ]] || return 0
     local start=$SECONDS pct
@@ -228,29 +215,6 @@ wait_idle() {
         log "machine ${pct}% busy; waiting for it to go idle before $1"
         sleep 4
     done
-}
-
-wait_ready() { # url pid name
-    local deadline=$((SECONDS + READY_TIMEOUT))
-    while (( SECONDS < deadline )); do
-        kill -0 "$2" 2>/dev/null || { log "$3 exited during startup"; return 1; }
-        curl -sf -o /dev/null --max-time 2 "$1" && return 0
-        sleep 0.2
-    done
-    log "$3 not ready after ${READY_TIMEOUT}s"
-    return 1
-}
-
-stop_target() { # pid name
-    kill -TERM "$1" 2>/dev/null || return 0
-    local i
-    for i in $(seq 1 300); do
-        kill -0 "$1" 2>/dev/null || { wait "$1" 2>/dev/null || true; return 0; }
-        sleep 0.2
-    done
-    note "$2 did not stop within 60 s of SIGTERM: killed"
-    kill -KILL "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
 }
 
 # Reads back what the target stored: number of series and of samples in the last hour. Strata's query API may
