@@ -1,16 +1,19 @@
 //! Three `strata --target=alertmanager` processes in a ring (gRPC on 127.0.0.1): one
 //! notification per group; a frozen first owner is covered by the next one after
-//! `peer_timeout`; a rolling restart keeps silences and sends no duplicate.
+//! `peer_timeout`; a rolling restart keeps silences and sends no duplicate; a partition between
+//! the replicas (cut by proxies) loses no notification and leaves no duplicate once healed;
+//! scaling 1 → 3 keeps the notification log even when the old replica crashes.
 
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use strata_tests::{free_port, signal_pid, Strata, TestDir, WebhookReceiver};
+use strata_tests::{free_port, signal_pid, FaultyProxy, Strata, TestDir, WebhookReceiver};
 
 const PEER_TIMEOUT: Duration = Duration::from_secs(2);
 const GROUP_WAIT: Duration = Duration::from_secs(1);
 /// Long enough for every owner's wait (the last one waits 2 × peer_timeout) and more.
 const QUIET_PERIOD: Duration = Duration::from_secs(7);
+const SYNC_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Replica ids. The ring unit test pins the owners of tenant `anonymous` for these ids to
 /// am-1, am-3, am-2, in that order: am-1 notifies first.
@@ -21,6 +24,8 @@ struct Ring {
     hook: WebhookReceiver,
     grpc_ports: Vec<u16>,
     replicas: Vec<Option<Strata>>,
+    /// `(i, j, proxy)`: replica i reaches replica j through the proxy (none: directly).
+    links: Vec<(usize, usize, FaultyProxy)>,
 }
 
 fn am_yml(hook: &str) -> String {
@@ -30,37 +35,54 @@ fn am_yml(hook: &str) -> String {
     )
 }
 
-fn strata_yml(i: usize, ports: &[u16]) -> String {
-    strata_yml_members(i, ports, &[0, 1, 2])
-}
-
 /// The configuration of replica `i` in a ring of the replicas listed in `members`.
 fn strata_yml_members(i: usize, ports: &[u16], members: &[usize]) -> String {
+    let addresses: Vec<(usize, String)> = members
+        .iter()
+        .map(|&m| (m, format!("127.0.0.1:{}", ports[m])))
+        .collect();
+    strata_yml_addresses(i, ports[i], &addresses)
+}
+
+/// The configuration of replica `i`, listening on `port`, in a ring of the replicas listed in
+/// `members` with the address at which replica `i` reaches each (ids are the same on every
+/// replica, addresses need not be).
+fn strata_yml_addresses(i: usize, port: u16, members: &[(usize, String)]) -> String {
     let members: String = members
         .iter()
-        .map(|&m| {
-            format!(
-                "      - {{id: {}, address: '127.0.0.1:{}'}}\n",
-                IDS[m], ports[m]
-            )
-        })
+        .map(|(m, address)| format!("      - {{id: {}, address: '{address}'}}\n", IDS[*m]))
         .collect();
     format!(
-        "alertmanager:\n  config_file: am.yml\n  snapshot_interval: 1s\n  ring:\n    enabled: true\n    instance_id: {id}\n    grpc_listen_address: '127.0.0.1:{port}'\n    replication_factor: 3\n    peer_timeout: {pt}s\n    settle_timeout: 10s\n    sync_interval: 2s\n    rpc_timeout: 1s\n    members:\n{members}",
+        "alertmanager:\n  config_file: am.yml\n  snapshot_interval: 1s\n  ring:\n    enabled: true\n    instance_id: {id}\n    grpc_listen_address: '127.0.0.1:{port}'\n    replication_factor: 3\n    peer_timeout: {pt}s\n    settle_timeout: 10s\n    sync_interval: {si}s\n    rpc_timeout: 1s\n    members:\n{members}",
         id = IDS[i],
-        port = ports[i],
         pt = PEER_TIMEOUT.as_secs(),
+        si = SYNC_INTERVAL.as_secs(),
     )
 }
 
 impl Ring {
     async fn start() -> Ring {
+        Self::start_linked(false).await
+    }
+
+    /// With `proxied`, every replica reaches each peer through its own [`FaultyProxy`].
+    async fn start_linked(proxied: bool) -> Ring {
         let hook = WebhookReceiver::start().await;
         let grpc_ports: Vec<u16> = IDS.iter().map(|_| free_port()).collect();
+        let mut links = Vec::new();
+        if proxied {
+            for i in 0..IDS.len() {
+                for j in (0..IDS.len()).filter(|&j| j != i) {
+                    let upstream = ([127, 0, 0, 1], grpc_ports[j]).into();
+                    links.push((i, j, FaultyProxy::start(upstream).await));
+                }
+            }
+        }
         let mut ring = Ring {
             hook,
             grpc_ports,
             replicas: Vec::new(),
+            links,
         };
         for i in 0..IDS.len() {
             let dir = TestDir::new();
@@ -76,13 +98,75 @@ impl Ring {
     }
 
     async fn launch(&self, i: usize, dir: TestDir) -> Strata {
-        Strata::start_target(
-            dir,
-            IDS[i],
-            "alertmanager",
-            &strata_yml(i, &self.grpc_ports),
-        )
-        .await
+        let members: Vec<(usize, String)> =
+            (0..IDS.len()).map(|j| (j, self.address(i, j))).collect();
+        let yml = strata_yml_addresses(i, self.grpc_ports[i], &members);
+        Strata::start_target(dir, IDS[i], "alertmanager", &yml).await
+    }
+
+    /// Where replica `i` reaches replica `j`: its proxy for that link, if any.
+    fn address(&self, i: usize, j: usize) -> String {
+        self.links
+            .iter()
+            .find(|(from, to, _)| (*from, *to) == (i, j))
+            .map(|(_, _, p)| p.addr().to_string())
+            .unwrap_or_else(|| format!("127.0.0.1:{}", self.grpc_ports[j]))
+    }
+
+    /// Cuts (`true`) or heals every link between replicas.
+    fn partition(&self, cut: bool) {
+        assert!(
+            !self.links.is_empty(),
+            "the ring was started without proxies"
+        );
+        for (_, _, p) in &self.links {
+            if cut {
+                p.cut();
+            } else {
+                p.heal();
+            }
+        }
+    }
+
+    /// Waits until `alertmanager_cluster_members` is `n` on every replica.
+    async fn wait_members(&self, n: f64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        for (i, id) in IDS.iter().enumerate() {
+            loop {
+                let got = self.replica(i).metric("alertmanager_cluster_members").await;
+                if got == n {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{id} reaches {got} member(s), not {n}, after {timeout:?}\n{}",
+                    self.logs()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    /// Replication pushes replica `i` made that peer `j` accepted.
+    async fn pushes(&self, i: usize, j: usize) -> f64 {
+        let s = self.replica(i);
+        let text = s
+            .client
+            .get(s.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics body");
+        let series = format!(
+            "strata_alertmanager_replication_pushes_total{{peer=\"{}\"}}",
+            IDS[j]
+        );
+        text.lines()
+            .find_map(|l| l.strip_prefix(series.as_str()))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
     }
 
     fn replica(&self, i: usize) -> &Strata {
@@ -425,6 +509,7 @@ async fn scale_one_to_three_to_one_keeps_state_and_sends_no_duplicate() {
         hook,
         grpc_ports,
         replicas: vec![None, None, None],
+        links: Vec::new(),
     };
     let start = |ring: &Ring, i: usize, dir: TestDir, members: &'static [usize]| {
         let yml = strata_yml_members(i, &ring.grpc_ports, members);
@@ -500,4 +585,195 @@ async fn scale_one_to_three_to_one_keeps_state_and_sends_no_duplicate() {
         ring.logs()
     );
     assert!(ring.hook.calls_for("Quiet").is_empty(), "silence lost");
+}
+
+/// Gossip between the replicas cut (each reaches its peers through a [`FaultyProxy`], all cut
+/// at once) while every replica gets every alert, as from a Prometheus configured with all of
+/// them: each group is notified at least once (each isolated replica may send it: duplicates
+/// are the price of a partition); once healed, the notification logs converge and nothing is
+/// sent again, a new group is notified exactly once, and a silence made on one side during the
+/// partition reaches the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_loses_no_notification_and_heals_without_duplicates() {
+    crate::require_environment();
+    let ring = Ring::start_linked(true).await;
+    // Healthy through the proxies.
+    ring.wait_members(3.0, Duration::from_secs(15)).await;
+
+    ring.partition(true);
+    let muted = ring.post(0, "/api/v2/silences", &silence("Muted")).await["silenceID"]
+        .as_str()
+        .expect("silence id")
+        .to_string();
+    let groups = ["Cut0", "Cut1", "Cut2", "Cut3"];
+    let batch: Vec<Value> = groups.iter().map(|g| alert(g)[0].clone()).collect();
+    // An owner stores the alert although forwarding it to the other owners fails.
+    for i in 0..IDS.len() {
+        ring.post(i, "/api/v2/alerts", &json!(batch)).await;
+    }
+    // Each replica marks its peers unreachable once its calls time out.
+    ring.wait_members(1.0, Duration::from_secs(15)).await;
+    // No push gets through a cut link: counted from here, one that succeeds came after healing.
+    let mut pushed_before = Vec::new();
+    for i in 0..IDS.len() {
+        for j in (0..IDS.len()).filter(|&j| j != i) {
+            pushed_before.push((i, j, ring.pushes(i, j).await));
+        }
+    }
+    for g in groups {
+        ring.hook.wait_for(g, 1, Duration::from_secs(15)).await;
+    }
+    // Every owner's wait is over: whatever the partition duplicates has been sent.
+    tokio::time::sleep(QUIET_PERIOD).await;
+    for g in groups {
+        let n = ring.hook.calls_for(g).len();
+        // repeat_interval is 1h: at most one notification per replica.
+        assert!(
+            (1..=IDS.len()).contains(&n),
+            "{g} notified {n} times during the partition\n{}",
+            ring.logs()
+        );
+    }
+    for (i, id) in IDS.iter().enumerate().skip(1) {
+        assert!(
+            ring.live_silences(i).await.is_empty(),
+            "{id} got am-1's silence through a cut link\n{}",
+            ring.logs()
+        );
+    }
+
+    ring.partition(false);
+    ring.wait_members(3.0, Duration::from_secs(20)).await;
+    // Every replica notified during the partition, so each has notification-log entries queued
+    // for each peer: wait until every link carried a push again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for &(i, j, before) in &pushed_before {
+        while ring.pushes(i, j).await <= before {
+            assert!(
+                Instant::now() < deadline,
+                "{} pushed nothing to {} after healing\n{}",
+                IDS[i],
+                IDS[j],
+                ring.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // Silences replicate last-writer-wins: am-1's reaches the others.
+    for (i, id) in IDS.iter().enumerate().skip(1) {
+        loop {
+            let live = ring.live_silences(i).await;
+            if live == vec![muted.clone()] {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id} holds silences {live:?} after healing, not am-1's {muted}\n{}",
+                ring.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // And a periodic full-state pull ran on the healed links.
+    tokio::time::sleep(SYNC_INTERVAL).await;
+    let healed: Vec<usize> = groups
+        .iter()
+        .map(|g| ring.hook.calls_for(g).len())
+        .collect();
+    let calls = ring.hook.calls().len();
+    // Several group_interval (1s) + peer_timeout windows: the merged logs repeat nothing.
+    tokio::time::sleep(QUIET_PERIOD).await;
+    assert_eq!(
+        ring.hook.calls().len(),
+        calls,
+        "notifications after healing: {:?}\n{}",
+        ring.hook
+            .calls()
+            .iter()
+            .skip(calls)
+            .map(|c| c.body["groupLabels"].clone())
+            .collect::<Vec<_>>(),
+        ring.logs()
+    );
+
+    // A group that starts after healing is notified once, and the silence holds everywhere.
+    let batch = json!([alert("After")[0], alert("Muted")[0]]);
+    for i in 0..IDS.len() {
+        ring.post(i, "/api/v2/alerts", &batch).await;
+    }
+    ring.hook
+        .wait_for("After", 1, Duration::from_secs(15))
+        .await;
+    tokio::time::sleep(QUIET_PERIOD).await;
+    assert_eq!(
+        ring.hook.calls_for("After").len(),
+        1,
+        "a group that started after healing\n{}",
+        ring.logs()
+    );
+    assert!(
+        ring.hook.calls_for("Muted").is_empty(),
+        "the silence made during the partition does not hold everywhere\n{}",
+        ring.logs()
+    );
+    let now: Vec<usize> = groups
+        .iter()
+        .map(|g| ring.hook.calls_for(g).len())
+        .collect();
+    assert_eq!(now, healed, "{groups:?} notified again\n{}", ring.logs());
+}
+
+/// Scale 1 → 3 where the single old replica crashes (SIGKILL) before it wrote its notification
+/// log to disk: the joiners must have taken that log from it (their start-up pull, although the
+/// old replica's member list does not name them yet), so the restarted replica gets it back and,
+/// when the alert is sent again (as Prometheus keeps sending firing alerts), nobody repeats it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_up_then_crash_of_the_old_replica_sends_no_duplicate() {
+    crate::require_environment();
+    let hook = WebhookReceiver::start().await;
+    let grpc_ports: Vec<u16> = IDS.iter().map(|_| free_port()).collect();
+    let mut ring = Ring {
+        hook,
+        grpc_ports,
+        replicas: vec![None, None, None],
+        links: Vec::new(),
+    };
+    // No snapshot after the one at start: what the old replica notified is on no disk.
+    let start = |ring: &Ring, i: usize, dir: TestDir, members: &'static [usize]| {
+        let yml = strata_yml_members(i, &ring.grpc_ports, members)
+            .replace("snapshot_interval: 1s", "snapshot_interval: 1h");
+        async move { Strata::start_target(dir, IDS[i], "alertmanager", &yml).await }
+    };
+    let fresh = |ring: &Ring| {
+        let dir = TestDir::new();
+        std::fs::write(dir.data_dir().join("am.yml"), am_yml(&ring.hook.url)).expect("am.yml");
+        dir
+    };
+    let d = fresh(&ring);
+    ring.replicas[0] = Some(start(&ring, 0, d, &[0]).await);
+    ring.wait_settled(0).await;
+    ring.post(0, "/api/v2/alerts", &alert("Loud")).await;
+    ring.hook.wait_for("Loud", 1, Duration::from_secs(15)).await;
+    for i in [1, 2] {
+        let d = fresh(&ring);
+        ring.replicas[i] = Some(start(&ring, i, d, &[0, 1, 2]).await);
+    }
+    for i in [1, 2] {
+        ring.wait_settled(i).await;
+    }
+    let dir = ring.replicas[0].take().expect("running").kill();
+    ring.replicas[0] = Some(start(&ring, 0, dir, &[0, 1, 2]).await);
+    for i in 0..IDS.len() {
+        ring.wait_settled(i).await;
+    }
+    for i in 0..IDS.len() {
+        ring.post(i, "/api/v2/alerts", &alert("Loud")).await;
+    }
+    tokio::time::sleep(QUIET_PERIOD).await;
+    assert_eq!(
+        ring.hook.calls_for("Loud").len(),
+        1,
+        "duplicate after the old replica crashed\n{}",
+        ring.logs()
+    );
 }

@@ -19,7 +19,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use prost::Message;
 use strata_proto::prometheus::{ReadRequest, ReadResponse, WriteRequest};
 
+pub mod faulty_proxy;
 pub mod query_api;
+
+pub use faulty_proxy::FaultyProxy;
 
 /// How many bytes of each log file are printed when a test fails.
 pub const LOG_TAIL_BYTES: u64 = 6 * 1024;

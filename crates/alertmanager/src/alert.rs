@@ -4,11 +4,15 @@ use crate::labels::{fingerprint, LabelSet};
 use crate::time::{is_zero, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::Arc;
 
+/// Labels and annotations are shared (`Arc`) between the versions of an alert: a resend that
+/// changes only times (what Prometheus sends every minute) allocates nothing that lasts, and a
+/// snapshot holding the previous versions costs their few times, not their labels again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
-    pub labels: LabelSet,
-    pub annotations: LabelSet,
+    pub labels: Arc<LabelSet>,
+    pub annotations: Arc<LabelSet>,
     pub starts_at: Timestamp,
     /// Go zero time when unset.
     pub ends_at: Timestamp,
@@ -52,16 +56,27 @@ impl Alert {
 }
 
 /// Every alert the API accepted, by fingerprint.
+///
+/// Alerts are shared (`Arc`) with the aggregation groups, the inhibitor and snapshots, like
+/// upstream's pointers: one copy of each alert however many routes it takes.
 #[derive(Debug, Default)]
 pub struct AlertStore {
-    alerts: HashMap<u64, Alert>,
+    alerts: HashMap<u64, Arc<Alert>>,
 }
 
 impl AlertStore {
     /// Stores `alert`, merging it with the stored version when their activity ranges overlap
     /// (upstream's exact condition); returns what is now stored.
-    pub fn put(&mut self, alert: Alert, now: Timestamp) -> Alert {
+    pub fn put(&mut self, mut alert: Alert, now: Timestamp) -> Arc<Alert> {
         let fp = alert.fingerprint();
+        if let Some(old) = self.alerts.get(&fp) {
+            if old.labels == alert.labels {
+                alert.labels = Arc::clone(&old.labels);
+            }
+            if old.annotations == alert.annotations {
+                alert.annotations = Arc::clone(&old.annotations);
+            }
+        }
         let stored = match self.alerts.get(&fp) {
             Some(old)
                 if (alert.ends_at > old.starts_at && alert.ends_at < old.ends_at)
@@ -71,15 +86,16 @@ impl AlertStore {
             }
             _ => alert,
         };
-        self.alerts.insert(fp, stored.clone());
+        let stored = Arc::new(stored);
+        self.alerts.insert(fp, Arc::clone(&stored));
         stored
     }
 
-    pub fn get(&self, fp: u64) -> Option<&Alert> {
+    pub fn get(&self, fp: u64) -> Option<&Arc<Alert>> {
         self.alerts.get(&fp)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&u64, &Alert)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&u64, &Arc<Alert>)> {
         self.alerts.iter()
     }
 
@@ -146,8 +162,8 @@ mod tests {
 
     fn alert(start: &str, end: Option<&str>, updated: &str) -> Alert {
         Alert {
-            labels: [("alertname".to_string(), "A".to_string())].into(),
-            annotations: LabelSet::new(),
+            labels: Arc::new(LabelSet::from([("alertname".to_string(), "A".to_string())])),
+            annotations: Arc::default(),
             starts_at: t(start),
             ends_at: end.map(t).unwrap_or_else(zero_time),
             generator_url: String::new(),
@@ -173,7 +189,7 @@ mod tests {
             Some("2026-01-01T00:30:00Z"),
             "2026-01-01T00:02:00Z",
         );
-        newer.annotations.insert("s".into(), "new".into());
+        Arc::make_mut(&mut newer.annotations).insert("s".into(), "new".into());
         let got = store.put(newer, now);
         assert_eq!(got.starts_at, t("2026-01-01T00:00:00Z"));
         assert_eq!(got.ends_at, t("2026-01-01T00:30:00Z"));
@@ -186,6 +202,33 @@ mod tests {
         );
         let got = store.put(later, now);
         assert_eq!(got.starts_at, t("2026-01-01T01:00:00Z"));
+    }
+
+    #[test]
+    fn resends_share_labels_and_unchanged_annotations() {
+        let now = t("2026-01-01T00:10:00Z");
+        let mut store = AlertStore::default();
+        let first = store.put(
+            alert("2026-01-01T00:00:00Z", None, "2026-01-01T00:01:00Z"),
+            now,
+        );
+        let again = store.put(
+            alert("2026-01-01T00:00:00Z", None, "2026-01-01T00:02:00Z"),
+            now,
+        );
+        assert!(Arc::ptr_eq(&first.labels, &again.labels));
+        assert!(Arc::ptr_eq(&first.annotations, &again.annotations));
+        assert_eq!(again.updated_at, t("2026-01-01T00:02:00Z"));
+        let mut changed = alert("2026-01-01T00:00:00Z", None, "2026-01-01T00:03:00Z");
+        Arc::make_mut(&mut changed.annotations).insert("summary".into(), "new".into());
+        let third = store.put(changed, now);
+        assert!(Arc::ptr_eq(&first.labels, &third.labels));
+        assert!(!Arc::ptr_eq(&first.annotations, &third.annotations));
+        assert_eq!(third.annotations["summary"], "new");
+        assert_eq!(
+            store.get(first.fingerprint()).unwrap().annotations["summary"],
+            "new"
+        );
     }
 
     #[test]

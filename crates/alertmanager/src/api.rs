@@ -498,14 +498,14 @@ async fn get_groups(
     let out = am.with_core(|c| {
         // Receivers per alert over all listed groups.
         let mut receivers: BTreeMap<u64, Vec<String>> = BTreeMap::new();
-        let mut groups: Vec<(LabelSet, String, Vec<Alert>)> = Vec::new();
+        let mut groups: Vec<(LabelSet, String, Vec<Arc<Alert>>)> = Vec::new();
         for g in c.groups() {
             if let Some(re) = &q.receiver {
                 if !re.is_match(&g.opts.receiver) {
                     continue;
                 }
             }
-            let mut alerts: Vec<Alert> = g
+            let mut alerts: Vec<Arc<Alert>> = g
                 .alerts
                 .values()
                 .filter(|a| {
@@ -618,9 +618,12 @@ fn decode_alerts(body: &[u8]) -> Result<Vec<Alert>, ApiError> {
             }
         };
         out.push(Alert {
-            labels: str_map(obj.get("labels"), "labels", i).map_err(ApiError::BadRequest)?,
-            annotations: str_map(obj.get("annotations"), "annotations", i)
-                .map_err(ApiError::BadRequest)?,
+            labels: Arc::new(
+                str_map(obj.get("labels"), "labels", i).map_err(ApiError::BadRequest)?,
+            ),
+            annotations: Arc::new(
+                str_map(obj.get("annotations"), "annotations", i).map_err(ApiError::BadRequest)?,
+            ),
             starts_at: opt_time(obj.get("startsAt"), "startsAt", i)
                 .map_err(ApiError::BadRequest)?,
             ends_at: opt_time(obj.get("endsAt"), "endsAt", i).map_err(ApiError::BadRequest)?,
@@ -649,7 +652,9 @@ fn accept_alerts(am: &TenantAlertmanager, mut alerts: Vec<Alert>, version: &str)
             a.timeout = true;
             a.ends_at = add(now, resolve_timeout);
         }
-        a.labels.retain(|_, v| !v.is_empty());
+        if a.labels.values().any(String::is_empty) {
+            Arc::make_mut(&mut a.labels).retain(|_, v| !v.is_empty());
+        }
     }
     let metrics = am.metrics();
     for a in &alerts {

@@ -720,11 +720,15 @@ impl AlertmanagerPeer for PeerService {
         let Some(cluster) = self.am.cluster() else {
             return Err(tonic::Status::failed_precondition("ring disabled"));
         };
+        // A requester missing from this replica's member list (one joining while this replica
+        // still runs with the old list, e.g. scaling up from one replica) gets every tenant: it
+        // keeps those it owns in its own view of the ring (`apply_state`).
+        let known = cluster.ring().members().contains(&from);
         let tenants = self
             .am
             .tenants()
             .into_iter()
-            .filter(|t| cluster.ring().position(t.id(), &from).is_some())
+            .filter(|t| !known || cluster.ring().position(t.id(), &from).is_some())
             .map(|t| {
                 let snap = t.snapshot();
                 pb::TenantState {

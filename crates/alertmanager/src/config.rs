@@ -31,6 +31,12 @@ pub struct AlertmanagerConfig {
     /// dropped.
     #[serde(with = "humantime_serde")]
     pub maintenance_interval: Duration,
+    /// At most this many notification requests in flight to one host (scheme, host and port
+    /// of the receiver's URL), over all tenants; the others wait for a slot. When many groups
+    /// fall due at once (a restart, a mass outage) this keeps Strata from opening a connection
+    /// per group, with its buffers, and the receiver from being flooded; a hung receiver only
+    /// delays notifications to itself. Upstream has no such limit.
+    pub max_concurrent_notifications_per_host: usize,
     /// Several replicas sharing tenants (see [`RingConfig`]); off: this process alone.
     pub ring: RingConfig,
 }
@@ -195,6 +201,7 @@ impl Default for AlertmanagerConfig {
             retention: Duration::from_secs(120 * 3600),
             maintenance_interval: Duration::from_secs(30),
             snapshot_interval: Duration::from_secs(15),
+            max_concurrent_notifications_per_host: 32,
             ring: RingConfig::default(),
         }
     }
@@ -247,6 +254,12 @@ impl AlertmanagerConfig {
             return Err(AlertmanagerError::Config {
                 field: "alertmanager.snapshot_interval",
                 reason: "must be at least 1s".into(),
+            });
+        }
+        if self.max_concurrent_notifications_per_host == 0 {
+            return Err(AlertmanagerError::Config {
+                field: "alertmanager.max_concurrent_notifications_per_host",
+                reason: "must be at least 1".into(),
             });
         }
         self.ring.validate()

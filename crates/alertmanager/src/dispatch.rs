@@ -26,7 +26,7 @@ pub struct AggrGroup {
     pub labels: LabelSet,
     pub key: String,
     pub opts: RouteOpts,
-    pub alerts: BTreeMap<u64, Alert>,
+    pub alerts: BTreeMap<u64, Arc<Alert>>,
     pub next_flush: Timestamp,
     pub has_flushed: bool,
     pub in_flight: bool,
@@ -40,15 +40,12 @@ pub type GroupId = (usize, String);
 pub struct PlannedSend {
     pub key: NflogKey,
     pub webhook: Webhook,
-    /// `None`: nothing to POST (only resolved alerts and `send_resolved: false`), but the flush
-    /// still counts as notified, like upstream.
-    pub body: Option<String>,
-    /// Why this send cannot be made (a template that fails, an unreadable URL file): it fails
-    /// without a request.
+    /// What the request is made of, rendered only when the send has its slot (see
+    /// [`Content::render`]). `None`: nothing to send (only resolved alerts and
+    /// `send_resolved: false`), but the flush still counts as notified, like upstream.
+    pub content: Option<Content>,
+    /// Why this send cannot be made (an unreadable URL file): it fails without a request.
     pub failure: Option<Arc<crate::error::NotifyError>>,
-    /// For an email: the SMTP settings and the message (`body` then holds its text, so that
-    /// "something to send" reads the same for every integration).
-    pub email: Option<Arc<EmailSend>>,
     firing: BTreeSet<u64>,
     resolved: BTreeSet<u64>,
     repeat: Duration,
@@ -76,19 +73,125 @@ pub struct EmailSend {
 
 /// One integration of a receiver in a flush: its name and index, where its request goes, how
 /// its body is built, and why it cannot be sent at all.
-type Target<'a> = (
+type Target = (
     &'static str,
     usize,
     Webhook,
-    Kind<'a>,
+    IntegrationKind,
     Option<crate::error::NotifyError>,
 );
+
+/// Which integration of the receiver a send is for, and so how its body is built.
+#[derive(Debug, Clone, Copy)]
+pub enum IntegrationKind {
+    /// A webhook, with its `max_alerts`.
+    Webhook(u64),
+    Slack(usize),
+    Email(usize),
+    Pagerduty(usize),
+}
+
+/// What one flush of a group is rendered from: shared by the group's integrations, holding the
+/// alerts by reference. A flush of many groups at once (a restart, a mass outage) so queues
+/// ~100 bytes per group, not its rendered payloads; each body is rendered when its send gets a
+/// slot (`alertmanager.max_concurrent_notifications_per_host`).
+#[derive(Debug)]
+pub struct FlushData {
+    config: Arc<LoadedConfig>,
+    receiver: String,
+    labels: LabelSet,
+    key: String,
+    external_url: String,
+    now: Timestamp,
+    /// In notification order; inhibited and silenced ones left out.
+    alerts: Vec<Arc<Alert>>,
+}
+
+/// One integration's request, to be rendered.
+#[derive(Debug, Clone)]
+pub struct Content {
+    data: Arc<FlushData>,
+    kind: IntegrationKind,
+    /// Leave resolved alerts out (`send_resolved: false`).
+    only_firing: bool,
+}
+
+/// A rendered request: the body, and for an email the message (the body then holds its text).
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub body: bytes::Bytes,
+    pub email: Option<Arc<EmailSend>>,
+}
+
+impl Content {
+    /// Renders the request as of the flush: alerts not resolved then are sent with a zero end.
+    pub fn render(&self) -> Result<Rendered, crate::error::NotifyError> {
+        let d = &*self.data;
+        let now = d.now;
+        let alerts: Vec<Alert> = d
+            .alerts
+            .iter()
+            .filter(|a| !self.only_firing || !a.resolved_at(now))
+            .map(|a| {
+                let mut a = Alert::clone(a);
+                if !a.resolved_at(now) {
+                    a.ends_at = zero_time();
+                }
+                a
+            })
+            .collect();
+        let receiver = d.config.receivers.get(&d.receiver);
+        let missing = || crate::error::NotifyError::ReceiverGone {
+            receiver: d.receiver.clone(),
+        };
+        let kind = match self.kind {
+            IntegrationKind::Webhook(max) => Kind::Webhook(max),
+            IntegrationKind::Slack(i) => {
+                Kind::Slack(receiver.and_then(|r| r.slacks.get(i)).ok_or_else(missing)?)
+            }
+            IntegrationKind::Pagerduty(i) => Kind::Pagerduty(
+                receiver
+                    .and_then(|r| r.pagerduties.get(i))
+                    .ok_or_else(missing)?,
+            ),
+            IntegrationKind::Email(i) => {
+                let e = receiver.and_then(|r| r.emails.get(i)).ok_or_else(missing)?;
+                let m = render_email(
+                    e,
+                    &d.config,
+                    &d.receiver,
+                    &d.labels,
+                    &d.external_url,
+                    &alerts,
+                    now,
+                )?;
+                return Ok(Rendered {
+                    body: bytes::Bytes::from(m.mail.message.clone()),
+                    email: Some(Arc::new(m)),
+                });
+            }
+        };
+        let body = render_body(
+            &kind,
+            &d.config,
+            &d.receiver,
+            &d.labels,
+            &d.key,
+            &d.external_url,
+            &alerts,
+            now,
+        )?;
+        Ok(Rendered {
+            body: bytes::Bytes::from(body),
+            email: None,
+        })
+    }
+}
 
 /// How an integration's body is built.
 enum Kind<'a> {
     Webhook(u64),
     Slack(&'a crate::amconfig::Slack),
-    Email(&'a crate::amconfig::Email),
     Pagerduty(&'a crate::amconfig::Pagerduty),
 }
 
@@ -133,10 +236,6 @@ fn render_body(
             alerts,
             now,
         )),
-        Kind::Email(e) => {
-            render_email(e, config, receiver, group_labels, external_url, alerts, now)
-                .map(|m| String::from_utf8_lossy(&m.mail.message).into_owned())
-        }
         Kind::Slack(s) => {
             crate::notify::slack_body(&s.config, &config.templates, &data()).map_err(|source| {
                 NotifyError::Template {
@@ -188,11 +287,12 @@ impl AlertStatus {
 }
 
 /// What a snapshotter persists (and a peer replicates): silences, notification log, alerts.
+/// The alerts are shared with the live state, so taking a snapshot copies no alert.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Snapshot {
     pub silences: Vec<Silence>,
     pub nflog: Vec<NflogEntry>,
-    pub alerts: Vec<Alert>,
+    pub alerts: Vec<Arc<Alert>>,
 }
 
 #[derive(Debug)]
@@ -229,7 +329,7 @@ impl Core {
         self.config = config;
         self.inhibitor = Inhibitor::new(self.config.inhibit_rules.clone());
         self.groups.clear();
-        let all: Vec<Alert> = self.alerts.iter().map(|(_, a)| a.clone()).collect();
+        let all: Vec<Arc<Alert>> = self.alerts.iter().map(|(_, a)| Arc::clone(a)).collect();
         for a in &all {
             self.inhibitor.observe(a);
         }
@@ -247,7 +347,7 @@ impl Core {
         }
     }
 
-    fn route_alert(&mut self, alert: Alert, now: Timestamp) {
+    fn route_alert(&mut self, alert: Arc<Alert>, now: Timestamp) {
         let config = Arc::clone(&self.config);
         let fp = alert.fingerprint();
         for route in config.route.match_labels(&alert.labels) {
@@ -270,7 +370,7 @@ impl Core {
             if !group.has_flushed && add(alert.starts_at, group.opts.group_wait) < now {
                 group.next_flush = now;
             }
-            group.alerts.insert(fp, alert.clone());
+            group.alerts.insert(fp, Arc::clone(&alert));
         }
     }
 
@@ -316,18 +416,8 @@ impl Core {
         if group.alerts.is_empty() {
             return None;
         }
-        // Alerts as of now: an alert not resolved yet is sent with a zero end.
-        let mut alerts: Vec<Alert> = group
-            .alerts
-            .values()
-            .map(|a| {
-                let mut a = a.clone();
-                if !a.resolved_at(now) {
-                    a.ends_at = zero_time();
-                }
-                a
-            })
-            .collect();
+        // In notification order; the ends of alerts still firing are zeroed when rendered.
+        let mut alerts: Vec<Arc<Alert>> = group.alerts.values().cloned().collect();
         alerts.sort_by(|a, b| alert_order(&a.labels, &b.labels));
         let resolved_snapshot = group
             .alerts
@@ -353,21 +443,21 @@ impl Core {
             let firing: BTreeSet<u64> = alerts
                 .iter()
                 .filter(|a| !a.resolved_at(now))
-                .map(Alert::fingerprint)
+                .map(|a| a.fingerprint())
                 .collect();
             let resolved: BTreeSet<u64> = alerts
                 .iter()
                 .filter(|a| a.resolved_at(now))
-                .map(Alert::fingerprint)
+                .map(|a| a.fingerprint())
                 .collect();
             if let Some(receiver) = config.receivers.get(&opts.receiver) {
-                let mut targets: Vec<Target<'_>> = Vec::new();
+                let mut targets: Vec<Target> = Vec::new();
                 for (idx, hook) in receiver.webhooks.iter().enumerate() {
                     targets.push((
                         "webhook",
                         idx,
                         hook.clone(),
-                        Kind::Webhook(hook.max_alerts),
+                        IntegrationKind::Webhook(hook.max_alerts),
                         None,
                     ));
                 }
@@ -378,7 +468,7 @@ impl Core {
                         max_alerts: 0,
                         http: crate::amconfig::HttpConfig::default(),
                     };
-                    targets.push(("email", idx, target, Kind::Email(e), None));
+                    targets.push(("email", idx, target, IntegrationKind::Email(idx), None));
                 }
                 for (idx, s) in receiver.slacks.iter().enumerate() {
                     let (url, failure) = match s.url.read() {
@@ -397,7 +487,7 @@ impl Core {
                         max_alerts: 0,
                         http: s.http.clone(),
                     };
-                    targets.push(("slack", idx, target, Kind::Slack(s), failure));
+                    targets.push(("slack", idx, target, IntegrationKind::Slack(idx), failure));
                 }
                 for (idx, p) in receiver.pagerduties.iter().enumerate() {
                     let target = Webhook {
@@ -406,8 +496,23 @@ impl Core {
                         max_alerts: 0,
                         http: p.http.clone(),
                     };
-                    targets.push(("pagerduty", idx, target, Kind::Pagerduty(p), None));
+                    targets.push((
+                        "pagerduty",
+                        idx,
+                        target,
+                        IntegrationKind::Pagerduty(idx),
+                        None,
+                    ));
                 }
+                let data = Arc::new(FlushData {
+                    config: Arc::clone(&config),
+                    receiver: receiver.name.clone(),
+                    labels,
+                    key: key.clone(),
+                    external_url: self.external_url.clone(),
+                    now,
+                    alerts,
+                });
                 for (integration, idx, hook, kind, unusable) in targets {
                     let nkey = NflogKey {
                         group_key: key.clone(),
@@ -425,65 +530,26 @@ impl Core {
                     ) {
                         continue;
                     }
-                    let mut email = None;
                     // Without send_resolved, resolved alerts are left out, and a flush with
                     // only resolved alerts sends nothing.
-                    let only_firing: Vec<Alert>;
-                    let selected: Option<&[Alert]> = if hook.send_resolved {
-                        Some(alerts.as_slice())
-                    } else if firing.is_empty() {
-                        None
-                    } else {
-                        only_firing = alerts
-                            .iter()
-                            .filter(|a| !a.resolved_at(now))
-                            .cloned()
-                            .collect();
-                        Some(only_firing.as_slice())
-                    };
-                    let (body, failure) = match (selected, unusable) {
-                        (None, _) => (None, None),
-                        (Some(_), Some(e)) => (None, Some(Arc::new(e))),
-                        (Some(selected), None) => {
-                            let rendered = match &kind {
-                                Kind::Email(e) => render_email(
-                                    e,
-                                    &config,
-                                    &receiver.name,
-                                    &labels,
-                                    &self.external_url,
-                                    selected,
-                                    now,
-                                )
-                                .map(|m| {
-                                    let text =
-                                        String::from_utf8_lossy(&m.mail.message).into_owned();
-                                    email = Some(Arc::new(m));
-                                    text
-                                }),
-                                _ => render_body(
-                                    &kind,
-                                    &config,
-                                    &receiver.name,
-                                    &labels,
-                                    &key,
-                                    &self.external_url,
-                                    selected,
-                                    now,
-                                ),
-                            };
-                            match rendered {
-                                Ok(b) => (Some(b), None),
-                                Err(e) => (None, Some(Arc::new(e))),
-                            }
-                        }
+                    let something = hook.send_resolved || !firing.is_empty();
+                    let (content, failure) = match (something, unusable) {
+                        (false, _) => (None, None),
+                        (true, Some(e)) => (None, Some(Arc::new(e))),
+                        (true, None) => (
+                            Some(Content {
+                                data: Arc::clone(&data),
+                                kind,
+                                only_firing: !hook.send_resolved,
+                            }),
+                            None,
+                        ),
                     };
                     sends.push(PlannedSend {
                         key: nkey,
                         webhook: hook,
-                        body,
+                        content,
                         failure,
-                        email,
                         firing: firing.clone(),
                         resolved: resolved.clone(),
                         repeat: opts.repeat_interval,
@@ -601,8 +667,11 @@ impl Core {
                     b.key.index,
                 ))
         });
-        let mut alerts: Vec<(u64, Alert)> =
-            self.alerts.iter().map(|(fp, a)| (*fp, a.clone())).collect();
+        let mut alerts: Vec<(u64, Arc<Alert>)> = self
+            .alerts
+            .iter()
+            .map(|(fp, a)| (*fp, Arc::clone(a)))
+            .collect();
         alerts.sort_by_key(|(fp, _)| *fp);
         Snapshot {
             silences,
@@ -616,7 +685,10 @@ impl Core {
         for e in snap.nflog {
             self.nflog.merge(e);
         }
-        self.put_alerts(snap.alerts, now);
+        self.put_alerts(
+            snap.alerts.into_iter().map(Arc::unwrap_or_clone).collect(),
+            now,
+        );
     }
 }
 
@@ -663,8 +735,9 @@ inhibit_rules:
             labels: pairs
                 .iter()
                 .map(|(a, b)| (a.to_string(), b.to_string()))
-                .collect(),
-            annotations: LabelSet::new(),
+                .collect::<LabelSet>()
+                .into(),
+            annotations: Arc::default(),
             starts_at: clock.now(),
             ends_at: add(clock.now(), Duration::from_secs(3 * 3600)),
             generator_url: String::new(),
@@ -681,10 +754,10 @@ inhibit_rules:
         for job in jobs {
             let ok = vec![true; job.sends.len()];
             for s in &job.sends {
-                if let Some(b) = &s.body {
+                if let Some(b) = s.content.as_ref().map(|c| c.render().unwrap().body) {
                     out.push((
                         s.webhook.url.rsplit('/').next().unwrap_or("").to_string(),
-                        serde_json::from_str(b).unwrap(),
+                        serde_json::from_slice(&b).unwrap(),
                     ));
                 }
             }
@@ -823,8 +896,8 @@ inhibit_rules:
         let bodies: Vec<serde_json::Value> = jobs
             .iter()
             .flat_map(|j| j.sends.iter())
-            .filter_map(|s| s.body.as_ref())
-            .map(|b| serde_json::from_str(b).unwrap())
+            .filter_map(|s| s.content.as_ref())
+            .map(|c| serde_json::from_slice(&c.render().unwrap().body).unwrap())
             .collect();
         assert_eq!(
             bodies.len(),

@@ -214,6 +214,9 @@ pub enum NotifyError {
         #[source]
         source: std::io::Error,
     },
+    /// A reload removed the receiver (or the integration) between the flush and its send.
+    #[error("receiver {receiver:?} is not in the configuration any more")]
+    ReceiverGone { receiver: String },
 }
 
 impl NotifyError {

@@ -6,12 +6,13 @@ use crate::amconfig::InhibitRule;
 use crate::labels::LabelSet;
 use crate::time::Timestamp;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 #[derive(Debug, Default)]
 pub struct Inhibitor {
     rules: Vec<InhibitRule>,
     /// Per rule: the alerts matching its source side, by fingerprint.
-    sources: Vec<HashMap<u64, Alert>>,
+    sources: Vec<HashMap<u64, Arc<Alert>>>,
 }
 
 impl Inhibitor {
@@ -21,10 +22,10 @@ impl Inhibitor {
     }
 
     /// Feeds an alert as it is stored.
-    pub fn observe(&mut self, alert: &Alert) {
+    pub fn observe(&mut self, alert: &Arc<Alert>) {
         for (rule, cache) in self.rules.iter().zip(self.sources.iter_mut()) {
             if rule.source.matches(&alert.labels) {
-                cache.insert(alert.fingerprint(), alert.clone());
+                cache.insert(alert.fingerprint(), Arc::clone(alert));
             }
         }
     }
@@ -65,13 +66,14 @@ mod tests {
     use crate::amconfig::AmConfig;
     use crate::time::{parse_rfc3339, zero_time};
 
-    fn alert(pairs: &[(&str, &str)], ends: Option<&str>) -> Alert {
-        Alert {
+    fn alert(pairs: &[(&str, &str)], ends: Option<&str>) -> Arc<Alert> {
+        Arc::new(Alert {
             labels: pairs
                 .iter()
                 .map(|(a, b)| (a.to_string(), b.to_string()))
-                .collect(),
-            annotations: LabelSet::new(),
+                .collect::<LabelSet>()
+                .into(),
+            annotations: Arc::default(),
             starts_at: parse_rfc3339("2026-01-01T00:00:00Z").unwrap(),
             ends_at: ends
                 .map(|e| parse_rfc3339(e).unwrap())
@@ -79,7 +81,7 @@ mod tests {
             generator_url: String::new(),
             updated_at: parse_rfc3339("2026-01-01T00:00:00Z").unwrap(),
             timeout: false,
-        }
+        })
     }
 
     #[test]

@@ -113,8 +113,11 @@ impl Alertmanager {
             .unwrap_or_else(|| default_external_url.to_string())
             .trim_end_matches('/')
             .to_string();
-        let sender = webhook::WebhookSender::new(&format!("Strata/{}", env!("CARGO_PKG_VERSION")))
-            .map_err(AlertmanagerError::HttpClient)?;
+        let sender = webhook::WebhookSender::new(
+            &format!("Strata/{}", env!("CARGO_PKG_VERSION")),
+            settings.max_concurrent_notifications_per_host,
+        )
+        .map_err(AlertmanagerError::HttpClient)?;
         let tenants: metrics::TenantMap = Arc::default();
         let metrics = metrics::Metrics::new(registry, tenants.clone(), clock.clone());
         let cluster = if settings.ring.enabled {

@@ -527,7 +527,9 @@ pub async fn send_email(
 mod tests {
     use super::*;
     use crate::alert::Alert;
+    use crate::labels::LabelSet;
     use crate::time::{parse_rfc3339, zero_time};
+    use std::sync::Arc;
 
     fn data(resolved: bool) -> Value {
         let now = parse_rfc3339("2026-11-25T00:00:00Z").unwrap();
@@ -536,8 +538,13 @@ mod tests {
                 ("alertname".to_string(), "DiskFull".to_string()),
                 ("instance".to_string(), "db1".to_string()),
             ]
+            .into_iter()
+            .collect::<LabelSet>()
             .into(),
-            annotations: [("summary".to_string(), "disk full".to_string())].into(),
+            annotations: Arc::new(LabelSet::from([(
+                "summary".to_string(),
+                "disk full".to_string(),
+            )])),
             starts_at: parse_rfc3339("2026-11-24T23:00:00Z").unwrap(),
             ends_at: if resolved {
                 parse_rfc3339("2026-11-24T23:30:00Z").unwrap()

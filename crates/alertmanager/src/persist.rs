@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 /// The snapshot format this build writes and reads. Bump it when [`SnapshotFile`] (or a type it
 /// contains) changes shape, and keep a fixture of every version under `tests/fixtures/`.
@@ -34,7 +35,32 @@ pub struct SnapshotFile {
     pub taken_at: Timestamp,
     pub silences: Vec<Silence>,
     pub nflog: Vec<NflogEntry>,
-    pub alerts: Vec<Alert>,
+    pub alerts: Vec<Arc<Alert>>,
+}
+
+/// [`SnapshotFile`] by reference, to write a snapshot without copying the state. Its fields
+/// must stay those of [`SnapshotFile`], in the same order (a unit test holds them together).
+#[derive(Serialize)]
+pub struct SnapshotFileRef<'a> {
+    pub version: u32,
+    pub tenant: &'a str,
+    pub taken_at: Timestamp,
+    pub silences: &'a [Silence],
+    pub nflog: &'a [NflogEntry],
+    pub alerts: &'a [Arc<Alert>],
+}
+
+impl<'a> SnapshotFileRef<'a> {
+    pub fn new(tenant: &'a str, taken_at: Timestamp, snap: &'a Snapshot) -> Self {
+        Self {
+            version: SNAPSHOT_VERSION,
+            tenant,
+            taken_at,
+            silences: &snap.silences,
+            nflog: &snap.nflog,
+            alerts: &snap.alerts,
+        }
+    }
 }
 
 impl SnapshotFile {
@@ -141,18 +167,52 @@ impl UserConfig {
 
 /// Replaces `path` with `bytes` atomically and durably.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_with(path, |w| w.write_all(bytes))
+}
+
+/// Replaces `path` atomically and durably with what `write` writes, streamed through a buffer
+/// (a snapshot of many alerts is never held in memory whole).
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(".tmp");
     let tmp = dir.join(tmp_name);
     {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
+        let mut w = std::io::BufWriter::with_capacity(64 << 10, std::fs::File::create(&tmp)?);
+        write(&mut w)?;
+        let f = w
+            .into_inner()
+            .map_err(std::io::IntoInnerError::into_error)?;
         f.sync_all()?;
     }
     std::fs::rename(&tmp, path)?;
     sync_dir(dir)
+}
+
+/// A writer that only hashes what goes through it (XXH3-128): detects a changed state without
+/// holding its serialization.
+#[derive(Default)]
+pub struct DigestWriter(xxhash_rust::xxh3::Xxh3Default);
+
+impl DigestWriter {
+    pub fn finish(&self) -> u128 {
+        self.0.digest128()
+    }
+}
+
+impl Write for DigestWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Removes `path` (if present) durably.

@@ -229,8 +229,8 @@ pub fn data(
                 "Status",
                 Value::Str(if resolved { "resolved" } else { "firing" }.into()),
             ),
-            ("Labels", Value::Kv(a.labels.clone())),
-            ("Annotations", Value::Kv(a.annotations.clone())),
+            ("Labels", Value::Kv(LabelSet::clone(&a.labels))),
+            ("Annotations", Value::Kv(LabelSet::clone(&a.annotations))),
             ("StartsAt", Value::Str(go_time_string(&a.starts_at))),
             (
                 "EndsAt",
@@ -249,7 +249,7 @@ pub fn data(
     }
     let all_resolved = alerts.iter().all(|a| a.resolved_at(now));
     let (mut common_labels, mut common_annotations) = match alerts.first() {
-        Some(a) => (a.labels.clone(), a.annotations.clone()),
+        Some(a) => (LabelSet::clone(&a.labels), LabelSet::clone(&a.annotations)),
         None => (LabelSet::new(), LabelSet::new()),
     };
     for a in alerts.iter().skip(1) {
@@ -1511,14 +1511,19 @@ impl Templates {
 mod tests {
     use super::*;
     use crate::time::{parse_rfc3339, zero_time};
+    use std::sync::Arc;
 
     fn alert(labels: &[(&str, &str)], ends: Option<&str>) -> Alert {
         Alert {
             labels: labels
                 .iter()
                 .map(|(a, b)| (a.to_string(), b.to_string()))
-                .collect(),
-            annotations: [("summary".to_string(), "disk full".to_string())].into(),
+                .collect::<LabelSet>()
+                .into(),
+            annotations: Arc::new(LabelSet::from([(
+                "summary".to_string(),
+                "disk full".to_string(),
+            )])),
             starts_at: parse_rfc3339("2026-11-24T23:30:45.5Z").unwrap(),
             ends_at: ends.map_or_else(zero_time, |e| parse_rfc3339(e).unwrap()),
             generator_url: "http://prom/graph".into(),

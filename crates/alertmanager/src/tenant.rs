@@ -7,7 +7,7 @@ use crate::amconfig::LoadedConfig;
 use crate::dispatch::{Core, FlushJob};
 use crate::error::AlertmanagerError;
 use crate::metrics::{IntegrationLabels, Metrics};
-use crate::persist::{self, SnapshotFile, UserConfig};
+use crate::persist::{self, SnapshotFile, SnapshotFileRef, UserConfig};
 use crate::silence::SilenceState;
 use crate::time::{Clock, Timestamp};
 use crate::webhook::WebhookSender;
@@ -56,8 +56,8 @@ pub struct TenantAlertmanager {
     /// The tenant's own configuration; `None`: it runs the fallback.
     user_config: Mutex<Option<UserConfig>>,
     reload: Mutex<ReloadStatus>,
-    /// The bytes of the last snapshot written (or read), to skip rewriting an unchanged state.
-    last_written: Mutex<Option<Vec<u8>>>,
+    /// A digest of the state last written, to skip rewriting an unchanged state.
+    last_written: Mutex<Option<u128>>,
     /// Serializes snapshot writes (the periodic one and the final one at shutdown).
     writing: Mutex<()>,
 }
@@ -261,24 +261,28 @@ impl TenantAlertmanager {
         if empty && last.is_none() && !path.exists() {
             return Ok(false);
         }
-        // Compare without `taken_at`, which changes every time.
-        let encode_err = |source| AlertmanagerError::EncodeState {
-            tenant: self.id.clone(),
-            source,
-        };
-        let body =
-            serde_json::to_vec(&(&snap.silences, &snap.nflog, &snap.alerts)).map_err(encode_err)?;
-        if last.as_deref() == Some(body.as_slice()) {
+        // Compare without `taken_at`, which changes every time. The state is hashed as it
+        // serializes, not kept: at 10k alerts the JSON is ~8 MB.
+        let mut digest = persist::DigestWriter::default();
+        serde_json::to_writer(&mut digest, &(&snap.silences, &snap.nflog, &snap.alerts)).map_err(
+            |source| AlertmanagerError::EncodeState {
+                tenant: self.id.clone(),
+                source,
+            },
+        )?;
+        let digest = digest.finish();
+        if *last == Some(digest) {
             return Ok(false);
         }
-        let file = SnapshotFile::new(&self.id, now, snap);
-        let bytes = serde_json::to_vec_pretty(&file).map_err(encode_err)?;
-        let res = persist::write_atomic(&path, &bytes);
+        let file = SnapshotFileRef::new(&self.id, now, &snap);
+        let res = persist::write_atomic_with(&path, |w| {
+            serde_json::to_writer(w, &file).map_err(std::io::Error::from)
+        });
         if let Err(source) = res {
             self.metrics().snapshot_failures.inc();
             return Err(AlertmanagerError::WriteState { path, source });
         }
-        *last = Some(body);
+        *last = Some(digest);
         self.metrics()
             .snapshot_duration
             .observe(started.elapsed().as_secs_f64());
@@ -330,13 +334,13 @@ impl TenantAlertmanager {
                 );
                 continue;
             }
-            match &s.body {
+            match &s.content {
                 None => ok[i] = true,
-                Some(body) => {
-                    let (sender, hook, body, timeout) = (
+                Some(content) => {
+                    let (sender, hook, content, timeout) = (
                         self.shared.sender.clone(),
                         s.webhook.clone(),
-                        body.clone(),
+                        content.clone(),
                         job.timeout,
                     );
                     let labels = IntegrationLabels {
@@ -345,12 +349,23 @@ impl TenantAlertmanager {
                     };
                     self.metrics().notifications.get_or_create(&labels).inc();
                     let latency = self.metrics().notification_latency.clone();
-                    let email = s.email.clone();
                     set.spawn(async move {
                         let t0 = std::time::Instant::now();
-                        let res = match email {
-                            Some(m) => crate::notify::send_email(&m.email, &m.mail, timeout).await,
-                            None => sender.send(&hook, &body, timeout).await,
+                        // The slot first, then the body: queued sends hold no payload.
+                        let res = match sender.slot(&hook.url, timeout).await {
+                            Err(e) => Err(e),
+                            Ok(_slot) => {
+                                let left = timeout.saturating_sub(t0.elapsed());
+                                match content.render() {
+                                    Err(e) => Err(e),
+                                    Ok(r) => match r.email {
+                                        Some(m) => {
+                                            crate::notify::send_email(&m.email, &m.mail, left).await
+                                        }
+                                        None => sender.send(&hook, &r.body, left).await,
+                                    },
+                                }
+                            }
                         };
                         latency
                             .get_or_create(&labels)

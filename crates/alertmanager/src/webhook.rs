@@ -9,7 +9,10 @@ use crate::labels::{
     fingerprint_string, go_json_map_into, go_json_string_into, regexp_quote_meta, LabelSet,
 };
 use crate::time::{format_rfc3339_nano, Timestamp};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 
 /// Builds the webhook body for the (already filtered and sorted) `alerts` of one group.
 /// `alerts` carry `ends_at` as the flush left it: zero for alerts still firing at `now`.
@@ -87,8 +90,8 @@ fn common(alerts: &[Alert]) -> (LabelSet, LabelSet) {
     let Some(first) = alerts.first() else {
         return (LabelSet::new(), LabelSet::new());
     };
-    let mut labels = first.labels.clone();
-    let mut annotations = first.annotations.clone();
+    let mut labels = LabelSet::clone(&first.labels);
+    let mut annotations = LabelSet::clone(&first.annotations);
     for a in &alerts[1..] {
         labels.retain(|k, v| a.labels.get(k) == Some(v));
         annotations.retain(|k, v| a.annotations.get(k) == Some(v));
@@ -101,10 +104,41 @@ fn common(alerts: &[Alert]) -> (LabelSet, LabelSet) {
 pub struct WebhookSender {
     follow: reqwest::Client,
     no_follow: reqwest::Client,
+    per_host: Arc<HostLimits>,
+}
+
+/// Request slots per receiver host (`scheme://host:port`); entries are created on first use
+/// and kept (there are as many as distinct hosts in the configurations).
+#[derive(Debug)]
+struct HostLimits {
+    permits: usize,
+    hosts: parking_lot::Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl HostLimits {
+    fn slot(&self, url: &str) -> Arc<Semaphore> {
+        let host = match reqwest::Url::parse(url) {
+            Ok(u) => format!(
+                "{}://{}:{}",
+                u.scheme(),
+                u.host_str().unwrap_or_default(),
+                u.port_or_known_default().unwrap_or_default()
+            ),
+            // reqwest refuses it without a request; it needs no slot of a real host.
+            Err(_) => String::new(),
+        };
+        let mut hosts = self.hosts.lock();
+        Arc::clone(
+            hosts
+                .entry(host)
+                .or_insert_with(|| Arc::new(Semaphore::new(self.permits))),
+        )
+    }
 }
 
 impl WebhookSender {
-    pub fn new(user_agent: &str) -> Result<Self, reqwest::Error> {
+    /// `per_host`: requests in flight to one receiver host at most.
+    pub fn new(user_agent: &str, per_host: usize) -> Result<Self, reqwest::Error> {
         let build = |policy| {
             reqwest::Client::builder()
                 .user_agent(user_agent)
@@ -114,14 +148,35 @@ impl WebhookSender {
         Ok(Self {
             follow: build(reqwest::redirect::Policy::limited(10))?,
             no_follow: build(reqwest::redirect::Policy::none())?,
+            per_host: Arc::new(HostLimits {
+                permits: per_host.max(1),
+                hosts: parking_lot::Mutex::new(HashMap::new()),
+            }),
         })
+    }
+
+    /// Waits (at most `wait`) for a request slot to the host of `url`; a send holds it through
+    /// its retries, so a failing host's backoff delays only its own notifications.
+    pub async fn slot(
+        &self,
+        url: &str,
+        wait: Duration,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, NotifyError> {
+        let slot = self.per_host.slot(url);
+        match tokio::time::timeout(wait, slot.acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            // Never closed; and a wait that outlasts the send's time is its deadline.
+            Ok(Err(_)) | Err(_) => Err(NotifyError::DeadlineExceeded {
+                url: url.to_string(),
+            }),
+        }
     }
 
     /// One attempt.
     pub async fn send_once(
         &self,
         hook: &Webhook,
-        body: &str,
+        body: &bytes::Bytes,
         timeout: Duration,
     ) -> Result<(), NotifyError> {
         let client = if hook.http.follow_redirects {
@@ -140,7 +195,7 @@ impl WebhookSender {
             .post(&hook.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .timeout(timeout)
-            .body(body.to_string());
+            .body(body.clone());
         match auth {
             Auth::None => {}
             Auth::Basic { username, password } => req = req.basic_auth(username, Some(password)),
@@ -185,7 +240,7 @@ impl WebhookSender {
     pub async fn send(
         &self,
         hook: &Webhook,
-        body: &str,
+        body: &bytes::Bytes,
         deadline_in: Duration,
     ) -> Result<(), NotifyError> {
         let deadline = tokio::time::Instant::now() + deadline_in;
@@ -232,8 +287,12 @@ mod tests {
             ]
             .iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect(),
-            annotations: [("summary".to_string(), summary.to_string())].into(),
+            .collect::<LabelSet>()
+            .into(),
+            annotations: Arc::new(LabelSet::from([(
+                "summary".to_string(),
+                summary.to_string(),
+            )])),
             starts_at: parse_rfc3339("2026-11-24T23:30:45.730905661Z").unwrap(),
             ends_at: zero_time(),
             generator_url: String::new(),
@@ -266,8 +325,10 @@ mod tests {
                 ("alertname".to_string(), "NodeDown".to_string()),
                 ("cluster".to_string(), c.to_string()),
             ]
+            .into_iter()
+            .collect::<LabelSet>()
             .into(),
-            annotations: LabelSet::new(),
+            annotations: Arc::default(),
             starts_at: parse_rfc3339("2026-11-24T23:30:45.730905661Z").unwrap(),
             ends_at: parse_rfc3339(ends).unwrap(),
             generator_url: "http://p/graph?g0.expr=a<b&x".into(),
@@ -343,12 +404,16 @@ mod tests {
 
     #[tokio::test]
     async fn retries_5xx_not_4xx_and_authenticates() {
-        let sender = WebhookSender::new("test").unwrap();
+        let sender = WebhookSender::new("test", 4).unwrap();
         // 5xx twice, then success: retried.
         let (url, seen) = receiver(vec![500, 503]).await;
         let h = hook(&url, "{basic_auth: {username: u, password: p}}");
         sender
-            .send(&h, "{}", Duration::from_secs(10))
+            .send(
+                &h,
+                &bytes::Bytes::from_static(b"{}"),
+                Duration::from_secs(10),
+            )
             .await
             .unwrap();
         let seen = seen.lock().clone();
@@ -358,7 +423,11 @@ mod tests {
         let (url, seen) = receiver(vec![429]).await;
         let h = hook(&url, "{bearer_token: tok}");
         let e = sender
-            .send(&h, "{}", Duration::from_secs(10))
+            .send(
+                &h,
+                &bytes::Bytes::from_static(b"{}"),
+                Duration::from_secs(10),
+            )
             .await
             .unwrap_err();
         assert!(
@@ -375,10 +444,90 @@ mod tests {
         let h = hook(&format!("http://127.0.0.1:{port}/x"), "{}");
         let started = std::time::Instant::now();
         let e = sender
-            .send(&h, "{}", Duration::from_millis(1500))
+            .send(
+                &h,
+                &bytes::Bytes::from_static(b"{}"),
+                Duration::from_millis(1500),
+            )
             .await
             .unwrap_err();
         assert!(e.retryable(), "{e}");
         assert!(started.elapsed() < Duration::from_secs(3));
+    }
+
+    /// Twelve notifications to one slow host with 3 slots (taken as `TenantAlertmanager::execute`
+    /// does): never more than 3 requests reach it at once, and all 12 arrive; a second host is
+    /// not held up by the first one's queue.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_per_host_are_limited() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        async fn slow_receiver() -> (String, Arc<(AtomicUsize, AtomicUsize, AtomicUsize)>) {
+            // (in flight, most in flight, served)
+            let state: Arc<(AtomicUsize, AtomicUsize, AtomicUsize)> = Arc::default();
+            let st = state.clone();
+            let app = axum::Router::new().route(
+                "/hook",
+                axum::routing::post(move || {
+                    let st = st.clone();
+                    async move {
+                        let now = st.0.fetch_add(1, Ordering::SeqCst) + 1;
+                        st.1.fetch_max(now, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(150)).await;
+                        st.0.fetch_sub(1, Ordering::SeqCst);
+                        st.2.fetch_add(1, Ordering::SeqCst);
+                        "ok"
+                    }
+                }),
+            );
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}/hook", l.local_addr().unwrap());
+            tokio::spawn(async move {
+                let _ = axum::serve(l, app).await;
+            });
+            (url, state)
+        }
+        let sender = WebhookSender::new("test", 3).unwrap();
+        let (slow_url, slow) = slow_receiver().await;
+        let (other_url, other) = slow_receiver().await;
+        let slow_hook = hook(&slow_url, "{}");
+        let other_hook = hook(&other_url, "{}");
+        let mut tasks = Vec::new();
+        for _ in 0..12 {
+            let (sender, h) = (sender.clone(), slow_hook.clone());
+            tasks.push(tokio::spawn(async move {
+                let _slot = sender.slot(&h.url, Duration::from_secs(30)).await?;
+                sender
+                    .send(
+                        &h,
+                        &bytes::Bytes::from_static(b"{}"),
+                        Duration::from_secs(30),
+                    )
+                    .await
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The other host's request does not queue behind the slow host's twelve.
+        let _slot = sender
+            .slot(&other_hook.url, Duration::from_secs(30))
+            .await
+            .unwrap();
+        sender
+            .send(
+                &other_hook,
+                &bytes::Bytes::from_static(b"{}"),
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap();
+        assert!(
+            slow.2.load(Ordering::SeqCst) < 12,
+            "the other host waited for all of the slow host's requests"
+        );
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(slow.2.load(Ordering::SeqCst), 12);
+        assert_eq!(slow.1.load(Ordering::SeqCst), 3, "most requests in flight");
+        assert_eq!(other.2.load(Ordering::SeqCst), 1);
     }
 }
