@@ -37,8 +37,64 @@ pub struct AlertmanagerConfig {
     /// per group, with its buffers, and the receiver from being flooded; a hung receiver only
     /// delays notifications to itself. Upstream has no such limit.
     pub max_concurrent_notifications_per_host: usize,
+    /// A copy of the state in the bucket (when Strata has one): see [`BucketStateConfig`].
+    pub bucket: BucketStateConfig,
     /// Several replicas sharing tenants (see [`RingConfig`]); off: this process alone.
     pub ring: RingConfig,
+}
+
+/// The copy of every tenant's state files (snapshot and uploaded configuration) in Strata's
+/// bucket (`bucket:`), restored when the local files are missing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BucketStateConfig {
+    pub enabled: bool,
+    /// Objects go to `<prefix>/<tenant>/`. It must not be a valid tenant id, so that the
+    /// storage components listing tenants at the top of the bucket never take it for one.
+    pub prefix: String,
+    /// A tenant's changed files are uploaded at most this often (and at shutdown): the bucket
+    /// copy is at most this old, so a restore from it can repeat notifications sent meanwhile.
+    #[serde(with = "humantime_serde")]
+    pub upload_interval: Duration,
+}
+
+impl Default for BucketStateConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            prefix: "@alertmanager".into(),
+            // Mimir's alertmanager persists its state to the bucket every 15 minutes too.
+            upload_interval: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+impl BucketStateConfig {
+    pub fn validate(&self) -> Result<(), AlertmanagerError> {
+        let err = |reason: String| AlertmanagerError::Config {
+            field: "alertmanager.bucket.prefix",
+            reason,
+        };
+        if self.prefix.is_empty() || self.prefix.contains('/') {
+            return Err(err(format!(
+                "{:?} must be one non-empty path segment",
+                self.prefix
+            )));
+        }
+        if strata_model::TenantId::new(&self.prefix).is_ok() {
+            return Err(err(format!(
+                "{:?} is a valid tenant id: the storage components would take it for a tenant; use a character tenant ids cannot have, such as '@'",
+                self.prefix
+            )));
+        }
+        if self.upload_interval < Duration::from_secs(1) {
+            return Err(AlertmanagerError::Config {
+                field: "alertmanager.bucket.upload_interval",
+                reason: "must be at least 1s".into(),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// One replica of the ring, as every replica's configuration lists it.
@@ -202,6 +258,7 @@ impl Default for AlertmanagerConfig {
             maintenance_interval: Duration::from_secs(30),
             snapshot_interval: Duration::from_secs(15),
             max_concurrent_notifications_per_host: 32,
+            bucket: BucketStateConfig::default(),
             ring: RingConfig::default(),
         }
     }
@@ -256,6 +313,7 @@ impl AlertmanagerConfig {
                 reason: "must be at least 1s".into(),
             });
         }
+        self.bucket.validate()?;
         if self.max_concurrent_notifications_per_host == 0 {
             return Err(AlertmanagerError::Config {
                 field: "alertmanager.max_concurrent_notifications_per_host",

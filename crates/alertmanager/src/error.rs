@@ -50,6 +50,20 @@ pub enum AlertmanagerError {
         #[source]
         source: serde_yaml::Error,
     },
+    #[error("cannot read alertmanager state file {path} for the bucket copy: {source}")]
+    ReadStateFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("alertmanager state in the bucket (tenant {tenant:?}, object {object}): {source}")]
+    BucketState {
+        tenant: String,
+        object: String,
+        /// Boxed: the bucket's error is large and this one travels in every `Result`.
+        #[source]
+        source: Box<strata_storage::bucket::BucketError>,
+    },
     #[error("cannot list tenants in the alertmanager state directory {path}: {source}")]
     ScanState {
         path: PathBuf,

@@ -11,6 +11,7 @@
 pub mod alert;
 pub mod amconfig;
 mod api;
+pub mod bucket_state;
 pub mod cluster;
 pub mod config;
 pub mod dispatch;
@@ -62,6 +63,8 @@ pub struct Alertmanager {
     /// The configuration of tenants without their own (`config_file` or the built-in one).
     fallback: RwLock<Arc<LoadedConfig>>,
     tenants: metrics::TenantMap,
+    /// The copy of the state in the bucket, once attached ([`Alertmanager::attach_bucket`]).
+    bucket: std::sync::OnceLock<bucket_state::BucketState>,
 }
 
 /// The fallback configuration: `config_file`, or the built-in one without it.
@@ -144,6 +147,7 @@ impl Alertmanager {
             settings,
             fallback: RwLock::new(fallback),
             tenants,
+            bucket: std::sync::OnceLock::new(),
         });
         for id in am.stored_tenants()? {
             am.tenant(&id)?;
@@ -294,6 +298,63 @@ impl Alertmanager {
         t.delete_user_config(fallback).map_err(ApiError::Internal)
     }
 
+    /// Before [`Alertmanager::new`]: copies from the bucket the state files of the tenants this
+    /// replica serves whose local files are missing (see [`bucket_state`]). Returns the tenants
+    /// restored. Does nothing when `alertmanager.bucket.enabled` is off.
+    pub async fn restore_from_bucket(
+        settings: &AlertmanagerConfig,
+        strata_data_dir: &Path,
+        tenancy: &TenancyConfig,
+        bucket: &strata_storage::bucket::Bucket,
+    ) -> Result<Vec<String>, AlertmanagerError> {
+        settings.validate()?;
+        if !settings.bucket.enabled {
+            return Ok(Vec::new());
+        }
+        let ring = settings.ring.enabled.then(|| {
+            ring::Ring::new(
+                settings.ring.members.iter().map(|m| m.id.clone()),
+                settings.ring.effective_replication_factor(),
+            )
+        });
+        let single =
+            (tenancy.mode == TenancyMode::Single).then(|| tenancy.single_tenant_id.clone());
+        bucket_state::hydrate(
+            bucket,
+            &settings.bucket,
+            &settings.state_dir(strata_data_dir),
+            |t| {
+                single.as_deref().is_none_or(|s| s == t)
+                    && ring
+                        .as_ref()
+                        .is_none_or(|r| r.position(t, &settings.ring.instance_id).is_some())
+            },
+        )
+        .await
+    }
+
+    /// Keeps a copy of every tenant's state files in `bucket` from now on (when
+    /// `alertmanager.bucket.enabled`); the periodic snapshot round uploads what changed.
+    pub fn attach_bucket(&self, bucket: strata_storage::bucket::Bucket) {
+        if self.settings.bucket.enabled {
+            let _ = self.bucket.set(bucket_state::BucketState::new(
+                bucket,
+                self.settings.bucket.clone(),
+            ));
+        }
+    }
+
+    /// Uploads the tenants' changed state files to the bucket, if one is attached: those not
+    /// uploaded within `alertmanager.bucket.upload_interval`, or all with `force`
+    /// (shutdown). Returns how many objects changed.
+    pub async fn upload_state(&self, force: bool) -> Result<usize, AlertmanagerError> {
+        let Some(b) = self.bucket.get() else {
+            return Ok(0);
+        };
+        let tenants: Vec<String> = self.tenants().iter().map(|t| t.id().to_string()).collect();
+        b.upload(&self.state_dir, &tenants, force).await
+    }
+
     /// Snapshots every tenant whose state changed; errors are logged and counted, and the
     /// previous snapshot stays.
     pub fn persist_all(&self) -> Result<(), AlertmanagerError> {
@@ -378,8 +439,11 @@ impl Alertmanager {
                     // File I/O off the async threads; one round at a time.
                     if persisting.as_ref().is_none_or(|h| h.is_finished()) {
                         let am = self.clone();
-                        persisting = Some(tokio::task::spawn_blocking(move || {
-                            let _ = am.persist_all();
+                        persisting = Some(tokio::spawn(async move {
+                            let local = am.clone();
+                            let _ = tokio::task::spawn_blocking(move || local.persist_all()).await;
+                            // Errors are logged per tenant and retried next round.
+                            let _ = am.upload_state(false).await;
                         }));
                     }
                 }

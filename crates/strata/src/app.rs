@@ -189,6 +189,21 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
             }
             Module::Alertmanager => {
                 let default_url = format!("http://{}", cfg.server.http_listen_address);
+                let b = bucket.clone().context("alertmanager needs the bucket")?;
+                let restored = strata_alertmanager::Alertmanager::restore_from_bucket(
+                    &cfg.alertmanager,
+                    &cfg.data_dir,
+                    &cfg.tenancy,
+                    &b,
+                )
+                .await
+                .context("cannot restore alertmanager state from the bucket")?;
+                if !restored.is_empty() {
+                    tracing::info!(
+                        tenants = restored.len(),
+                        "alertmanager state restored from the bucket"
+                    );
+                }
                 let am = strata_alertmanager::Alertmanager::new(
                     cfg.alertmanager.clone(),
                     &cfg.data_dir,
@@ -201,6 +216,7 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
                 background.push(tokio::spawn(am.clone().run(async move {
                     let _ = stop.changed().await;
                 })));
+                am.attach_bucket(b);
                 router = router.merge(strata_alertmanager::router(am.clone()));
                 alertmanager = Some(am);
             }
@@ -323,6 +339,10 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
         // After its loop stopped: the final snapshot holds everything up to the shutdown.
         if let Err(e) = tokio::task::block_in_place(|| am.shutdown()) {
             tracing::error!(error = %e, "alertmanager final snapshot failed");
+        }
+        // Errors are logged per tenant; the bucket keeps the previous copy.
+        if let Ok(n) = am.upload_state(true).await {
+            tracing::info!(objects = n, "alertmanager state copied to the bucket");
         }
     }
     res.context("HTTP server task failed")?

@@ -66,7 +66,8 @@ impl Module {
             // ingester through the storage traits; across processes they will use the ring.
             Module::Distributor => &[Module::Server, Module::RuntimeConfig, Module::Ingester],
             Module::Querier => &[Module::Server, Module::Ingester, Module::StoreGateway],
-            Module::Alertmanager => &[Module::Server],
+            // The bucket holds a copy of its state.
+            Module::Alertmanager => &[Module::Server, Module::Bucket],
             Module::All => &[
                 Module::Distributor,
                 Module::Querier,
@@ -81,8 +82,7 @@ impl Module {
     /// Whether the module can be a `--target` of its own in this build.
     fn standalone(self) -> Result<(), String> {
         match self {
-            // The alertmanager needs nothing from the other components; the compactor only
-            // the bucket.
+            // The alertmanager and the compactor need only the bucket.
             Module::All | Module::Alertmanager | Module::Compactor => Ok(()),
             Module::Distributor | Module::Querier | Module::Ingester | Module::StoreGateway => Err(format!(
                 "target {:?} cannot run as a separate process yet: components reach each other in-process only until the ingester ring and gRPC clients exist; run --target=all",

@@ -1,6 +1,7 @@
 //! Integration tests of strata-alertmanager (one binary).
 
 mod amtool;
+mod bucket;
 mod common;
 mod differential;
 mod metrics;
