@@ -229,8 +229,8 @@ pub fn data(
                 "Status",
                 Value::Str(if resolved { "resolved" } else { "firing" }.into()),
             ),
-            ("Labels", Value::Kv(LabelSet::clone(&a.labels))),
-            ("Annotations", Value::Kv(LabelSet::clone(&a.annotations))),
+            ("Labels", Value::Kv(a.labels.to_map())),
+            ("Annotations", Value::Kv(a.annotations.to_map())),
             ("StartsAt", Value::Str(go_time_string(&a.starts_at))),
             (
                 "EndsAt",
@@ -264,9 +264,9 @@ pub fn data(
             Value::Str(if all_resolved { "resolved" } else { "firing" }.into()),
         ),
         ("Alerts", Value::Alerts(list)),
-        ("GroupLabels", Value::Kv(group_labels.clone())),
-        ("CommonLabels", Value::Kv(common_labels)),
-        ("CommonAnnotations", Value::Kv(common_annotations)),
+        ("GroupLabels", Value::Kv(group_labels.to_map())),
+        ("CommonLabels", Value::Kv(common_labels.to_map())),
+        ("CommonAnnotations", Value::Kv(common_annotations.to_map())),
         ("ExternalURL", Value::Str(external_url.to_string())),
     ]))
 }
