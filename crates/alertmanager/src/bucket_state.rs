@@ -14,7 +14,7 @@
 
 use crate::config::BucketStateConfig;
 use crate::error::AlertmanagerError;
-use crate::persist::{self, SNAPSHOT_FILE, USER_CONFIG_FILE};
+use crate::persist::{self, CONFIG_META_FILE, SNAPSHOT_FILE, USER_CONFIG_FILE};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::Path;
@@ -23,7 +23,7 @@ use strata_model::TenantId;
 use strata_storage::bucket::{Bucket, BucketError};
 
 /// The files copied, per tenant.
-const FILES: [&str; 2] = [SNAPSHOT_FILE, USER_CONFIG_FILE];
+const FILES: [&str; 3] = [SNAPSHOT_FILE, USER_CONFIG_FILE, CONFIG_META_FILE];
 
 /// Uploads tenants' state files to the bucket.
 #[derive(Debug)]
@@ -35,7 +35,7 @@ pub struct BucketState {
 
 /// When a tenant's files were last uploaded, and the digest of each of [`FILES`] then (`None`:
 /// the file was absent).
-type Uploaded = (Instant, [Option<u128>; 2]);
+type Uploaded = (Instant, [Option<u128>; 3]);
 
 fn object(prefix: &str, tenant: &str, file: &str) -> String {
     format!("{prefix}/{tenant}/{file}")
@@ -91,7 +91,7 @@ impl BucketState {
         tenant: &str,
     ) -> Result<usize, AlertmanagerError> {
         let previous = self.uploaded.lock().get(tenant).map(|(_, d)| *d);
-        let mut digests: [Option<u128>; 2] = [None, None];
+        let mut digests: [Option<u128>; 3] = [None, None, None];
         let mut changed = 0;
         for (i, file) in FILES.iter().enumerate() {
             let path = state_dir.join(tenant).join(file);

@@ -395,6 +395,7 @@ impl Cluster {
                         silences: encode(&d.silences.values().collect::<Vec<_>>()),
                         nflog: encode(&d.nflog.values().collect::<Vec<_>>()),
                         alerts: Vec::new(),
+                        config: Vec::new(),
                     })
                     .collect(),
             };
@@ -602,13 +603,36 @@ fn apply_state(
     } else {
         Vec::new()
     };
-    if silences.is_empty() && nflog.is_empty() && alerts.is_empty() {
+    let config: Option<crate::persist::ConfigRecord> = if ts.config.is_empty() {
+        None
+    } else {
+        Some(
+            serde_json::from_slice(&ts.config).map_err(|source| MergeError::Decode {
+                tenant: ts.tenant.clone(),
+                what: "configuration",
+                source,
+            })?,
+        )
+    };
+    if silences.is_empty() && nflog.is_empty() && alerts.is_empty() && config.is_none() {
         return Ok(());
     }
     let id = TenantId::new(&ts.tenant).map_err(|e| MergeError::Tenant(ts.tenant.clone(), e))?;
     let t = am
         .tenant(&id)
         .map_err(|e| MergeError::Open(ts.tenant.clone(), e))?;
+    if let Some(record) = config {
+        let fallback = am.fallback.read().clone();
+        match t.merge_config_record(record, fallback) {
+            Ok(true) => {
+                tracing::info!(tenant = %ts.tenant, "alertmanager configuration of tenant taken from a peer")
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(tenant = %ts.tenant, error = %e, "configuration from a peer refused")
+            }
+        }
+    }
     let now = t.now();
     t.with_core(|c| {
         for s in silences {
@@ -740,6 +764,7 @@ impl AlertmanagerPeer for PeerService {
                     } else {
                         Vec::new()
                     },
+                    config: t.config_record().map(|r| encode(&r)).unwrap_or_default(),
                 }
             })
             .collect();

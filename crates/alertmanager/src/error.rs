@@ -82,6 +82,12 @@ pub enum AlertmanagerError {
         #[source]
         source: UserConfigError,
     },
+    #[error("the alertmanager configuration of tenant {tenant:?} received from a peer is invalid: {source}")]
+    PeerConfig {
+        tenant: String,
+        #[source]
+        source: UserConfigError,
+    },
 }
 
 /// Why a state snapshot could not be read. A missing file is not an error (a fresh start);

@@ -25,6 +25,45 @@ use std::sync::Arc;
 pub const SNAPSHOT_VERSION: u32 = 1;
 pub const SNAPSHOT_FILE: &str = "snapshot.json";
 pub const USER_CONFIG_FILE: &str = "config.yaml";
+pub const CONFIG_META_FILE: &str = "config-meta.json";
+
+/// When a tenant's own configuration was last set or deleted: replicas of the ring keep the
+/// latest (last writer wins), so one that missed an upload or a deletion catches up. Stored
+/// beside `config.yaml`; a deletion leaves this record as its tombstone.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigMeta {
+    pub updated_at: Timestamp,
+    pub deleted: bool,
+}
+
+impl ConfigMeta {
+    /// Reads `path`; `Ok(None)` when it does not exist (configurations stored by earlier
+    /// builds: they lose to any recorded change).
+    pub fn read(path: &Path) -> std::io::Result<Option<Self>> {
+        match std::fs::read(path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec(self).map_err(std::io::Error::from)?;
+        write_atomic(path, &bytes)
+    }
+}
+
+/// A tenant's configuration as replicas exchange it: the record and, unless deleted, the
+/// document.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigRecord {
+    pub meta: ConfigMeta,
+    pub config: Option<UserConfig>,
+}
 
 /// The on-disk snapshot of one tenant.
 #[derive(Debug, Serialize, Deserialize)]

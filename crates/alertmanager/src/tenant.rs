@@ -7,7 +7,7 @@ use crate::amconfig::LoadedConfig;
 use crate::dispatch::{Core, FlushJob};
 use crate::error::AlertmanagerError;
 use crate::metrics::{IntegrationLabels, Metrics};
-use crate::persist::{self, SnapshotFile, SnapshotFileRef, UserConfig};
+use crate::persist::{self, ConfigMeta, ConfigRecord, SnapshotFile, SnapshotFileRef, UserConfig};
 use crate::silence::SilenceState;
 use crate::time::{Clock, Timestamp};
 use crate::webhook::WebhookSender;
@@ -55,6 +55,9 @@ pub struct TenantAlertmanager {
     pub(crate) shared: Arc<Shared>,
     /// The tenant's own configuration; `None`: it runs the fallback.
     user_config: Mutex<Option<UserConfig>>,
+    /// When `user_config` was last set or deleted (`None`: never, or by a build without
+    /// records).
+    config_meta: Mutex<Option<ConfigMeta>>,
     reload: Mutex<ReloadStatus>,
     /// A digest of the state last written, to skip rewriting an unchanged state.
     last_written: Mutex<Option<u128>>,
@@ -90,6 +93,12 @@ impl TenantAlertmanager {
                 })
             }
         };
+        let meta_path = dir.join(persist::CONFIG_META_FILE);
+        let config_meta =
+            ConfigMeta::read(&meta_path).map_err(|source| AlertmanagerError::ReadStateFile {
+                path: meta_path,
+                source,
+            })?;
         let now = shared.clock.now();
         let mut core = Core::new(config, shared.external_url.clone());
         core.silences.retention = shared.retention;
@@ -119,6 +128,7 @@ impl TenantAlertmanager {
             core: Mutex::new(core),
             shared,
             user_config: Mutex::new(user_config),
+            config_meta: Mutex::new(config_meta),
             reload: Mutex::new(ReloadStatus {
                 ok: true,
                 last_success: Some(now),
@@ -196,6 +206,75 @@ impl TenantAlertmanager {
         cfg: UserConfig,
         loaded: Arc<LoadedConfig>,
     ) -> Result<(), AlertmanagerError> {
+        let meta = ConfigMeta {
+            updated_at: self.now(),
+            deleted: false,
+        };
+        self.store_user_config(cfg, loaded, meta)
+    }
+
+    fn write_meta(&self, meta: ConfigMeta) -> Result<(), AlertmanagerError> {
+        let path = self.dir.join(persist::CONFIG_META_FILE);
+        meta.write(&path)
+            .map_err(|source| AlertmanagerError::WriteState { path, source })?;
+        *self.config_meta.lock() = Some(meta);
+        Ok(())
+    }
+
+    /// The tenant's configuration record, for the replicas: `None` without one.
+    pub fn config_record(&self) -> Option<ConfigRecord> {
+        let meta = (*self.config_meta.lock())?;
+        Some(ConfigRecord {
+            meta,
+            config: if meta.deleted {
+                None
+            } else {
+                self.user_config()
+            },
+        })
+    }
+
+    /// Takes a peer's record if it is newer than this replica's (last writer wins). Returns
+    /// whether it changed anything.
+    pub(crate) fn merge_config_record(
+        &self,
+        record: ConfigRecord,
+        fallback: Arc<LoadedConfig>,
+    ) -> Result<bool, AlertmanagerError> {
+        let newer = self
+            .config_meta
+            .lock()
+            .is_none_or(|m| record.meta.updated_at > m.updated_at);
+        if !newer {
+            return Ok(false);
+        }
+        match (record.meta.deleted, record.config) {
+            (false, Some(cfg)) => {
+                let loaded = cfg
+                    .check()
+                    .map_err(|source| AlertmanagerError::PeerConfig {
+                        tenant: self.id.clone(),
+                        source,
+                    })?;
+                self.store_user_config(cfg, Arc::new(loaded), record.meta)?;
+            }
+            _ => self.remove_user_config(
+                fallback,
+                ConfigMeta {
+                    updated_at: record.meta.updated_at,
+                    deleted: true,
+                },
+            )?,
+        }
+        Ok(true)
+    }
+
+    fn store_user_config(
+        &self,
+        cfg: UserConfig,
+        loaded: Arc<LoadedConfig>,
+        meta: ConfigMeta,
+    ) -> Result<(), AlertmanagerError> {
         let path = self.dir.join(persist::USER_CONFIG_FILE);
         let text = cfg
             .to_yaml()
@@ -205,6 +284,7 @@ impl TenantAlertmanager {
             })?;
         persist::write_atomic(&path, text.as_bytes())
             .map_err(|source| AlertmanagerError::WriteState { path, source })?;
+        self.write_meta(meta)?;
         *self.user_config.lock() = Some(cfg);
         self.apply(loaded);
         Ok(())
@@ -215,9 +295,22 @@ impl TenantAlertmanager {
         &self,
         fallback: Arc<LoadedConfig>,
     ) -> Result<(), AlertmanagerError> {
+        let meta = ConfigMeta {
+            updated_at: self.now(),
+            deleted: true,
+        };
+        self.remove_user_config(fallback, meta)
+    }
+
+    fn remove_user_config(
+        &self,
+        fallback: Arc<LoadedConfig>,
+        meta: ConfigMeta,
+    ) -> Result<(), AlertmanagerError> {
         let path = self.dir.join(persist::USER_CONFIG_FILE);
         persist::remove_durably(&path)
             .map_err(|source| AlertmanagerError::WriteState { path, source })?;
+        self.write_meta(meta)?;
         if self.user_config.lock().take().is_some() {
             self.apply(fallback);
         }

@@ -77,10 +77,14 @@ async fn lost_state_directory_is_restored_from_the_bucket() {
     let am = first.am.clone();
     first.shutdown().await;
     let uploaded = am.upload_state(true).await.expect("upload");
-    assert_eq!(uploaded, 2, "team-a's snapshot and configuration");
+    assert_eq!(
+        uploaded, 3,
+        "team-a's snapshot, configuration and its record"
+    );
     for object in [
         "@alertmanager/team-a/snapshot.json",
         "@alertmanager/team-a/config.yaml",
+        "@alertmanager/team-a/config-meta.json",
     ] {
         assert!(bucket.exists(object).await.expect("exists"), "{object}");
     }

@@ -410,3 +410,108 @@ async fn partition_never_loses_a_notification_and_heals_without_repeats() {
         r.running.shutdown().await;
     }
 }
+
+/// Replicas cut off while a tenant's configuration is uploaded to another (the upload succeeds
+/// there) take it from its full state once reachable, and a later deletion too (the deletion's
+/// record wins over the older upload).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica_that_missed_a_configuration_upload_catches_up() {
+    let hook = Hook::start().await;
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let mut proxies = Vec::new();
+    for p in &ports {
+        proxies.push(Proxy::start(*p).await);
+    }
+    let reach: Vec<u16> = proxies.iter().map(|p| p.port).collect();
+    let ring = start_ring_via(&ports, &reach, 3, &hook).await;
+    let config_of = |i: usize| {
+        let base = ring[i].running.base.clone();
+        async move {
+            common::call(
+                reqwest::Method::GET,
+                &format!("{base}/api/v1/alerts"),
+                None,
+                None,
+            )
+            .await
+        }
+    };
+    let wait_all = |want: u16| {
+        let config_of = &config_of;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            for i in 0..3 {
+                loop {
+                    let (st, body) = config_of(i).await;
+                    if st == want {
+                        break;
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "am-{i} answers {st} instead of {want}: {body}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    };
+    let own = "alertmanager_config: |\n  route: {receiver: own}\n  receivers: [{name: own}]\n";
+
+    // Every link cut: only am-0, which takes the upload, has it.
+    for p in &proxies {
+        p.block();
+    }
+    let (st, body) = common::call(
+        reqwest::Method::POST,
+        &format!("{}/api/v1/alerts", ring[0].running.base),
+        None,
+        Some(own.to_string()),
+    )
+    .await;
+    assert_eq!(st, 201, "{body}");
+    assert_eq!(config_of(0).await.0, 200);
+    assert_eq!(config_of(1).await.0, 404, "am-1 was cut off");
+    assert_eq!(config_of(2).await.0, 404, "am-2 was cut off");
+
+    // Reachable again: the periodic full-state pull (every 2s) brings the configuration.
+    for p in &proxies {
+        p.heal();
+    }
+    wait_all(200).await;
+    let status = common::get_json(&format!("{}/api/v2/status", ring[2].running.base), None).await;
+    assert!(
+        status["config"]["original"]
+            .as_str()
+            .is_some_and(|c| c.contains("receiver: own")),
+        "am-2 runs the tenant's configuration: {status}"
+    );
+
+    // A deletion missed the same way is caught up too, and not undone by the older upload.
+    for p in &proxies {
+        p.block();
+    }
+    let (st, body) = common::call(
+        reqwest::Method::DELETE,
+        &format!("{}/api/v1/alerts", ring[0].running.base),
+        None,
+        None,
+    )
+    .await;
+    assert!((200..300).contains(&st), "{st}: {body}");
+    assert_eq!(config_of(1).await.0, 200, "am-1 was cut off");
+    for p in &proxies {
+        p.heal();
+    }
+    wait_all(404).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for i in 0..3 {
+        assert_eq!(
+            config_of(i).await.0,
+            404,
+            "am-{i} has a configuration again"
+        );
+    }
+    for r in ring {
+        r.running.shutdown().await;
+    }
+}
