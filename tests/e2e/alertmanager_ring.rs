@@ -61,6 +61,16 @@ fn strata_yml_addresses(i: usize, port: u16, members: &[(usize, String)]) -> Str
 }
 
 impl Ring {
+    /// A ring whose replicas are not started yet (the scaling tests start them one by one).
+    async fn stopped() -> Ring {
+        Ring {
+            hook: WebhookReceiver::start().await,
+            grpc_ports: IDS.iter().map(|_| free_port()).collect(),
+            replicas: vec![None, None, None],
+            links: Vec::new(),
+        }
+    }
+
     async fn start() -> Ring {
         Self::start_linked(false).await
     }
@@ -149,16 +159,7 @@ impl Ring {
 
     /// Replication pushes replica `i` made that peer `j` accepted.
     async fn pushes(&self, i: usize, j: usize) -> f64 {
-        let s = self.replica(i);
-        let text = s
-            .client
-            .get(s.url("/metrics"))
-            .send()
-            .await
-            .expect("GET /metrics")
-            .text()
-            .await
-            .expect("metrics body");
+        let text = self.replica(i).metrics_text().await;
         let series = format!(
             "strata_alertmanager_replication_pushes_total{{peer=\"{}\"}}",
             IDS[j]
@@ -503,14 +504,7 @@ async fn prometheus_alerting_all_replicas_gets_one_notification() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_one_to_three_to_one_keeps_state_and_sends_no_duplicate() {
     crate::require_environment();
-    let hook = WebhookReceiver::start().await;
-    let grpc_ports: Vec<u16> = IDS.iter().map(|_| free_port()).collect();
-    let mut ring = Ring {
-        hook,
-        grpc_ports,
-        replicas: vec![None, None, None],
-        links: Vec::new(),
-    };
+    let mut ring = Ring::stopped().await;
     let start = |ring: &Ring, i: usize, dir: TestDir, members: &'static [usize]| {
         let yml = strata_yml_members(i, &ring.grpc_ports, members);
         async move { Strata::start_target(dir, IDS[i], "alertmanager", &yml).await }
@@ -730,14 +724,7 @@ async fn partition_loses_no_notification_and_heals_without_duplicates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_up_then_crash_of_the_old_replica_sends_no_duplicate() {
     crate::require_environment();
-    let hook = WebhookReceiver::start().await;
-    let grpc_ports: Vec<u16> = IDS.iter().map(|_| free_port()).collect();
-    let mut ring = Ring {
-        hook,
-        grpc_ports,
-        replicas: vec![None, None, None],
-        links: Vec::new(),
-    };
+    let mut ring = Ring::stopped().await;
     // No snapshot after the one at start: what the old replica notified is on no disk.
     let start = |ring: &Ring, i: usize, dir: TestDir, members: &'static [usize]| {
         let yml = strata_yml_members(i, &ring.grpc_ports, members)

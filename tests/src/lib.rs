@@ -475,17 +475,21 @@ impl Strata {
         self.process.log_tail()
     }
 
-    /// The process's `/metrics` value of `name` (no labels), or 0 if absent.
-    pub async fn metric(&self, name: &str) -> f64 {
-        let text = self
-            .client
+    /// The process's whole `/metrics` exposition.
+    pub async fn metrics_text(&self) -> String {
+        self.client
             .get(self.url("/metrics"))
             .send()
             .await
             .expect("GET /metrics")
             .text()
             .await
-            .expect("metrics body");
+            .expect("metrics body")
+    }
+
+    /// The process's `/metrics` value of `name` (no labels), or 0 if absent.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self.metrics_text().await;
         text.lines()
             .filter(|l| !l.starts_with('#'))
             .find_map(|l| {
