@@ -8,12 +8,15 @@ use serde::{Deserialize, Serialize};
 pub struct DistributorConfig {
     /// Largest accepted request, compressed or decompressed, in bytes.
     pub max_recv_msg_size: usize,
+    /// Deduplication of HA Prometheus pairs (needs the cluster KV).
+    pub ha_tracker: crate::HaTrackerConfig,
 }
 
 impl Default for DistributorConfig {
     fn default() -> Self {
         Self {
             max_recv_msg_size: 100 << 20,
+            ha_tracker: crate::HaTrackerConfig::default(),
         }
     }
 }
@@ -29,6 +32,7 @@ impl DistributorConfig {
                 ),
             });
         }
+        self.ha_tracker.validate()?;
         Ok(())
     }
 }

@@ -31,6 +31,8 @@ pub enum DistributorError {
     },
     #[error(transparent)]
     Push(#[from] strata_storage::PushError),
+    #[error(transparent)]
+    Ha(#[from] crate::ha_tracker::HaError),
 }
 
 impl DistributorError {
@@ -45,10 +47,13 @@ impl DistributorError {
             Self::Snappy(_) | Self::Decode { .. } => StatusCode::BAD_REQUEST,
             Self::Tenant(_) => StatusCode::UNAUTHORIZED,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Push(strata_storage::PushError::Unavailable(..)) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Push(
+                strata_storage::PushError::Unavailable(..)
+                | strata_storage::PushError::Quorum { .. },
+            ) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Push(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Ha(crate::ha_tracker::HaError::TooManyClusters { .. }) => StatusCode::BAD_REQUEST,
+            Self::Ha(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -64,6 +69,8 @@ impl DistributorError {
             Self::Tenant(_) => "no-tenant",
             Self::RateLimited { .. } => "rate-limited",
             Self::Push(_) => "ingester-failure",
+            Self::Ha(crate::ha_tracker::HaError::TooManyClusters { .. }) => "too-many-ha-clusters",
+            Self::Ha(_) => "ha-tracker-failure",
         }
     }
 }

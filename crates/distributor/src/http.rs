@@ -2,6 +2,7 @@
 
 use crate::config::DistributorConfig;
 use crate::error::DistributorError;
+use crate::ha_tracker::{Decision, HaTracker};
 use crate::metrics::{CodeLabels, Metrics, ReasonLabels};
 use crate::rate_limit::RateLimiter;
 use crate::validation::validate_batch;
@@ -60,6 +61,22 @@ pub fn negotiate(headers: &HeaderMap) -> Result<ProtoVersion, DistributorError> 
     Ok(version)
 }
 
+/// What a distributor needs beyond one process: the HA tracker, and the number of healthy
+/// distributors (per-tenant rate limits are split between them, Mimir's "global" strategy).
+#[derive(Default)]
+pub struct ClusterHooks {
+    pub ha_tracker: Option<Arc<HaTracker>>,
+    pub healthy_distributors: Option<Arc<dyn Fn() -> usize + Send + Sync>>,
+}
+
+impl std::fmt::Debug for ClusterHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterHooks")
+            .field("ha_tracker", &self.ha_tracker.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 /// The distributor component.
 pub struct Distributor {
     cfg: DistributorConfig,
@@ -69,6 +86,7 @@ pub struct Distributor {
     rate: RateLimiter,
     metrics: Metrics,
     buffers: Mutex<Vec<Vec<u8>>>,
+    hooks: ClusterHooks,
 }
 
 impl std::fmt::Debug for Distributor {
@@ -85,6 +103,8 @@ pub struct PushResult {
     pub version: ProtoVersion,
     pub outcome: PushOutcome,
     pub exemplars: u64,
+    /// Set when the HA tracker dropped the request (not the elected replica): answered 202.
+    pub deduplicated: Option<String>,
 }
 
 impl Distributor {
@@ -93,6 +113,25 @@ impl Distributor {
         tenancy: TenancyConfig,
         overrides: Arc<RwLock<Overrides>>,
         ingesters: Arc<dyn Pusher>,
+        registry: &mut Registry,
+    ) -> Result<Arc<Self>, DistributorError> {
+        Self::with_cluster(
+            cfg,
+            tenancy,
+            overrides,
+            ingesters,
+            ClusterHooks::default(),
+            registry,
+        )
+    }
+
+    /// A distributor in a cluster: `hooks` add HA deduplication and split rate limits.
+    pub fn with_cluster(
+        cfg: DistributorConfig,
+        tenancy: TenancyConfig,
+        overrides: Arc<RwLock<Overrides>>,
+        ingesters: Arc<dyn Pusher>,
+        hooks: ClusterHooks,
         registry: &mut Registry,
     ) -> Result<Arc<Self>, DistributorError> {
         cfg.validate()?;
@@ -104,6 +143,7 @@ impl Distributor {
             rate: RateLimiter::default(),
             metrics: Metrics::new(registry),
             buffers: Mutex::new(Vec::new()),
+            hooks,
         }))
     }
 
@@ -172,6 +212,20 @@ impl Distributor {
         let received = batch.sample_count() as u64;
         self.metrics.received_samples.inc_by(received);
         let exemplars: u64 = batch.series.iter().map(|s| u64::from(s.exemplars)).sum();
+        if let Some(msg) = self.deduplicate(tenant, &mut batch).await? {
+            self.metrics
+                .discarded_samples
+                .get_or_create(&ReasonLabels {
+                    reason: "ha-replica-deduplicated".into(),
+                })
+                .inc_by(received);
+            return Ok(PushResult {
+                version,
+                outcome: PushOutcome::default(),
+                exemplars,
+                deduplicated: Some(msg),
+            });
+        }
         let limits = self.overrides.read().for_tenant(tenant.as_str()).clone();
         let mut outcome = PushOutcome::default();
         validate_batch(&mut batch, &limits, now_ms(), &mut outcome, |reason, n| {
@@ -187,9 +241,16 @@ impl Distributor {
             .iter()
             .map(|s| (s.samples.end - s.samples.start) as usize)
             .sum();
+        // Each of N distributors admits 1/N of the tenant's rate (Mimir's global strategy; load
+        // balancers spread writes evenly).
+        let share = self
+            .hooks
+            .healthy_distributors
+            .as_ref()
+            .map_or(1, |f| f().max(1)) as f64;
         if !self.rate.allow(
             tenant.as_str(),
-            limits.ingestion_rate,
+            limits.ingestion_rate / share,
             limits.ingestion_burst_size,
             valid,
             Instant::now(),
@@ -223,7 +284,44 @@ impl Distributor {
             version,
             outcome,
             exemplars,
+            deduplicated: None,
         })
+    }
+
+    /// The HA tracker's decision for the request, judged by its first series as in Mimir
+    /// (all series of a request come from one Prometheus). `Some(message)`: drop it. Accepted
+    /// requests lose the replica label.
+    async fn deduplicate(
+        &self,
+        tenant: &strata_model::TenantId,
+        batch: &mut WriteBatch<'_>,
+    ) -> Result<Option<String>, DistributorError> {
+        let Some(ha) = &self.hooks.ha_tracker else {
+            return Ok(None);
+        };
+        if batch.series.is_empty() {
+            return Ok(None);
+        }
+        let cfg = ha.config();
+        let first = batch.series_labels(0);
+        let find = |name: &str| first.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+        let (Some(cluster), Some(replica)) = (find(&cfg.cluster_label), find(&cfg.replica_label))
+        else {
+            return Ok(None);
+        };
+        match ha
+            .check(tenant.as_str(), cluster, replica, now_ms())
+            .await?
+        {
+            Decision::Accept => {
+                let replica_label = cfg.replica_label.clone();
+                batch.remove_label(&replica_label);
+                Ok(None)
+            }
+            Decision::Reject { elected } => Ok(Some(format!(
+                "replicas did not match, rejecting sample: replica={replica}, elected={elected}"
+            ))),
+        }
     }
 }
 
@@ -250,6 +348,10 @@ async fn push_handler(
 ) -> Response {
     let t0 = Instant::now();
     let resp = match d.push(&headers, &body).await {
+        Ok(PushResult {
+            deduplicated: Some(msg),
+            ..
+        }) => (StatusCode::ACCEPTED, format!("{msg}\n")).into_response(),
         Ok(r) => {
             let mut resp = match &r.outcome.first_rejection {
                 None => StatusCode::NO_CONTENT.into_response(),

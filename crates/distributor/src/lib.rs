@@ -3,11 +3,15 @@
 
 pub mod config;
 mod error;
+pub mod ha_tracker;
 mod http;
 mod metrics;
 mod rate_limit;
+// RING pub mod replication;
 pub mod validation;
 
 pub use config::DistributorConfig;
 pub use error::DistributorError;
-pub use http::{router, Distributor};
+pub use ha_tracker::{HaTracker, HaTrackerConfig};
+pub use http::{router, ClusterHooks, Distributor};
+// RING pub use replication::{IngesterClients, ReplicatedPusher};

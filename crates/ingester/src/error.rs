@@ -4,6 +4,10 @@ use thiserror::Error;
 /// Errors of the ingester's own state: the WAL, checkpoints and configuration.
 #[derive(Debug, Error)]
 pub enum IngesterError {
+    #[error("block shipping is not enabled on this ingester")]
+    NoShipping,
+    #[error("flush incomplete: {pending} blocks still wait for their upload to the bucket")]
+    FlushIncomplete { pending: usize },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

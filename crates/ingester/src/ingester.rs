@@ -157,7 +157,7 @@ impl Ingester {
     pub async fn ship(self: &Arc<Self>, now_ms: i64) -> Option<ShipReport> {
         let shipper = self.shipper.get()?;
         let heads: Vec<Arc<TenantHead>> = self.tenants.read().values().cloned().collect();
-        let report = shipper.cycle(&heads, now_ms, &self.metrics).await;
+        let report = shipper.cycle(&heads, now_ms, false, &self.metrics).await;
         self.metrics
             .blocks_pending_upload
             .set(shipper.pending_uploads() as i64);
@@ -167,6 +167,42 @@ impl Ingester {
             let _ = self.checkpoint().await;
         }
         Some(report)
+    }
+
+    /// Cuts everything in the heads into blocks now (the current range too) and uploads them,
+    /// retrying failed uploads until `deadline`: what an ingester does before it leaves the
+    /// ring for good (`POST /ingester/shutdown`), so the bucket holds all it had. Returns the
+    /// blocks cut and uploaded; an error if uploads were still pending at the deadline.
+    pub async fn flush(self: &Arc<Self>, deadline: Duration) -> Result<ShipReport, IngesterError> {
+        let Some(shipper) = self.shipper.get() else {
+            return Err(IngesterError::NoShipping);
+        };
+        let until = Instant::now() + deadline;
+        let mut total = ShipReport::default();
+        loop {
+            let heads: Vec<Arc<TenantHead>> = self.tenants.read().values().cloned().collect();
+            let r = shipper
+                .cycle(&heads, strata_model::time::now_ms(), true, &self.metrics)
+                .await;
+            total.blocks_cut += r.blocks_cut;
+            total.blocks_uploaded += r.blocks_uploaded;
+            total.upload_failures += r.upload_failures;
+            total.series_truncated += r.series_truncated;
+            total.chunks_truncated += r.chunks_truncated;
+            let pending = shipper.pending_uploads();
+            self.metrics.blocks_pending_upload.set(pending as i64);
+            if pending == 0 {
+                break;
+            }
+            if Instant::now() >= until {
+                return Err(IngesterError::FlushIncomplete { pending });
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        if total.chunks_truncated > 0 || total.series_truncated > 0 {
+            let _ = self.checkpoint().await;
+        }
+        Ok(total)
     }
 
     fn head(&self, tenant: &TenantId) -> Arc<TenantHead> {

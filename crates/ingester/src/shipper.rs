@@ -244,15 +244,18 @@ impl Shipper {
     }
 
     /// One cycle over every head. `now_ms` is the wall clock.
+    /// With `force`, everything in the heads is cut now, the current incomplete range too
+    /// (a flush before the ingester leaves the ring).
     pub async fn cycle(
         &self,
         heads: &[Arc<TenantHead>],
         now_ms: i64,
+        force: bool,
         metrics: &Metrics,
     ) -> ShipReport {
         let mut report = ShipReport::default();
         for h in heads {
-            if let Err(e) = self.cut_ready(h, now_ms, metrics, &mut report).await {
+            if let Err(e) = self.cut_ready(h, now_ms, force, metrics, &mut report).await {
                 metrics.block_cut_failures.inc();
                 tracing::error!(tenant = %h.tenant, error = %e, "cutting a block failed; will retry");
             }
@@ -304,6 +307,7 @@ impl Shipper {
         &self,
         head: &Arc<TenantHead>,
         now_ms: i64,
+        force: bool,
         metrics: &Metrics,
         report: &mut ShipReport,
     ) -> Result<(), IngesterError> {
@@ -320,11 +324,18 @@ impl Shipper {
                 .get(&head.tenant)
                 .map_or(i64::MIN, |t| t.cut_until);
             let start = cut_until.max(align_down(head_min, range));
-            let end = start + range;
-            let ready = head_max >= end + grace || (idle && end <= now_ms);
-            if !ready || head_max < start {
+            if head_max < start {
                 return Ok(());
             }
+            let full_end = start + range;
+            let end = if force {
+                // A partial block for the current range: the next cut starts where it ends.
+                full_end.min(head_max + 1)
+            } else if head_max >= full_end + grace || (idle && full_end <= now_ms) {
+                full_end
+            } else {
+                return Ok(());
+            };
             // Refuse samples for the range first, then read it: see `TenantHead::append`.
             head.set_min_valid_t(end);
             let t0 = Instant::now();

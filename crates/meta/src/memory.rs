@@ -167,10 +167,13 @@ impl KvStore for MemoryKv {
                 self.progress_interval,
             ),
         };
-        Ok(Box::pin(futures::stream::unfold(state, |mut s| async move {
-            let ev = s.next().await?;
-            Some((Ok(ev), s))
-        })))
+        Ok(Box::pin(futures::stream::unfold(
+            state,
+            |mut s| async move {
+                let ev = s.next().await?;
+                Some((Ok(ev), s))
+            },
+        )))
     }
 }
 
@@ -249,7 +252,9 @@ mod tests {
     async fn watch_starts_with_a_snapshot_then_sees_changes_in_order() {
         let kv = MemoryKv::new();
         kv.cas("ring/a", 0, Bytes::from_static(b"a")).await.unwrap();
-        kv.cas("other/x", 0, Bytes::from_static(b"x")).await.unwrap();
+        kv.cas("other/x", 0, Bytes::from_static(b"x"))
+            .await
+            .unwrap();
         let mut w = kv.watch("ring/").await.unwrap();
         match w.next().await.unwrap().unwrap() {
             WatchEvent::Snapshot { entries, revision } => {
@@ -259,7 +264,9 @@ mod tests {
             }
             e => panic!("{e:?}"),
         }
-        kv.cas("other/y", 0, Bytes::from_static(b"y")).await.unwrap();
+        kv.cas("other/y", 0, Bytes::from_static(b"y"))
+            .await
+            .unwrap();
         kv.cas("ring/b", 0, Bytes::from_static(b"b")).await.unwrap();
         kv.delete("ring/a", None).await.unwrap();
         match w.next().await.unwrap().unwrap() {
@@ -267,7 +274,9 @@ mod tests {
             e => panic!("{e:?}"),
         }
         match w.next().await.unwrap().unwrap() {
-            WatchEvent::Delete { key, revision } => assert_eq!((key.as_str(), revision), ("ring/a", 5)),
+            WatchEvent::Delete { key, revision } => {
+                assert_eq!((key.as_str(), revision), ("ring/a", 5))
+            }
             e => panic!("{e:?}"),
         }
     }
@@ -276,7 +285,10 @@ mod tests {
     async fn idle_watch_reports_progress() {
         let kv = MemoryKv::with_progress_interval(Duration::from_millis(100));
         let mut w = kv.watch("p/").await.unwrap();
-        assert!(matches!(w.next().await, Some(Ok(WatchEvent::Snapshot { .. }))));
+        assert!(matches!(
+            w.next().await,
+            Some(Ok(WatchEvent::Snapshot { .. }))
+        ));
         assert!(matches!(
             w.next().await,
             Some(Ok(WatchEvent::Progress { revision: 0 }))

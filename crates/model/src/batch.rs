@@ -105,6 +105,25 @@ impl<'a> WriteBatch<'a> {
         self.samples.len()
     }
 
+    /// Removes label `name` from every series (the HA tracker's replica label).
+    pub fn remove_label(&mut self, name: &str) {
+        if !self.labels.iter().any(|(n, _)| *n == name) {
+            return;
+        }
+        let mut labels = Vec::with_capacity(self.labels.len());
+        for s in &mut self.series {
+            let start = labels.len() as u32;
+            labels.extend(
+                self.labels[s.labels.start as usize..s.labels.end as usize]
+                    .iter()
+                    .filter(|(n, _)| *n != name)
+                    .copied(),
+            );
+            s.labels = start..labels.len() as u32;
+        }
+        self.labels = labels;
+    }
+
     /// Appends a series from owned parts; used by tests and non-hot paths.
     pub fn push_series(&mut self, labels: &[(&'a str, &'a str)], samples: &[Sample]) {
         let l0 = self.labels.len() as u32;
@@ -117,5 +136,23 @@ impl<'a> WriteBatch<'a> {
             histograms: 0,
             exemplars: 0,
         });
+    }
+}
+
+#[cfg(test)]
+mod remove_label_tests {
+    use super::*;
+
+    #[test]
+    fn removes_the_label_from_every_series_only() {
+        let mut b = WriteBatch::default();
+        b.push_series(&[("__name__", "a"), ("__replica__", "r1"), ("x", "1")], &[]);
+        b.push_series(&[("__name__", "b")], &[Sample::new(1, 1.0)]);
+        b.push_series(&[("__replica__", "r1"), ("y", "2")], &[]);
+        b.remove_label("__replica__");
+        assert_eq!(b.series_labels(0), &[("__name__", "a"), ("x", "1")]);
+        assert_eq!(b.series_labels(1), &[("__name__", "b")]);
+        assert_eq!(b.series_labels(2), &[("y", "2")]);
+        assert_eq!(b.series_samples(1), &[Sample::new(1, 1.0)]);
     }
 }

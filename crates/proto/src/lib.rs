@@ -6,6 +6,7 @@
 //! sample (PERFORMANCE.md §1); [`decode`] borrows label bytes from the request instead.
 
 pub mod decode;
+pub mod encode;
 mod error;
 
 pub use error::DecodeError;

@@ -47,7 +47,11 @@ impl From<strata_storage::QueryError> for ApiError {
         match e {
             Q::BadData(m) => Self::BadData(m),
             Q::LimitExceeded(_) => Self::Execution(e.to_string()),
-            Q::Unavailable(_) => Self::Unavailable(e.to_string()),
+            // A replica set without quorum or a failed remote store: the answer would be partial,
+            // so none is given (503: Grafana and promtool show it, senders may retry).
+            Q::Unavailable(_) | Q::Remote { .. } | Q::Incomplete(_) => {
+                Self::Unavailable(e.to_string())
+            }
             Q::Storage(_) => {
                 tracing::error!(error = ?e, "query failed reading storage");
                 let mut msg = e.to_string();

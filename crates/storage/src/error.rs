@@ -9,6 +9,26 @@ pub enum PushError {
     /// The receiving component is shutting down or not ready yet.
     #[error("{0} is not accepting writes: {1}")]
     Unavailable(&'static str, &'static str),
+    /// A call to another process failed: transport error, deadline, or the remote's own
+    /// server error (`target` names the instance).
+    #[error("push to {target} failed: {source}")]
+    Remote {
+        target: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The request was malformed for the receiving end (a bug or version skew, not bad data).
+    #[error("invalid push request: {0}")]
+    InvalidRequest(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A series reached fewer ingesters than a write needs; nothing about it is acknowledged.
+    #[error("series {series} was stored by {succeeded} of the {required} ingesters a write needs: {cause}")]
+    Quorum {
+        series: String,
+        succeeded: usize,
+        required: usize,
+        #[source]
+        cause: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// A query that failed.
@@ -27,4 +47,14 @@ pub enum QueryError {
     /// the query).
     #[error("reading blocks failed")]
     Storage(#[source] Box<crate::block::BlockError>),
+    /// A call to another process failed (`target` names the instance).
+    #[error("query of {target} failed: {source}")]
+    Remote {
+        target: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Too few replicas answered to be sure the answer is complete; never answered partially.
+    #[error("incomplete answer: {0}")]
+    Incomplete(#[source] Box<dyn std::error::Error + Send + Sync>),
 }

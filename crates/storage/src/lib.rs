@@ -17,7 +17,7 @@ pub mod query;
 
 pub use error::{PushError, QueryError};
 pub use merge::MergeQueryable;
-pub use push::{PushOutcome, Pusher, Rejection, RejectionKind};
+pub use push::{EncodedPusher, PushOutcome, Pusher, Rejection, RejectionKind};
 pub use query::{
     ChunkedSeries, EncodedChunk, HeadStats, Queryable, SelectHints, Series, SeriesMetadata,
 };

@@ -102,6 +102,11 @@ pub fn merge_chunked(lists: Vec<Vec<ChunkedSeries>>, start: i64, end: i64) -> Ve
     let mut buf = Vec::new();
     for (_, s) in all {
         match out.last_mut() {
+            // Replicas that received the same samples hold byte-identical chunks: keep one copy
+            // compressed instead of decoding both.
+            Some(ChunkedSeries::Chunks { labels, chunks })
+                if matches!(&s, ChunkedSeries::Chunks { labels: l2, chunks: c2 }
+                    if l2 == labels && c2 == chunks) => {}
             Some(prev) if prev.labels() == s.labels() => {
                 let mut merged = Vec::new();
                 if let ChunkedSeries::Samples(p) = prev {

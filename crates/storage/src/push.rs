@@ -32,6 +32,10 @@ pub struct PushOutcome {
     pub samples_rejected: u64,
     /// The first refusal, if any; further ones are only counted.
     pub first_rejection: Option<Rejection>,
+    /// Indices (into the pushed batch's series) of the series with at least one refused
+    /// sample, and why. A distributor replicating a batch decides per series whether a quorum
+    /// of ingesters stored it.
+    pub rejected_series: Vec<(u32, RejectionKind)>,
 }
 
 impl PushOutcome {
@@ -52,9 +56,10 @@ impl PushOutcome {
         }
     }
 
-    /// Adds another outcome's counts and rejection.
+    /// Adds another outcome (of the same batch) counts, rejection and rejected series.
     pub fn merge(&mut self, other: PushOutcome) {
         self.samples_written += other.samples_written;
+        self.rejected_series.extend(other.rejected_series);
         if let Some(r) = other.first_rejection {
             self.reject(other.samples_rejected, || r);
         } else {
@@ -63,7 +68,8 @@ impl PushOutcome {
     }
 }
 
-/// Something that stores write batches: an ingester, or a client of a remote one.
+/// Something that stores write batches: an ingester, or a distributor's replication to remote
+/// ones.
 ///
 /// `push` returns only after every stored sample is durable (acknowledging earlier would lose
 /// data on a crash). Samples of a batch that can be stored are stored even if others are refused.
@@ -73,5 +79,19 @@ pub trait Pusher: Send + Sync {
         &self,
         tenant: &TenantId,
         batch: &WriteBatch<'_>,
+    ) -> Result<PushOutcome, PushError>;
+}
+
+/// Something that stores a batch already encoded as a remote-write 1.0 `WriteRequest`
+/// (uncompressed): a gRPC client of an ingester, or an ingester in this process.
+/// A distributor encodes each ingester's share of a request once and hands the bytes over, so
+/// the call can finish in the background after the push was acknowledged at quorum.
+#[async_trait]
+pub trait EncodedPusher: Send + Sync {
+    /// Like [`Pusher::push`]; `rejected_series` indices refer to the series of `write_request`.
+    async fn push_encoded(
+        &self,
+        tenant: &TenantId,
+        write_request: bytes::Bytes,
     ) -> Result<PushOutcome, PushError>;
 }

@@ -92,6 +92,7 @@ pub fn harness(behaviour: Behaviour, tenancy: TenancyConfig, limits: Limits) -> 
     let d = Distributor::new(
         DistributorConfig {
             max_recv_msg_size: 64 << 10,
+            ..Default::default()
         },
         tenancy,
         overrides,

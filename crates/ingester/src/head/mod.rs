@@ -263,6 +263,7 @@ impl TenantHead {
                 let key = &s.keys[kstart..s.key_ends[i] as usize];
                 let hash = s.hashes[i];
                 let samples = batch.series_samples(i);
+                let rejected_before = outcome.samples_rejected;
                 let local = match shard.find(hash, key) {
                     Some(l) => l,
                     None => {
@@ -278,6 +279,9 @@ impl TenantHead {
                                     describe(key)
                                 ),
                             });
+                            outcome
+                                .rejected_series
+                                .push((i as u32, RejectionKind::Limit));
                             continue;
                         }
                         let local = shard.series.len() as u32;
@@ -333,6 +337,11 @@ impl TenantHead {
                             ),
                         }),
                     }
+                }
+                if outcome.samples_rejected != rejected_before {
+                    outcome
+                        .rejected_series
+                        .push((i as u32, RejectionKind::BadData));
                 }
             }
             s.sample_records.end_samples(rec);

@@ -242,3 +242,44 @@ async fn truncated_head_survives_restart_without_duplicates() {
     );
     assert_eq!(samples_in_bucket(&bucket).await, 7 * 28);
 }
+
+#[tokio::test]
+async fn flush_ships_everything_including_the_current_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket_dir = tempfile::tempdir().unwrap();
+    let bucket = fs_bucket(bucket_dir.path());
+    let ing = open_cfg(dir.path(), blocks_cfg());
+    ing.enable_shipping(bucket.clone(), dir.path())
+        .await
+        .unwrap();
+    // 2.5 minutes of samples: two complete 1-minute ranges and half of the third, which a
+    // normal cycle would keep in the head for its grace period.
+    let base = 100 * MIN;
+    for r in 0..10 {
+        push_round(&ing, "m", 4, base + r * 15_000).await;
+    }
+    let report = ing.flush(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(report.blocks_cut, 3, "{report:?}");
+    assert_eq!(report.blocks_uploaded, 3, "{report:?}");
+    assert_eq!(samples_in_bucket(&bucket).await, 40);
+    // Nothing is left to ship, and later samples are still accepted after the flushed end.
+    assert_eq!(ing.flush(Duration::from_secs(1)).await.unwrap().blocks_cut, 0);
+    let o = push_round(&ing, "m", 4, base + 10 * 15_000).await;
+    assert_eq!(o.samples_written, 4);
+    let o = push_round(&ing, "m", 4, base + 9 * 15_000).await;
+    assert_eq!(o.first_rejection.unwrap().reason, "sample-out-of-bounds");
+}
+
+#[tokio::test]
+async fn flush_reports_uploads_still_pending_at_its_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let ing = open_cfg(dir.path(), blocks_cfg());
+    ing.enable_shipping(dead_bucket(), dir.path())
+        .await
+        .unwrap();
+    push_round(&ing, "m", 2, 100 * MIN).await;
+    let e = ing.flush(Duration::from_millis(200)).await.unwrap_err();
+    assert!(e.to_string().contains("1 blocks still wait"), "{e}");
+    // The data is still served from the local block.
+    assert_eq!(all_samples(&ing, "m").await.len(), 2);
+}

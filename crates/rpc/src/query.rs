@@ -1,0 +1,208 @@
+//! The read half shared by the ingester and store-gateway services: a `Queryable` served over
+//! gRPC, and a client that is a `Queryable` again.
+
+use crate::convert::{
+    hints_from_pb, hints_to_pb, labels_from_pb, labels_to_pb, matchers_from_pb, matchers_to_pb,
+    query_error_to_status, series_from_pb, series_to_pb, status_to_query_error, tenant,
+};
+use crate::pb::query::v1 as pb;
+use futures::{Stream, StreamExt};
+use std::pin::Pin;
+use std::time::Duration;
+use strata_model::{Labels, Matcher, TenantId};
+use strata_storage::{ChunkedSeries, QueryError, Queryable, SelectHints};
+use tonic::{Request, Response, Status};
+
+/// Bytes of chunk data per streamed message: big enough to amortize framing, small enough
+/// that the receiver's message limit is never near.
+const STREAM_BATCH_BYTES: usize = 1 << 20;
+
+pub type SelectStream =
+    Pin<Box<dyn Stream<Item = Result<pb::SelectStreamResponse, Status>> + Send>>;
+
+pub async fn serve_select(
+    q: &dyn Queryable,
+    req: pb::SelectRequest,
+) -> Result<Response<SelectStream>, Status> {
+    let t = tenant(&req.tenant)?;
+    let matchers = matchers_from_pb(req.matchers)?;
+    let hints = hints_from_pb(req.hints);
+    let series = q
+        .select_chunks_hinted(&t, &matchers, req.start_ms, req.end_ms, &hints)
+        .await
+        .map_err(|e| query_error_to_status(&e))?;
+    let mut batches = Vec::new();
+    let mut cur = pb::SelectStreamResponse::default();
+    let mut bytes = 0;
+    for s in series {
+        let s = series_to_pb(s);
+        bytes += s.chunks.iter().map(|c| c.data.len() + 24).sum::<usize>() + 64;
+        cur.series.push(s);
+        if bytes >= STREAM_BATCH_BYTES {
+            batches.push(Ok(std::mem::take(&mut cur)));
+            bytes = 0;
+        }
+    }
+    if !cur.series.is_empty() || batches.is_empty() {
+        batches.push(Ok(cur));
+    }
+    Ok(Response::new(Box::pin(futures::stream::iter(batches))))
+}
+
+pub async fn serve_series(
+    q: &dyn Queryable,
+    req: pb::SelectRequest,
+) -> Result<Response<pb::SeriesLabelsResponse>, Status> {
+    let t = tenant(&req.tenant)?;
+    let matchers = matchers_from_pb(req.matchers)?;
+    let v = q
+        .series(&t, &matchers, req.start_ms, req.end_ms)
+        .await
+        .map_err(|e| query_error_to_status(&e))?;
+    Ok(Response::new(pb::SeriesLabelsResponse {
+        series: v
+            .iter()
+            .map(|l| pb::LabelSet {
+                labels: labels_to_pb(l),
+            })
+            .collect(),
+    }))
+}
+
+pub async fn serve_label_names(
+    q: &dyn Queryable,
+    req: pb::LabelNamesRequest,
+) -> Result<Response<pb::StringsResponse>, Status> {
+    let t = tenant(&req.tenant)?;
+    let matchers = matchers_from_pb(req.matchers)?;
+    let values = q
+        .label_names(&t, &matchers, req.start_ms, req.end_ms)
+        .await
+        .map_err(|e| query_error_to_status(&e))?;
+    Ok(Response::new(pb::StringsResponse { values }))
+}
+
+pub async fn serve_label_values(
+    q: &dyn Queryable,
+    req: pb::LabelValuesRequest,
+) -> Result<Response<pb::StringsResponse>, Status> {
+    let t = tenant(&req.tenant)?;
+    let matchers = matchers_from_pb(req.matchers)?;
+    let values = q
+        .label_values(&t, &req.name, &matchers, req.start_ms, req.end_ms)
+        .await
+        .map_err(|e| query_error_to_status(&e))?;
+    Ok(Response::new(pb::StringsResponse { values }))
+}
+
+/// Builds requests and turns answers back into storage types, for any remote `Queryable`.
+pub struct RemoteReads<'a> {
+    pub target: &'a str,
+    pub timeout: Duration,
+}
+
+impl RemoteReads<'_> {
+    pub fn request<T>(&self, msg: T) -> Request<T> {
+        let mut r = Request::new(msg);
+        r.set_timeout(self.timeout);
+        r
+    }
+
+    pub fn select_request(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+        hints: &SelectHints,
+    ) -> Request<pb::SelectRequest> {
+        self.request(pb::SelectRequest {
+            tenant: tenant.as_str().to_owned(),
+            matchers: matchers_to_pb(matchers),
+            start_ms: start,
+            end_ms: end,
+            hints: Some(hints_to_pb(hints)),
+        })
+    }
+
+    pub fn label_names_request(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Request<pb::LabelNamesRequest> {
+        self.request(pb::LabelNamesRequest {
+            tenant: tenant.as_str().to_owned(),
+            matchers: matchers_to_pb(matchers),
+            start_ms: start,
+            end_ms: end,
+        })
+    }
+
+    pub fn label_values_request(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Request<pb::LabelValuesRequest> {
+        self.request(pb::LabelValuesRequest {
+            tenant: tenant.as_str().to_owned(),
+            name: name.to_owned(),
+            matchers: matchers_to_pb(matchers),
+            start_ms: start,
+            end_ms: end,
+        })
+    }
+
+    /// Runs `call` with the deadline enforced here too: a peer that accepts the connection and
+    /// then hangs must not hold the query beyond it.
+    pub async fn call<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<Response<T>, Status>>,
+    ) -> Result<T, QueryError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(r)) => Ok(r.into_inner()),
+            Ok(Err(s)) => Err(status_to_query_error(self.target, s)),
+            Err(_) => Err(self.deadline()),
+        }
+    }
+
+    fn deadline(&self) -> QueryError {
+        status_to_query_error(
+            self.target,
+            Status::deadline_exceeded(format!("no answer within {:?}", self.timeout)),
+        )
+    }
+
+    /// Collects a streamed selection.
+    pub async fn collect_stream(
+        &self,
+        call: impl std::future::Future<
+            Output = Result<Response<tonic::Streaming<pb::SelectStreamResponse>>, Status>,
+        >,
+    ) -> Result<Vec<ChunkedSeries>, QueryError> {
+        let fut = async {
+            let mut stream = call.await?.into_inner();
+            let mut out = Vec::new();
+            while let Some(msg) = stream.next().await {
+                out.extend(msg?.series.into_iter().map(series_from_pb));
+            }
+            Ok::<_, Status>(out)
+        };
+        match tokio::time::timeout(self.timeout, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(s)) => Err(status_to_query_error(self.target, s)),
+            Err(_) => Err(self.deadline()),
+        }
+    }
+
+    pub fn label_sets(r: pb::SeriesLabelsResponse) -> Vec<Labels> {
+        r.series
+            .into_iter()
+            .map(|s| labels_from_pb(s.labels))
+            .collect()
+    }
+}

@@ -1,0 +1,343 @@
+//! The ingester and store-gateway services over real gRPC on loopback, against a small store.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::sync::Arc;
+use std::time::Duration;
+use strata_model::batch::{MetricMetadata, MetricType};
+use strata_model::{Labels, MatchOp, Matcher, Sample, TenantId, WriteBatch};
+use strata_rpc::{
+    ChannelPool, GrpcClientConfig, GrpcServerConfig, IngesterClient, IngesterService,
+    StoreGatewayClient, StoreGatewayService,
+};
+use strata_storage::{
+    EncodedPusher, PushError, PushOutcome, Pusher, QueryError, Queryable, Rejection, RejectionKind,
+    Series, SeriesMetadata,
+};
+use tokio_stream::wrappers::TcpListenerStream;
+
+/// Keeps pushed series; refuses series named `refused`; hangs on `hang`.
+#[derive(Debug, Default)]
+struct Store {
+    series: Mutex<Vec<Series>>,
+    metadata: Mutex<Vec<SeriesMetadata>>,
+}
+
+#[async_trait]
+impl Pusher for Store {
+    async fn push(&self, tenant: &TenantId, b: &WriteBatch<'_>) -> Result<PushOutcome, PushError> {
+        assert_eq!(tenant.as_str(), "team-a");
+        let mut o = PushOutcome::default();
+        for i in 0..b.series.len() {
+            let labels = Labels::from_pairs(b.series_labels(i).iter().copied());
+            let n = b.series_samples(i).len() as u64;
+            if labels.metric_name() == Some("refused") {
+                o.reject(n, || Rejection {
+                    kind: RejectionKind::BadData,
+                    reason: "sample-out-of-order",
+                    message: format!("refused {labels:?}"),
+                });
+                o.rejected_series.push((i as u32, RejectionKind::BadData));
+                continue;
+            }
+            o.samples_written += n;
+            self.series.lock().push(Series {
+                labels,
+                samples: b.series_samples(i).to_vec(),
+            });
+        }
+        for m in &b.metadata {
+            self.metadata.lock().push(SeriesMetadata {
+                family: m.family.into(),
+                metric_type: m.metric_type,
+                help: m.help.into(),
+                unit: m.unit.into(),
+            });
+        }
+        Ok(o)
+    }
+}
+
+#[async_trait]
+impl Queryable for Store {
+    async fn select(
+        &self,
+        _t: &TenantId,
+        ms: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<Series>, QueryError> {
+        if ms.iter().any(|m| m.value == "hang") {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+        if ms.iter().any(|m| m.value == "limit") {
+            return Err(QueryError::LimitExceeded("too many series (test)".into()));
+        }
+        let mut v: Vec<Series> = self
+            .series
+            .lock()
+            .iter()
+            .filter(|s| {
+                ms.iter()
+                    .all(|m| m.matches(s.labels.get(&m.name).unwrap_or("")))
+            })
+            .map(|s| Series {
+                labels: s.labels.clone(),
+                samples: s
+                    .samples
+                    .iter()
+                    .copied()
+                    .filter(|x| x.t >= start && x.t <= end)
+                    .collect(),
+            })
+            .collect();
+        v.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(v)
+    }
+
+    async fn series(
+        &self,
+        t: &TenantId,
+        ms: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<Labels>, QueryError> {
+        Ok(self
+            .select(t, ms, start, end)
+            .await?
+            .into_iter()
+            .map(|s| s.labels)
+            .collect())
+    }
+
+    async fn label_names(
+        &self,
+        _t: &TenantId,
+        _ms: &[Matcher],
+        _s: i64,
+        _e: i64,
+    ) -> Result<Vec<String>, QueryError> {
+        Ok(vec!["__name__".into(), "job".into()])
+    }
+
+    async fn label_values(
+        &self,
+        _t: &TenantId,
+        name: &str,
+        _ms: &[Matcher],
+        _s: i64,
+        _e: i64,
+    ) -> Result<Vec<String>, QueryError> {
+        Ok(vec![format!("{name}-value")])
+    }
+
+    async fn metadata(
+        &self,
+        _t: &TenantId,
+        _metric: Option<&str>,
+    ) -> Result<Vec<SeriesMetadata>, QueryError> {
+        Ok(self.metadata.lock().clone())
+    }
+}
+
+struct Server {
+    addr: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn serve(store: Arc<Store>, cfg: GrpcServerConfig) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let ing = IngesterService::new(store.clone(), store.clone()).into_server(&cfg);
+    let sg = StoreGatewayService::new(store).into_server(&cfg);
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(ing)
+            .add_service(sg)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+    });
+    Server { addr, _stop: tx }
+}
+
+fn tenant() -> TenantId {
+    TenantId::new("team-a").unwrap()
+}
+
+fn batch() -> WriteBatch<'static> {
+    let mut b = WriteBatch::default();
+    b.push_series(
+        &[("__name__", "up"), ("job", "node")],
+        &(0..250)
+            .map(|i| Sample::new(i * 15_000, i as f64))
+            .collect::<Vec<_>>(),
+    );
+    b.push_series(&[("__name__", "refused")], &[Sample::new(1, 1.0)]);
+    b.push_series(
+        &[("__name__", "up"), ("job", "prom")],
+        &[Sample::new(5, f64::NAN)],
+    );
+    b.metadata.push(MetricMetadata {
+        family: "up",
+        metric_type: MetricType::Gauge,
+        help: "1 if up",
+        unit: "",
+    });
+    b
+}
+
+#[tokio::test]
+async fn push_and_read_back_through_the_ingester_service() {
+    let store = Arc::new(Store::default());
+    let srv = serve(store.clone(), GrpcServerConfig::default()).await;
+    let pool = ChannelPool::new(GrpcClientConfig::default(), None);
+    let c = IngesterClient::new(
+        "ingester-1",
+        pool.get("ingester-1", &srv.addr).unwrap(),
+        pool.config(),
+    );
+
+    let o = Pusher::push(&c, &tenant(), &batch()).await.unwrap();
+    assert_eq!(o.samples_written, 251);
+    assert_eq!(o.samples_rejected, 1);
+    assert_eq!(o.rejected_series, vec![(1, RejectionKind::BadData)]);
+    assert_eq!(o.first_rejection.unwrap().reason, "sample-out-of-order");
+    assert_eq!(store.series.lock().len(), 2);
+
+    let up = [Matcher::equal("__name__", "up")];
+    let got = c.select(&tenant(), &up, 0, i64::MAX).await.unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(
+        got[0].labels,
+        Labels::from_pairs([("__name__", "up"), ("job", "node")])
+    );
+    assert_eq!(got[0].samples.len(), 250);
+    assert_eq!(got[0].samples[249], Sample::new(249 * 15_000, 249.0));
+    assert!(got[1].samples[0].v.is_nan());
+    // A window inside the data.
+    let got = c.select(&tenant(), &up, 15_000, 30_000).await.unwrap();
+    assert_eq!(got[0].samples.len(), 2);
+
+    let series = c.series(&tenant(), &up, 0, i64::MAX).await.unwrap();
+    assert_eq!(series.len(), 2);
+    assert_eq!(
+        c.label_names(&tenant(), &[], 0, 1).await.unwrap(),
+        vec!["__name__", "job"]
+    );
+    assert_eq!(
+        c.label_values(&tenant(), "job", &[], 0, 1).await.unwrap(),
+        vec!["job-value"]
+    );
+    let md = c.metadata(&tenant(), None).await.unwrap();
+    assert_eq!(md[0].family, "up");
+    assert_eq!(md[0].metric_type, MetricType::Gauge);
+    assert_eq!(c.head_stats(&tenant()).await.unwrap(), None);
+
+    // The store-gateway service answers the same selections.
+    let sg = StoreGatewayClient::new("sg-1", pool.get("sg-1", &srv.addr).unwrap(), pool.config());
+    let got = sg.select(&tenant(), &up, 0, i64::MAX).await.unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(
+        sg.series(&tenant(), &up, 0, i64::MAX).await.unwrap().len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn errors_keep_their_kind() {
+    let store = Arc::new(Store::default());
+    let srv = serve(store, GrpcServerConfig::default()).await;
+    let pool = ChannelPool::new(GrpcClientConfig::default(), None);
+    let c = IngesterClient::new(
+        "ingester-1",
+        pool.get("ingester-1", &srv.addr).unwrap(),
+        pool.config(),
+    );
+    let e = c
+        .select(&tenant(), &[Matcher::equal("x", "limit")], 0, 1)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, QueryError::LimitExceeded(ref m) if m.contains("too many series")),
+        "{e}"
+    );
+    // A garbled push is a request error, not a retryable one.
+    let e = c
+        .push_encoded(&tenant(), Bytes::from_static(&[0x0a, 0xff]))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, PushError::InvalidRequest(_)), "{e}");
+    // Regex matchers travel intact and still select.
+    let re = Matcher::new(MatchOp::RegexMatch, "__name__", "u.|nothing").unwrap();
+    assert!(c.series(&tenant(), &[re], 0, 1).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_hanging_peer_fails_at_the_deadline_and_a_dead_one_names_itself() {
+    let store = Arc::new(Store::default());
+    let srv = serve(store, GrpcServerConfig::default()).await;
+    let cfg = GrpcClientConfig {
+        query_timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let pool = ChannelPool::new(cfg, None);
+    let c = IngesterClient::new(
+        "ingester-1",
+        pool.get("ingester-1", &srv.addr).unwrap(),
+        pool.config(),
+    );
+    let e = c
+        .select(&tenant(), &[Matcher::equal("x", "hang")], 0, 1)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, QueryError::Remote { ref target, .. } if target == "ingester-1"),
+        "{e}"
+    );
+
+    // Nothing listens on a port we just released.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = l.local_addr().unwrap().to_string();
+    drop(l);
+    let c = IngesterClient::new(
+        "ingester-9",
+        pool.get("ingester-9", &dead).unwrap(),
+        pool.config(),
+    );
+    let e = Pusher::push(&c, &tenant(), &batch()).await.unwrap_err();
+    assert!(e.to_string().contains("ingester-9"), "{e}");
+    assert!(matches!(e, PushError::Remote { .. }), "{e}");
+}
+
+#[tokio::test]
+async fn messages_over_the_server_limit_are_refused() {
+    let store = Arc::new(Store::default());
+    let srv = serve(
+        store.clone(),
+        GrpcServerConfig {
+            max_recv_msg_size: 1 << 20,
+            ..Default::default()
+        },
+    )
+    .await;
+    let pool = ChannelPool::new(GrpcClientConfig::default(), None);
+    let c = IngesterClient::new(
+        "ingester-1",
+        pool.get("ingester-1", &srv.addr).unwrap(),
+        pool.config(),
+    );
+    let big = "v".repeat(2 << 20);
+    let mut b = WriteBatch::default();
+    b.push_series(
+        &[("__name__", "x"), ("big", big.as_str())],
+        &[Sample::new(1, 1.0)],
+    );
+    let e = Pusher::push(&c, &tenant(), &b).await.unwrap_err();
+    assert!(e.to_string().contains("ingester-1"), "{e}");
+    assert!(store.series.lock().is_empty());
+}
