@@ -321,7 +321,14 @@ impl Lifecycler {
             }
             return Err(e);
         }
-        let entries = self.list_others().await?;
+        // Housekeeping failures do not fail the heartbeat, which was written.
+        let entries = match self.list_others().await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(ring = %self.name, error = %e, "cannot list the ring for housekeeping");
+                return Ok(());
+            }
+        };
         if let Err(e) = self.resolve_collisions(&entries).await {
             tracing::warn!(ring = %self.name, error = %e, "cannot resolve token collisions");
         }
