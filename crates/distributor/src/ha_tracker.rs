@@ -59,7 +59,10 @@ impl HaTrackerConfig {
     pub fn validate(&self) -> Result<(), DistributorError> {
         let bad = |field, reason: String| Err(DistributorError::Config { field, reason });
         if self.cluster_label.is_empty() {
-            return bad("distributor.ha_tracker.cluster_label", "must not be empty".into());
+            return bad(
+                "distributor.ha_tracker.cluster_label",
+                "must not be empty".into(),
+            );
         }
         if self.replica_label.is_empty() || self.replica_label == self.cluster_label {
             return bad(
@@ -96,7 +99,9 @@ pub struct Election {
 pub enum Decision {
     Accept,
     /// Not the elected replica: drop the samples, answer 202.
-    Reject { elected: String },
+    Reject {
+        elected: String,
+    },
 }
 
 /// Prefix of election keys in the KV.
@@ -337,24 +342,45 @@ mod tests {
         assert_eq!(t.check("t", "c", "b", S).await.unwrap(), rej("a"));
         // a keeps writing every 15 s; b never gets in.
         for i in 1..=8 {
-            assert_eq!(t.check("t", "c", "a", i * 15 * S).await.unwrap(), Decision::Accept);
-            assert_eq!(t.check("t", "c", "b", i * 15 * S + S).await.unwrap(), rej("a"));
+            assert_eq!(
+                t.check("t", "c", "a", i * 15 * S).await.unwrap(),
+                Decision::Accept
+            );
+            assert_eq!(
+                t.check("t", "c", "b", i * 15 * S + S).await.unwrap(),
+                rej("a")
+            );
         }
         // a stops at 120 s (last refresh). b is refused until 30 s have passed...
         assert_eq!(t.check("t", "c", "b", 149 * S).await.unwrap(), rej("a"));
         // ... then takes over.
-        assert_eq!(t.check("t", "c", "b", 151 * S).await.unwrap(), Decision::Accept);
+        assert_eq!(
+            t.check("t", "c", "b", 151 * S).await.unwrap(),
+            Decision::Accept
+        );
         // a comes back: refused now (no flapping back), while b keeps writing.
         assert_eq!(t.check("t", "c", "a", 152 * S).await.unwrap(), rej("b"));
-        assert_eq!(t.check("t", "c", "b", 166 * S).await.unwrap(), Decision::Accept);
+        assert_eq!(
+            t.check("t", "c", "b", 166 * S).await.unwrap(),
+            Decision::Accept
+        );
         assert_eq!(t.check("t", "c", "a", 170 * S).await.unwrap(), rej("b"));
         // Another distributor with an empty cache reaches the same decision through the KV.
         let other = tracker(kv.clone());
         assert_eq!(other.check("t", "c", "a", 171 * S).await.unwrap(), rej("b"));
-        assert_eq!(other.check("t", "c", "b", 171 * S).await.unwrap(), Decision::Accept);
+        assert_eq!(
+            other.check("t", "c", "b", 171 * S).await.unwrap(),
+            Decision::Accept
+        );
         // Clusters and tenants are independent.
-        assert_eq!(t.check("t", "d", "a", 171 * S).await.unwrap(), Decision::Accept);
-        assert_eq!(t.check("u", "c", "a", 171 * S).await.unwrap(), Decision::Accept);
+        assert_eq!(
+            t.check("t", "d", "a", 171 * S).await.unwrap(),
+            Decision::Accept
+        );
+        assert_eq!(
+            t.check("u", "c", "a", 171 * S).await.unwrap(),
+            Decision::Accept
+        );
     }
 
     #[tokio::test]
@@ -378,15 +404,20 @@ mod tests {
         t.check("t", "c", "a", 0).await.unwrap();
         t.cleanup(29 * 60 * S).await;
         let e: Election =
-            serde_json::from_slice(&kv.get("ha-tracker/t/c").await.unwrap().unwrap().value).unwrap();
+            serde_json::from_slice(&kv.get("ha-tracker/t/c").await.unwrap().unwrap().value)
+                .unwrap();
         assert_eq!(e.deleted_at_ms, 0);
         t.cleanup(31 * 60 * S).await;
         let e: Election =
-            serde_json::from_slice(&kv.get("ha-tracker/t/c").await.unwrap().unwrap().value).unwrap();
+            serde_json::from_slice(&kv.get("ha-tracker/t/c").await.unwrap().unwrap().value)
+                .unwrap();
         assert_eq!(e.deleted_at_ms, 31 * 60 * S);
         // A deleted election is replaced by whoever writes next.
         t.cache.lock().clear();
-        assert_eq!(t.check("t", "c", "b", 32 * 60 * S).await.unwrap(), Decision::Accept);
+        assert_eq!(
+            t.check("t", "c", "b", 32 * 60 * S).await.unwrap(),
+            Decision::Accept
+        );
         t.cleanup(63 * 60 * S).await;
         t.cleanup(94 * 60 * S).await;
         assert!(kv.get("ha-tracker/t/c").await.unwrap().is_none());

@@ -7,11 +7,11 @@ pub mod ha_tracker;
 mod http;
 mod metrics;
 mod rate_limit;
-// RING pub mod replication;
+pub mod replication;
 pub mod validation;
 
 pub use config::DistributorConfig;
 pub use error::DistributorError;
 pub use ha_tracker::{HaTracker, HaTrackerConfig};
 pub use http::{router, ClusterHooks, Distributor};
-// RING pub use replication::{IngesterClients, ReplicatedPusher};
+pub use replication::{IngesterClients, ReplicatedPusher};

@@ -10,15 +10,15 @@
 
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
-use std::sync::Arc;
-use strata_model::{TenantId, WriteBatch};
-use strata_proto::encode::{encode_write_request_v1, encoded_len};
-use strata_ring::{InstanceDesc, Operation, ReplicaSet, RingWatcher};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use strata_model::{TenantId, WriteBatch};
+use strata_proto::encode::{encode_write_request_v1, encoded_len};
+use strata_ring::{InstanceDesc, Operation, ReplicaSet, RingWatcher};
 use strata_storage::{EncodedPusher, PushError, PushOutcome, Pusher, Rejection, RejectionKind};
 
 /// Clients of the ingesters by ring entry (a gRPC client per address in production, ingesters
@@ -41,7 +41,7 @@ struct IngesterLabels {
 }
 
 /// Per-ingester request outcomes, so an operator sees which ingester fails or is slow.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct ReplicationMetrics {
     requests: Family<IngesterLabels, Counter>,
     duration: Family<IngesterLabels, Histogram, fn() -> Histogram>,
@@ -198,10 +198,7 @@ impl ReplicatedPusher {
                 }
             }
         }
-        Err(last.unwrap_or(PushError::Unavailable(
-            "ingesters",
-            "no replica answered",
-        )))
+        Err(last.unwrap_or(PushError::Unavailable("ingesters", "no replica answered")))
     }
 }
 

@@ -69,8 +69,7 @@ impl RingQueryable {
 
     /// The part of `[start, end]` ingesters answer for, `None` if none.
     fn window(&self, start: i64, end: i64) -> Option<(i64, i64)> {
-        let min = strata_model::time::now_ms()
-            - self.cfg.query_ingesters_within.as_millis() as i64;
+        let min = strata_model::time::now_ms() - self.cfg.query_ingesters_within.as_millis() as i64;
         (end >= min).then_some((start.max(min), end))
     }
 
@@ -255,7 +254,9 @@ impl Queryable for RingQueryable {
     /// Summed over ingesters: with replication the series count is RF times the distinct
     /// series (as Mimir's per-ingester statistics are).
     async fn head_stats(&self, tenant: &TenantId) -> Result<Option<HeadStats>, QueryError> {
-        let answers = self.fan_out(|c| async move { c.head_stats(tenant).await }).await?;
+        let answers = self
+            .fan_out(|c| async move { c.head_stats(tenant).await })
+            .await?;
         let mut out: Option<HeadStats> = None;
         for s in answers.into_iter().flatten() {
             let o = out.get_or_insert(HeadStats {

@@ -4,7 +4,7 @@
 mod api;
 pub mod config;
 mod error;
-// RING pub mod ingesters;
+pub mod ingesters;
 mod params;
 mod query;
 mod remote_read;

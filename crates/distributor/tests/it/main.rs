@@ -2,6 +2,7 @@
 //! specs, exercised through the real router with a recording ingester.
 
 mod push;
+mod replication;
 
 use async_trait::async_trait;
 use axum::body::Body;

@@ -263,7 +263,10 @@ async fn flush_ships_everything_including_the_current_range() {
     assert_eq!(report.blocks_uploaded, 3, "{report:?}");
     assert_eq!(samples_in_bucket(&bucket).await, 40);
     // Nothing is left to ship, and later samples are still accepted after the flushed end.
-    assert_eq!(ing.flush(Duration::from_secs(1)).await.unwrap().blocks_cut, 0);
+    assert_eq!(
+        ing.flush(Duration::from_secs(1)).await.unwrap().blocks_cut,
+        0
+    );
     let o = push_round(&ing, "m", 4, base + 10 * 15_000).await;
     assert_eq!(o.samples_written, 4);
     let o = push_round(&ing, "m", 4, base + 9 * 15_000).await;

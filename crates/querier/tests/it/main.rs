@@ -1,5 +1,7 @@
 //! The querier's HTTP contract against Prometheus's JSON shapes, with an in-memory queryable.
 
+mod ingesters;
+
 use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;

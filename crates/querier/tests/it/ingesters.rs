@@ -1,0 +1,268 @@
+//! Reads from the ingester ring: replicas merged, one ingester may be missing, two sharing a
+//! range may not, and only the recent window is asked.
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use strata_meta::{KvStore, MemoryKv};
+use strata_model::{Labels, Matcher, Sample, TenantId};
+use strata_promql::testing::MemStore;
+use strata_querier::ingesters::{IngesterQueryClients, IngesterReadConfig, RingQueryable};
+use strata_ring::{
+    instance_key, InstanceDesc, InstanceState, RingOptions, RingWatcher, WatcherOptions,
+};
+use strata_storage::{QueryError, Queryable, Series, SeriesMetadata};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Answer,
+    Fail,
+    BadRequest,
+}
+
+struct Fake {
+    store: MemStore,
+    mode: Mutex<Mode>,
+    calls: Mutex<usize>,
+}
+
+impl std::fmt::Debug for Fake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Fake")
+    }
+}
+
+impl Fake {
+    fn check(&self) -> Result<(), QueryError> {
+        *self.calls.lock() += 1;
+        match *self.mode.lock() {
+            Mode::Answer => Ok(()),
+            Mode::Fail => Err(QueryError::Unavailable("ingester")),
+            Mode::BadRequest => Err(QueryError::BadData("bad regex (test)".into())),
+        }
+    }
+}
+
+#[async_trait]
+impl Queryable for Fake {
+    async fn select(
+        &self,
+        t: &TenantId,
+        m: &[Matcher],
+        s: i64,
+        e: i64,
+    ) -> Result<Vec<Series>, QueryError> {
+        self.check()?;
+        self.store.select(t, m, s, e).await
+    }
+    async fn series(
+        &self,
+        t: &TenantId,
+        m: &[Matcher],
+        s: i64,
+        e: i64,
+    ) -> Result<Vec<Labels>, QueryError> {
+        self.check()?;
+        self.store.series(t, m, s, e).await
+    }
+    async fn label_names(
+        &self,
+        t: &TenantId,
+        m: &[Matcher],
+        s: i64,
+        e: i64,
+    ) -> Result<Vec<String>, QueryError> {
+        self.check()?;
+        self.store.label_names(t, m, s, e).await
+    }
+    async fn label_values(
+        &self,
+        t: &TenantId,
+        n: &str,
+        m: &[Matcher],
+        s: i64,
+        e: i64,
+    ) -> Result<Vec<String>, QueryError> {
+        self.check()?;
+        self.store.label_values(t, n, m, s, e).await
+    }
+    async fn metadata(
+        &self,
+        t: &TenantId,
+        m: Option<&str>,
+    ) -> Result<Vec<SeriesMetadata>, QueryError> {
+        self.check()?;
+        self.store.metadata(t, m).await
+    }
+}
+
+struct Clients(HashMap<String, Arc<Fake>>);
+
+impl IngesterQueryClients for Clients {
+    fn client(&self, d: &InstanceDesc) -> Result<Arc<dyn Queryable>, QueryError> {
+        Ok(self.0[&d.id].clone())
+    }
+}
+
+fn now() -> i64 {
+    strata_model::time::now_ms()
+}
+
+/// Three ingesters; series k is held by the replicas `holders(k)` (two of three: as after one
+/// ingester restarted empty), with samples at now-60s and now-30s.
+async fn setup(n: usize) -> (Arc<RingWatcher>, Arc<Clients>) {
+    let kv: Arc<dyn KvStore> = Arc::new(MemoryKv::new());
+    let mut fakes = HashMap::new();
+    let base = now();
+    for i in 0..n {
+        let id = format!("ingester-{i}");
+        let toks: Vec<u32> = {
+            let mut t: Vec<u32> = (0..32u32)
+                .map(|k| {
+                    k.wrapping_mul(134_217_728)
+                        .wrapping_add(i as u32 * 7_777_777)
+                })
+                .collect();
+            t.sort_unstable();
+            t
+        };
+        let d = InstanceDesc {
+            id: id.clone(),
+            addr: format!("{id}:9095"),
+            http_addr: String::new(),
+            zone: String::new(),
+            state: InstanceState::Active,
+            tokens: toks,
+            heartbeat_ms: now(),
+            registered_ms: now(),
+        };
+        kv.cas(&instance_key("ring/ingester", &id), 0, d.encode())
+            .await
+            .unwrap();
+        let mut store = MemStore::new();
+        for k in 0..10 {
+            if k % n != i {
+                // Every series on all but one ingester.
+                store.add(
+                    Labels::from_pairs([("__name__", "m".to_string()), ("k", k.to_string())]),
+                    [
+                        Sample::new(base - 60_000, k as f64),
+                        Sample::new(base - 30_000, k as f64),
+                    ],
+                );
+            }
+        }
+        fakes.insert(
+            id,
+            Arc::new(Fake {
+                store,
+                mode: Mutex::new(Mode::Answer),
+                calls: Mutex::new(0),
+            }),
+        );
+    }
+    let ring = RingWatcher::start(
+        kv,
+        "ring/ingester",
+        WatcherOptions::new("ingester", RingOptions::default()),
+    );
+    ring.wait_for(|r| r.len() == n).await;
+    (ring, Arc::new(Clients(fakes)))
+}
+
+fn queryable(ring: &Arc<RingWatcher>, c: &Arc<Clients>) -> RingQueryable {
+    RingQueryable::new(ring.clone(), c.clone(), IngesterReadConfig::default())
+}
+
+fn t() -> TenantId {
+    TenantId::new("t").unwrap()
+}
+
+fn m() -> Vec<Matcher> {
+    vec![Matcher::equal("__name__", "m")]
+}
+
+#[tokio::test]
+async fn replicas_are_merged_into_one_complete_answer() {
+    let (ring, c) = setup(3).await;
+    let q = queryable(&ring, &c);
+    let got = q
+        .select(&t(), &m(), now() - 3_600_000, now())
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 10);
+    assert!(
+        got.iter().all(|s| s.samples.len() == 2),
+        "no duplicated samples"
+    );
+    assert_eq!(q.series(&t(), &m(), 0, now()).await.unwrap().len(), 10);
+    assert_eq!(
+        q.label_values(&t(), "k", &[], 0, now())
+            .await
+            .unwrap()
+            .len(),
+        10
+    );
+}
+
+#[tokio::test]
+async fn one_ingester_down_still_answers_completely() {
+    let (ring, c) = setup(3).await;
+    *c.0["ingester-1"].mode.lock() = Mode::Fail;
+    let q = queryable(&ring, &c);
+    let got = q
+        .select(&t(), &m(), now() - 3_600_000, now())
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 10, "every series has another replica");
+}
+
+#[tokio::test]
+async fn two_ingesters_down_fail_the_query_and_name_the_ranges() {
+    let (ring, c) = setup(3).await;
+    *c.0["ingester-0"].mode.lock() = Mode::Fail;
+    *c.0["ingester-2"].mode.lock() = Mode::Fail;
+    let q = queryable(&ring, &c);
+    let e = q
+        .select(&t(), &m(), now() - 3_600_000, now())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, QueryError::Incomplete(_)), "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("lack a read quorum"), "{msg}");
+    assert!(
+        msg.contains("ingester-0") && msg.contains("ingester-2"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_fail_at_once() {
+    let (ring, c) = setup(3).await;
+    *c.0["ingester-0"].mode.lock() = Mode::BadRequest;
+    let q = queryable(&ring, &c);
+    let e = q.series(&t(), &m(), 0, now()).await.unwrap_err();
+    assert!(matches!(e, QueryError::BadData(_)), "{e}");
+}
+
+#[tokio::test]
+async fn only_the_recent_window_is_asked() {
+    let (ring, c) = setup(3).await;
+    let q = RingQueryable::new(
+        ring.clone(),
+        c.clone(),
+        IngesterReadConfig {
+            query_ingesters_within: Duration::from_secs(600),
+        },
+    );
+    let old_end = now() - 3_600_000;
+    assert!(q.select(&t(), &m(), 0, old_end).await.unwrap().is_empty());
+    assert_eq!(
+        c.0.values().map(|f| *f.calls.lock()).sum::<usize>(),
+        0,
+        "nobody asked"
+    );
+    assert_eq!(q.select(&t(), &m(), 0, now()).await.unwrap().len(), 10);
+}
