@@ -10,6 +10,9 @@ pub struct DistributorConfig {
     pub max_recv_msg_size: usize,
     /// Deduplication of HA Prometheus pairs (needs the cluster KV).
     pub ha_tracker: crate::HaTrackerConfig,
+    /// The distributor ring: distributors of a cluster register there so that each admits its
+    /// share of a tenant's ingestion rate.
+    pub ring: strata_ring::RingConfig,
 }
 
 impl Default for DistributorConfig {
@@ -17,6 +20,11 @@ impl Default for DistributorConfig {
         Self {
             max_recv_msg_size: 100 << 20,
             ha_tracker: crate::HaTrackerConfig::default(),
+            ring: strata_ring::RingConfig {
+                // Distributors own no data: a token each is enough to be counted.
+                num_tokens: 1,
+                ..Default::default()
+            },
         }
     }
 }
@@ -33,6 +41,7 @@ impl DistributorConfig {
             });
         }
         self.ha_tracker.validate()?;
+        self.ring.validate("distributor.ring")?;
         Ok(())
     }
 }

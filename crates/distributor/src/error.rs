@@ -33,13 +33,15 @@ pub enum DistributorError {
     Push(#[from] strata_storage::PushError),
     #[error(transparent)]
     Ha(#[from] crate::ha_tracker::HaError),
+    #[error(transparent)]
+    Ring(#[from] strata_ring::RingError),
 }
 
 impl DistributorError {
     /// The status a remote-write sender understands: 4xx is never retried, 429 and 5xx are.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Config { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Config { .. } | Self::Ring(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::UnsupportedEncoding(_) | Self::UnsupportedContentType(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
@@ -60,7 +62,7 @@ impl DistributorError {
     /// Short reason label for metrics.
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::Config { .. } => "config",
+            Self::Config { .. } | Self::Ring(_) => "config",
             Self::UnsupportedEncoding(_) => "unsupported-encoding",
             Self::UnsupportedContentType(_) => "unsupported-content-type",
             Self::TooLarge { .. } => "too-large",

@@ -12,6 +12,11 @@ pub struct IngesterConfig {
     pub head_shards: usize,
     /// Cutting the head into blocks and shipping them to the bucket.
     pub blocks: BlocksConfig,
+    /// The ingester ring (read with the same settings by distributors and queriers).
+    pub ring: strata_ring::RingConfig,
+    /// Longest time `POST /ingester/shutdown` waits for the flushed blocks' uploads.
+    #[serde(with = "humantime_serde")]
+    pub flush_timeout: Duration,
 }
 
 /// How the head becomes blocks in the bucket.
@@ -86,6 +91,8 @@ impl Default for IngesterConfig {
             wal: WalConfig::default(),
             head_shards: 16,
             blocks: BlocksConfig::default(),
+            ring: strata_ring::RingConfig::default(),
+            flush_timeout: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -105,6 +112,13 @@ impl Default for WalConfig {
 impl IngesterConfig {
     /// Checks values; errors name the field.
     pub fn validate(&self) -> Result<(), IngesterError> {
+        self.ring.validate("ingester.ring").map_err(IngesterError::Ring)?;
+        if self.flush_timeout.is_zero() {
+            return Err(IngesterError::Config {
+                field: "ingester.flush_timeout",
+                reason: "must be > 0".into(),
+            });
+        }
         if !self.head_shards.is_power_of_two() || self.head_shards > 256 {
             return Err(IngesterError::Config {
                 field: "ingester.head_shards",

@@ -4,6 +4,8 @@ use thiserror::Error;
 /// Errors of the ingester's own state: the WAL, checkpoints and configuration.
 #[derive(Debug, Error)]
 pub enum IngesterError {
+    #[error(transparent)]
+    Ring(#[from] strata_ring::RingError),
     #[error("block shipping is not enabled on this ingester")]
     NoShipping,
     #[error("flush incomplete: {pending} blocks still wait for their upload to the bucket")]

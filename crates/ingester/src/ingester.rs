@@ -328,6 +328,11 @@ impl Ingester {
         }
     }
 
+    /// Refuses every later push (the ingester left the ring for good); reads still work.
+    pub fn stop_accepting(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
     /// Stops accepting pushes, writes a final checkpoint (fast restart) and closes the WAL.
     pub async fn shutdown(self: &Arc<Self>) {
         self.stopping.store(true, Ordering::SeqCst);

@@ -20,6 +20,8 @@ pub struct QuerierConfig {
     pub lookback_delta: std::time::Duration,
     /// Most points per series in a range query result (Prometheus: 11,000).
     pub max_points_per_series: usize,
+    /// Reading the ingester ring (a querier in a cluster).
+    pub ingesters: crate::ingesters::IngesterReadConfig,
 }
 
 impl Default for QuerierConfig {
@@ -31,6 +33,7 @@ impl Default for QuerierConfig {
             max_samples: 50_000_000,
             lookback_delta: std::time::Duration::from_secs(300),
             max_points_per_series: 11_000,
+            ingesters: crate::ingesters::IngesterReadConfig::default(),
         }
     }
 }

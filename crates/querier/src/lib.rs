@@ -9,6 +9,7 @@ mod params;
 mod query;
 mod remote_read;
 pub mod selector;
+pub mod store_gateways;
 
 pub use api::{router, Querier};
 pub use config::QuerierConfig;

@@ -25,6 +25,9 @@ pub struct StoreGatewayConfig {
     /// Memory budget of the cache of samples-file ranges fetched by queries, in bytes (0: no
     /// cache). Repeated queries then cost no bucket request.
     pub samples_cache_bytes: u64,
+    /// The store-gateway ring, where standalone store-gateways register so that queriers find
+    /// them (`--target=store-gateway`).
+    pub ring: strata_ring::RingConfig,
 }
 
 impl Default for StoreGatewayConfig {
@@ -35,6 +38,7 @@ impl Default for StoreGatewayConfig {
             max_open_blocks_bytes: 512 << 20,
             block_open_concurrency: 8,
             samples_cache_bytes: 256 << 20,
+            ring: strata_ring::RingConfig::default(),
         }
     }
 }
@@ -42,6 +46,12 @@ impl Default for StoreGatewayConfig {
 impl StoreGatewayConfig {
     /// Checks values; errors name the field.
     pub fn validate(&self) -> Result<(), StoreGatewayError> {
+        self.ring
+            .validate("store_gateway.ring")
+            .map_err(|e| StoreGatewayError::Config {
+                field: "store_gateway.ring",
+                reason: e.to_string(),
+            })?;
         if self.sync_interval < Duration::from_millis(100) {
             return Err(StoreGatewayError::Config {
                 field: "store_gateway.sync_interval",

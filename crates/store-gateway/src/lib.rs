@@ -15,3 +15,6 @@ mod metrics;
 pub use config::StoreGatewayConfig;
 pub use error::StoreGatewayError;
 pub use gateway::{StoreGateway, AGGR_LABEL};
+
+/// Key prefix of the store-gateway ring in the cluster KV.
+pub const RING_PREFIX: &str = "ring/store-gateway";

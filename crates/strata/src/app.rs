@@ -1,7 +1,8 @@
 //! Wires the modules of the chosen targets together and runs them until a signal arrives.
 
-use crate::config::{Config, LogFormat, RuntimeConfig};
+use crate::config::{Config, LogFormat};
 use crate::modules::{self, Module};
+use crate::wiring::Wiring;
 use crate::Cli;
 use anyhow::Context;
 use axum::http::StatusCode;
@@ -62,7 +63,8 @@ fn init_logging(cfg: &Config) {
 }
 
 /// Per-tenant limits: defaults from the config file plus the runtime overrides file.
-fn load_overrides(cfg: &Config) -> anyhow::Result<Overrides> {
+pub(crate) fn load_overrides(cfg: &Config) -> anyhow::Result<Overrides> {
+    use crate::config::RuntimeConfig;
     let mut o = Overrides {
         defaults: cfg.limits.clone(),
         tenants: Default::default(),
@@ -73,7 +75,7 @@ fn load_overrides(cfg: &Config) -> anyhow::Result<Overrides> {
     Ok(o)
 }
 
-async fn reload_overrides(
+pub(crate) async fn reload_overrides(
     cfg: Config,
     overrides: Arc<RwLock<Overrides>>,
     mut stop: watch::Receiver<bool>,
@@ -110,130 +112,28 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
     );
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create data_dir {}", cfg.data_dir.display()))?;
-    let mut registry = Registry::default();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let ready = Arc::new(AtomicBool::new(false));
-    let mut router = Router::new();
-    let mut overrides = None;
-    let mut ingester = None;
-    let mut bucket: Option<strata_storage::bucket::Bucket> = None;
-    let mut store_gateway: Option<Arc<strata_store_gateway::StoreGateway>> = None;
-    let mut alertmanager: Option<Arc<strata_alertmanager::Alertmanager>> = None;
-    let mut background = Vec::new();
+    let mut w = Wiring::new(cfg.clone(), order.clone());
     for m in &order {
-        match m {
-            Module::Server | Module::All => {}
-            Module::Bucket => {
-                let bcfg = cfg.resolved_bucket();
-                bucket = Some(
-                    strata_storage::bucket::Bucket::from_config(&bcfg)
-                        .context("cannot set up the bucket (bucket:)")?,
-                );
-                tracing::info!(backend = ?bcfg.backend, "bucket configured");
-            }
-            Module::StoreGateway => {
-                let b = bucket.clone().context("store-gateway needs the bucket")?;
-                store_gateway = Some(strata_store_gateway::StoreGateway::new(
-                    cfg.store_gateway.clone(),
-                    b,
-                    &mut registry,
-                )?);
-            }
-            Module::Compactor => {
-                let b = bucket.clone().context("compactor needs the bucket")?;
-                let o = overrides
-                    .clone()
-                    .context("compactor needs runtime-config")?;
-                let c =
-                    strata_compactor::Compactor::new(cfg.compactor.clone(), b, o, &mut registry)?;
-                background.push(tokio::spawn(c.run(stop_rx.clone())));
-            }
-            Module::RuntimeConfig => {
-                let o = Arc::new(RwLock::new(load_overrides(&cfg)?));
-                if !cfg.runtime_config.file.is_empty() {
-                    background.push(tokio::spawn(reload_overrides(
-                        cfg.clone(),
-                        o.clone(),
-                        stop_rx.clone(),
-                    )));
-                }
-                overrides = Some(o);
-            }
-            Module::Ingester => {
-                let o = overrides.clone().context("ingester needs runtime-config")?;
-                let data_dir = cfg.data_dir.clone();
-                let icfg = cfg.ingester.clone();
-                // Replay can take a while and does blocking file I/O.
-                let ing = tokio::task::block_in_place(|| {
-                    strata_ingester::Ingester::open(icfg, &data_dir, o, &mut registry)
-                })?;
-                let b = bucket.clone().context("ingester needs the bucket")?;
-                ing.enable_shipping(b, &data_dir)
-                    .await
-                    .context("cannot load the ingester's local blocks")?;
-                background.push(tokio::spawn(ing.clone().run_background(stop_rx.clone())));
-                ingester = Some(ing);
-            }
-            Module::Distributor => {
-                let ing = ingester.clone().context("distributor needs an ingester")?;
-                let d = strata_distributor::Distributor::new(
-                    cfg.distributor.clone(),
-                    cfg.tenancy.clone(),
-                    overrides
-                        .clone()
-                        .context("distributor needs runtime-config")?,
-                    ing,
-                    &mut registry,
-                )?;
-                router = router.merge(strata_distributor::router(d));
-            }
-            Module::Alertmanager => {
-                let default_url = format!("http://{}", cfg.server.http_listen_address);
-                let b = bucket.clone().context("alertmanager needs the bucket")?;
-                let restored = strata_alertmanager::Alertmanager::restore_from_bucket(
-                    &cfg.alertmanager,
-                    &cfg.data_dir,
-                    &cfg.tenancy,
-                    &b,
-                )
-                .await
-                .context("cannot restore alertmanager state from the bucket")?;
-                if !restored.is_empty() {
-                    tracing::info!(
-                        tenants = restored.len(),
-                        "alertmanager state restored from the bucket"
-                    );
-                }
-                let am = strata_alertmanager::Alertmanager::new(
-                    cfg.alertmanager.clone(),
-                    &cfg.data_dir,
-                    &default_url,
-                    Arc::new(strata_alertmanager::time::SystemClock),
-                    cfg.tenancy.clone(),
-                    &mut registry,
-                )?;
-                let mut stop = stop_rx.clone();
-                background.push(tokio::spawn(am.clone().run(async move {
-                    let _ = stop.changed().await;
-                })));
-                am.attach_bucket(b);
-                router = router.merge(strata_alertmanager::router(am.clone()));
-                alertmanager = Some(am);
-            }
-            Module::Querier => {
-                let ing = ingester.clone().context("querier needs an ingester")?;
-                let sg = store_gateway
-                    .clone()
-                    .context("querier needs a store-gateway")?;
-                // Ingester first: on equal timestamps its samples win over blocks'.
-                let source: Arc<dyn strata_storage::Queryable> =
-                    Arc::new(strata_storage::MergeQueryable::new(vec![ing, sg]));
-                let q =
-                    strata_querier::Querier::new(cfg.querier.clone(), cfg.tenancy.clone(), source)?;
-                router = router.merge(strata_querier::router(q));
-            }
-        }
+        w.init(*m)
+            .await
+            .with_context(|| format!("cannot start module {}", m.name()))?;
     }
+    let Wiring {
+        registry,
+        mut router,
+        grpc,
+        stop_tx,
+        background,
+        ingester,
+        alertmanager,
+        meta,
+        joins,
+        mut leavers,
+        ready_checks,
+        ..
+    } = w;
+
+    let ready = Arc::new(AtomicBool::new(false));
     let registry = Arc::new(registry);
     let shown_cfg = serde_yaml::to_string(&cfg)?;
     let ready_flag = ready.clone();
@@ -241,15 +141,18 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
         .route(
             "/ready",
             get(move || {
-                let r = ready_flag.load(Ordering::Relaxed);
+                let up = ready_flag.load(Ordering::Relaxed);
+                let why = ready_checks.iter().find_map(|c| c());
                 async move {
-                    if r {
-                        (StatusCode::OK, "ready\n")
-                    } else {
-                        (
+                    match (up, why) {
+                        (true, None) => (StatusCode::OK, "ready\n".to_owned()),
+                        (false, _) => (
                             StatusCode::SERVICE_UNAVAILABLE,
-                            "not ready: starting or stopping\n",
-                        )
+                            "not ready: starting or stopping\n".to_owned(),
+                        ),
+                        (true, Some(why)) => {
+                            (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n"))
+                        }
                     }
                 }
             }),
@@ -289,6 +192,44 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
             )
         })?;
     tracing::info!(address = %listener.local_addr()?, "HTTP server listening");
+
+    // Stopping: the signal handler marks the process unready and leaves the rings first (so
+    // writes go elsewhere), then the servers drain.
+    let (drain_tx, drain_rx) = watch::channel(false);
+    let grpc_task = match grpc {
+        Some(routes) => {
+            let l = tokio::net::TcpListener::bind(&cfg.server.grpc_listen_address)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot listen on {} (server.grpc_listen_address)",
+                        cfg.server.grpc_listen_address
+                    )
+                })?;
+            tracing::info!(address = %l.local_addr()?, "gRPC server listening");
+            let mut drain = drain_rx.clone();
+            let limits = cfg.server.grpc.clone();
+            Some(tokio::spawn(async move {
+                tonic::transport::Server::builder()
+                    .max_concurrent_streams(limits.max_concurrent_streams)
+                    .tcp_nodelay(true)
+                    .add_routes(tonic::service::Routes::from(routes))
+                    .serve_with_incoming_shutdown(
+                        tokio_stream::wrappers::TcpListenerStream::new(l),
+                        async move {
+                            let _ = drain.wait_for(|d| *d).await;
+                        },
+                    )
+                    .await
+            }))
+        }
+        None => None,
+    };
+
+    // Components that join rings do it once their servers answer.
+    for j in joins {
+        leavers.push(j.await.context("cannot join the ring")?);
+    }
     ready.store(true, Ordering::Relaxed);
 
     let mut reloader = None;
@@ -308,18 +249,32 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
         }));
     }
     let ready_for_signal = ready.clone();
-    let shutdown = async move {
+    let leaving = leavers.clone();
+    let mut http_drain = drain_rx.clone();
+    tokio::spawn(async move {
         let reason = wait_for_signal().await;
         tracing::info!(
             signal = reason,
-            "shutting down: no new requests; finishing in-flight ones"
+            "shutting down: leaving the rings, no new requests, finishing in-flight ones"
         );
         ready_for_signal.store(false, Ordering::Relaxed);
-    };
-    let server = axum::serve(listener, router).with_graceful_shutdown(shutdown);
+        for l in &leaving {
+            l.leave().await;
+        }
+        let _ = drain_tx.send(true);
+    });
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        let _ = http_drain.wait_for(|d| *d).await;
+    });
     let grace = cfg.server.graceful_shutdown_timeout;
-    let server_task = tokio::spawn(async move { server.await });
-    let res = server_task.await;
+    let res = tokio::spawn(async move { server.await }).await;
+    if let Some(g) = grpc_task {
+        match tokio::time::timeout(grace, g).await {
+            Ok(Ok(Err(e))) => tracing::error!(error = %e, "gRPC server failed"),
+            Err(_) => tracing::warn!("gRPC server did not drain in time"),
+            _ => {}
+        }
+    }
     let _ = stop_tx.send(true);
     if let Some(ing) = ingester {
         match tokio::time::timeout(grace, ing.shutdown()).await {
@@ -328,6 +283,9 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
                 "ingester shutdown timed out; the WAL will be replayed at the next start"
             ),
         }
+    }
+    for l in &leavers {
+        l.stop().await;
     }
     if let Some(r) = reloader {
         r.abort();
@@ -344,6 +302,9 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
         if let Ok(n) = am.upload_state(true).await {
             tracing::info!(objects = n, "alertmanager state copied to the bucket");
         }
+    }
+    if let Some(m) = meta {
+        m.shutdown().await;
     }
     res.context("HTTP server task failed")?
         .context("HTTP server failed")?;

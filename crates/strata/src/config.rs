@@ -9,7 +9,10 @@ use strata_compactor::CompactorConfig;
 use strata_distributor::DistributorConfig;
 use strata_ingester::IngesterConfig;
 use strata_model::{Limits, TenancyConfig};
+use strata_meta::MetaConfig;
 use strata_querier::QuerierConfig;
+use strata_ring::RingConfig;
+use strata_rpc::{GrpcClientConfig, GrpcServerConfig};
 use strata_storage::bucket::{BackendKind, BucketConfig};
 use strata_store_gateway::StoreGatewayConfig;
 
@@ -23,6 +26,10 @@ pub struct Config {
     /// Default per-tenant limits; per-tenant overrides live in the runtime config file.
     pub limits: Limits,
     pub runtime_config: RuntimeConfigOptions,
+    /// How components call each other over gRPC.
+    pub grpc_client: GrpcClientConfig,
+    /// The cluster KV: this node's Raft id and the voters every process talks to.
+    pub meta: MetaConfig,
     pub distributor: DistributorConfig,
     pub ingester: IngesterConfig,
     pub querier: QuerierConfig,
@@ -38,6 +45,11 @@ pub struct Config {
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     pub http_listen_address: String,
+    /// Where components of other processes reach this one (ingester, store-gateway and meta
+    /// services). Only listened on when this process runs such a component alone: `all`
+    /// calls its components in-process.
+    pub grpc_listen_address: String,
+    pub grpc: GrpcServerConfig,
     /// `error`, `warn`, `info`, `debug` or `trace` (or a tracing filter directive).
     pub log_level: String,
     /// `logfmt` (human-readable) or `json`.
@@ -73,6 +85,8 @@ impl Default for Config {
             tenancy: TenancyConfig::default(),
             limits: Limits::default(),
             runtime_config: RuntimeConfigOptions::default(),
+            grpc_client: GrpcClientConfig::default(),
+            meta: MetaConfig::default(),
             distributor: DistributorConfig::default(),
             ingester: IngesterConfig::default(),
             querier: QuerierConfig::default(),
@@ -88,6 +102,8 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             http_listen_address: "127.0.0.1:9009".into(),
+            grpc_listen_address: "127.0.0.1:9095".into(),
+            grpc: GrpcServerConfig::default(),
             log_level: "info".into(),
             log_format: LogFormat::Logfmt,
             graceful_shutdown_timeout: Duration::from_secs(30),
@@ -140,6 +156,18 @@ impl Config {
                     self.server.http_listen_address
                 )
             })?;
+        self.server
+            .grpc_listen_address
+            .parse::<std::net::SocketAddr>()
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "server.grpc_listen_address: {:?} is not host:port ({e})",
+                    self.server.grpc_listen_address
+                )
+            })?;
+        self.server.grpc.validate()?;
+        self.grpc_client.validate()?;
+        self.meta.validate()?;
         tracing_subscriber::EnvFilter::try_new(&self.server.log_level)
             .map_err(|e| anyhow::anyhow!("server.log_level: {:?}: {e}", self.server.log_level))?;
         self.tenancy
@@ -157,6 +185,30 @@ impl Config {
         self.store_gateway.validate()?;
         self.compactor.validate()?;
         Ok(())
+    }
+
+    /// A component's ring settings with the instance's addresses filled from the listen
+    /// addresses and a relative tokens file anchored at `data_dir`.
+    pub fn resolved_ring(&self, ring: &RingConfig) -> RingConfig {
+        let mut r = ring.clone();
+        if r.instance_addr.is_none() {
+            r.instance_addr = Some(self.server.grpc_listen_address.clone());
+        }
+        if r.instance_http_addr.is_none() {
+            r.instance_http_addr = Some(self.server.http_listen_address.clone());
+        }
+        if !r.tokens_file.is_empty() && Path::new(&r.tokens_file).is_relative() {
+            r.tokens_file = self.data_dir.join(&r.tokens_file).display().to_string();
+        }
+        r
+    }
+
+    /// The IP outgoing connections bind to: the gRPC listen address's, unless it is a
+    /// wildcard. Peers then see the address they would dial back, and in tests each process
+    /// owns one 127.0.0.x that firewall rules can name.
+    pub fn local_ip(&self) -> Option<std::net::IpAddr> {
+        let a: std::net::SocketAddr = self.server.grpc_listen_address.parse().ok()?;
+        (!a.ip().is_unspecified()).then_some(a.ip())
     }
 
     /// The bucket configuration with a relative filesystem directory anchored at `data_dir`.

@@ -1,8 +1,10 @@
 //! `strata`: every component in one process by default, or the ones named by `--target`.
 
 mod app;
+mod clients;
 mod config;
 mod modules;
+mod wiring;
 
 use clap::Parser;
 use std::path::PathBuf;

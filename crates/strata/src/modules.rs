@@ -9,6 +9,12 @@ use std::fmt;
 pub enum Module {
     Server,
     RuntimeConfig,
+    /// A voter of the Raft-replicated cluster KV.
+    Meta,
+    /// The cluster KV as this process reaches it: the local voter, or a client of the voters.
+    Kv,
+    /// A live view of the ingester ring.
+    IngesterRing,
     Ingester,
     Distributor,
     Querier,
@@ -24,13 +30,19 @@ pub enum Module {
 const PLANNED: &[(&str, &str)] = &[
     ("query-frontend", "the query path"),
     ("ruler", "rule evaluation"),
-    ("meta", "the Raft-replicated cluster state"),
 ];
 
+/// Targets that run as a process of their own.
+const TARGETS: &str =
+    "all, distributor, ingester, querier, store-gateway, compactor, alertmanager, meta";
+
 impl Module {
-    pub const ALL: [Module; 10] = [
+    pub const ALL: [Module; 13] = [
         Module::Server,
         Module::RuntimeConfig,
+        Module::Meta,
+        Module::Kv,
+        Module::IngesterRing,
         Module::Ingester,
         Module::Distributor,
         Module::Querier,
@@ -45,6 +57,9 @@ impl Module {
         match self {
             Module::Server => "server",
             Module::RuntimeConfig => "runtime-config",
+            Module::Meta => "meta",
+            Module::Kv => "kv",
+            Module::IngesterRing => "ingester-ring",
             Module::Ingester => "ingester",
             Module::Distributor => "distributor",
             Module::Querier => "querier",
@@ -59,37 +74,61 @@ impl Module {
     pub fn deps(self) -> &'static [Module] {
         match self {
             Module::Server | Module::RuntimeConfig | Module::Bucket => &[],
-            Module::Ingester => &[Module::Server, Module::RuntimeConfig, Module::Bucket],
-            Module::StoreGateway => &[Module::Server, Module::Bucket],
+            Module::Meta => &[Module::Server],
+            // The local voter when this process runs `meta` (initialized first, see
+            // `resolve`), else a client of the voters.
+            Module::Kv => &[Module::Server],
+            Module::IngesterRing => &[Module::Kv],
+            Module::Ingester => &[
+                Module::Server,
+                Module::RuntimeConfig,
+                Module::Bucket,
+                Module::Kv,
+            ],
+            Module::StoreGateway => &[Module::Server, Module::Bucket, Module::Kv],
             Module::Compactor => &[Module::Server, Module::RuntimeConfig, Module::Bucket],
-            // In one process the distributor pushes to, and the querier reads from, the local
-            // ingester through the storage traits; across processes they will use the ring.
-            Module::Distributor => &[Module::Server, Module::RuntimeConfig, Module::Ingester],
-            Module::Querier => &[Module::Server, Module::Ingester, Module::StoreGateway],
+            // With the ingester in the same process (`all`), the distributor pushes to it and
+            // the querier reads it directly; otherwise both go through the ingester ring.
+            Module::Distributor => &[
+                Module::Server,
+                Module::RuntimeConfig,
+                Module::Kv,
+                Module::IngesterRing,
+            ],
+            Module::Querier => &[Module::Server, Module::Kv, Module::IngesterRing],
             // The bucket holds a copy of its state.
             Module::Alertmanager => &[Module::Server, Module::Bucket],
+            // Ingester and store-gateway before the distributor and querier, which use them
+            // in-process when present.
             Module::All => &[
-                Module::Distributor,
-                Module::Querier,
+                Module::Meta,
                 Module::Ingester,
                 Module::StoreGateway,
+                Module::Distributor,
+                Module::Querier,
                 Module::Compactor,
                 Module::Alertmanager,
             ],
         }
     }
 
-    /// Whether the module can be a `--target` of its own in this build.
+    /// Whether the module can be a `--target` of its own.
     fn standalone(self) -> Result<(), String> {
         match self {
-            // The alertmanager and the compactor need only the bucket.
-            Module::All | Module::Alertmanager | Module::Compactor => Ok(()),
-            Module::Distributor | Module::Querier | Module::Ingester | Module::StoreGateway => Err(format!(
-                "target {:?} cannot run as a separate process yet: components reach each other in-process only until the ingester ring and gRPC clients exist; run --target=all",
-                self.name()
-            )),
-            Module::Server | Module::RuntimeConfig | Module::Bucket => Err(format!(
-                "{:?} is an internal module, not a target",
+            Module::All
+            | Module::Meta
+            | Module::Ingester
+            | Module::Distributor
+            | Module::Querier
+            | Module::StoreGateway
+            | Module::Alertmanager
+            | Module::Compactor => Ok(()),
+            Module::Server
+            | Module::RuntimeConfig
+            | Module::Bucket
+            | Module::Kv
+            | Module::IngesterRing => Err(format!(
+                "{:?} is an internal module, not a target; targets: {TARGETS}",
                 self.name()
             )),
         }
@@ -111,11 +150,11 @@ pub fn parse_targets(s: &str) -> Result<Vec<Module>, String> {
             out.push(*m);
         } else if let Some((_, what)) = PLANNED.iter().find(|(n, _)| *n == name) {
             return Err(format!(
-                "target {name:?} is part of the design but not built yet (it arrives with {what}); available: all, alertmanager, compactor"
+                "target {name:?} is part of the design but not built yet (it arrives with {what}); available: {TARGETS}"
             ));
         } else {
             return Err(format!(
-                "unknown target {name:?}; valid targets: all, alertmanager, compactor, distributor, ingester, querier, store-gateway (planned: {})",
+                "unknown target {name:?}; valid targets: {TARGETS} (planned: {})",
                 PLANNED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
             ));
         }
@@ -123,6 +162,8 @@ pub fn parse_targets(s: &str) -> Result<Vec<Module>, String> {
     if out.is_empty() {
         return Err("no target given".into());
     }
+    // The local voter must exist before the KV module picks it.
+    out.sort_by_key(|m| *m != Module::Meta);
     Ok(out)
 }
 
@@ -156,6 +197,7 @@ mod tests {
         assert!(pos(Module::Ingester) < pos(Module::Distributor));
         assert!(pos(Module::Ingester) < pos(Module::Querier));
         assert!(pos(Module::StoreGateway) < pos(Module::Querier));
+        assert!(pos(Module::Kv) < pos(Module::IngesterRing));
         assert!(pos(Module::Bucket) < pos(Module::Ingester));
         assert_eq!(*order.last().unwrap(), Module::All);
         assert_eq!(order.len(), Module::ALL.len());
@@ -164,19 +206,37 @@ mod tests {
     #[test]
     fn target_errors_are_clear() {
         assert_eq!(parse_targets("all").unwrap(), vec![Module::All]);
-        assert_eq!(
-            parse_targets("alertmanager").unwrap(),
-            vec![Module::Alertmanager]
-        );
-        assert_eq!(parse_targets("compactor").unwrap(), vec![Module::Compactor]);
+        for t in [
+            "alertmanager",
+            "compactor",
+            "distributor",
+            "ingester",
+            "querier",
+            "store-gateway",
+            "meta",
+        ] {
+            assert_eq!(parse_targets(t).unwrap().len(), 1, "{t}");
+        }
         let e = parse_targets("ruler").unwrap_err();
         assert!(e.contains("not built yet"), "{e}");
-        let e = parse_targets("store-gateway").unwrap_err();
-        assert!(e.contains("--target=all"), "{e}");
+        let e = parse_targets("kv").unwrap_err();
+        assert!(e.contains("internal module"), "{e}");
         let e = parse_targets("frobnicator").unwrap_err();
         assert!(e.contains("unknown target"), "{e}");
-        let e = parse_targets("distributor").unwrap_err();
-        assert!(e.contains("--target=all"), "{e}");
         assert!(parse_targets("").is_err());
+    }
+
+    #[test]
+    fn a_voter_comes_before_the_kv_it_serves() {
+        let t = parse_targets("ingester,meta").unwrap();
+        assert_eq!(t[0], Module::Meta);
+        let order = resolve(&t);
+        let pos = |m| order.iter().position(|x| *x == m).unwrap();
+        assert!(pos(Module::Meta) < pos(Module::Kv));
+        let order = resolve(&[Module::All]);
+        let pos = |m| order.iter().position(|x| *x == m).unwrap();
+        assert!(pos(Module::Meta) < pos(Module::Kv));
+        assert!(pos(Module::Ingester) < pos(Module::Distributor));
+        assert!(pos(Module::StoreGateway) < pos(Module::Querier));
     }
 }

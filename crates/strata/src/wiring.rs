@@ -1,0 +1,523 @@
+//! Builds each module of the chosen targets and connects them: in one process through the
+//! storage traits, across processes through the rings and gRPC.
+
+use crate::clients::Clients;
+use crate::config::Config;
+use crate::modules::Module;
+use anyhow::Context;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::Router;
+use futures::future::BoxFuture;
+use parking_lot::RwLock;
+use prometheus_client::registry::Registry;
+use std::sync::{Arc, OnceLock};
+use strata_meta::{KvStore, MetaNode, RemoteKv, RemoteKvOptions};
+use strata_model::Overrides;
+use strata_ring::{
+    Lifecycler, LifecyclerOptions, Operation, RingConfig, RingMetrics, RingWatcher,
+    WatcherOptions,
+};
+use strata_storage::Queryable;
+use tokio::sync::watch;
+
+/// Key prefix of the distributor ring (distributors count each other to split rate limits).
+const DISTRIBUTOR_RING: &str = "ring/distributor";
+
+/// Something registered in a ring that must leave it when the process stops.
+#[async_trait::async_trait]
+pub trait Member: Send + Sync {
+    /// Stop taking new work through the ring (LEAVING).
+    async fn leave(&self);
+    /// Leave the ring for good (unregister if so configured).
+    async fn stop(&self);
+}
+
+#[async_trait::async_trait]
+impl Member for strata_ingester::RingMembership {
+    async fn leave(&self) {
+        strata_ingester::RingMembership::leave(self).await
+    }
+    async fn stop(&self) {
+        strata_ingester::RingMembership::stop(self).await
+    }
+}
+
+/// A plain lifecycler (distributors, store-gateways).
+struct LifecyclerMember(Arc<Lifecycler>);
+
+#[async_trait::async_trait]
+impl Member for LifecyclerMember {
+    async fn leave(&self) {
+        if let Err(e) = self.0.leave().await {
+            tracing::warn!(instance = %self.0.id(), error = %e, "could not mark the instance LEAVING");
+        }
+    }
+    async fn stop(&self) {
+        if let Err(e) = self.0.stop().await {
+            tracing::warn!(instance = %self.0.id(), error = %e, "could not leave the ring cleanly");
+        }
+    }
+}
+
+pub type Join = BoxFuture<'static, anyhow::Result<Arc<dyn Member>>>;
+pub type ReadyCheck = Box<dyn Fn() -> Option<String> + Send + Sync>;
+
+/// The process being assembled.
+pub struct Wiring {
+    pub cfg: Config,
+    pub order: Vec<Module>,
+    pub registry: Registry,
+    pub router: Router,
+    /// gRPC services, if any component serves some.
+    pub grpc: Option<axum::Router>,
+    pub stop_tx: watch::Sender<bool>,
+    pub stop_rx: watch::Receiver<bool>,
+    pub background: Vec<tokio::task::JoinHandle<()>>,
+    pub overrides: Option<Arc<RwLock<Overrides>>>,
+    pub bucket: Option<strata_storage::bucket::Bucket>,
+    pub meta: Option<Arc<MetaNode>>,
+    pub kv: Option<Arc<dyn KvStore>>,
+    pub ring_metrics: Option<RingMetrics>,
+    pub ingester_ring: Option<Arc<RingWatcher>>,
+    pub ingester: Option<Arc<strata_ingester::Ingester>>,
+    pub store_gateway: Option<Arc<strata_store_gateway::StoreGateway>>,
+    pub alertmanager: Option<Arc<strata_alertmanager::Alertmanager>>,
+    pub clients: Clients,
+    /// Ring joins run once the servers listen.
+    pub joins: Vec<Join>,
+    /// Members to take out of their rings at shutdown (joins add theirs when done).
+    pub leavers: Vec<Arc<dyn Member>>,
+    pub ready_checks: Vec<ReadyCheck>,
+}
+
+impl Wiring {
+    pub fn new(cfg: Config, order: Vec<Module>) -> Self {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let pool = strata_rpc::ChannelPool::new(cfg.grpc_client.clone(), cfg.local_ip());
+        Self {
+            cfg,
+            order,
+            registry: Registry::default(),
+            router: Router::new(),
+            grpc: None,
+            stop_tx,
+            stop_rx,
+            background: Vec::new(),
+            overrides: None,
+            bucket: None,
+            meta: None,
+            kv: None,
+            ring_metrics: None,
+            ingester_ring: None,
+            ingester: None,
+            store_gateway: None,
+            alertmanager: None,
+            clients: Clients::new(pool),
+            joins: Vec::new(),
+            leavers: Vec::new(),
+            ready_checks: Vec::new(),
+        }
+    }
+
+    fn has(&self, m: Module) -> bool {
+        self.order.contains(&m)
+    }
+
+    /// Whether components run as separate processes (anything but `all`): they then serve
+    /// gRPC and register in their rings.
+    fn clustered(&self) -> bool {
+        !self.has(Module::All)
+    }
+
+    fn add_grpc(&mut self, routes: tonic::service::Routes) {
+        let r = routes.into_axum_router();
+        self.grpc = Some(match self.grpc.take() {
+            Some(g) => g.merge(r),
+            None => r,
+        });
+    }
+
+    fn kv(&self) -> anyhow::Result<Arc<dyn KvStore>> {
+        self.kv.clone().context("the cluster KV is not set up")
+    }
+
+    fn ring_metrics(&mut self) -> RingMetrics {
+        if self.ring_metrics.is_none() {
+            self.ring_metrics = Some(RingMetrics::new(&mut self.registry));
+        }
+        self.ring_metrics.clone().expect("just set")
+    }
+
+    /// A live view of the ring at `prefix`, read with `ring`'s settings, and its page at
+    /// `page` (`/ingester/ring`, …).
+    fn watch_ring(
+        &mut self,
+        name: &str,
+        prefix: &str,
+        ring: &RingConfig,
+        page: &'static str,
+    ) -> anyhow::Result<Arc<RingWatcher>> {
+        let kv = self.kv()?;
+        let mut opts = WatcherOptions::new(name, ring.ring_options());
+        opts.metrics = Some(self.ring_metrics());
+        let w = RingWatcher::start(kv.clone(), prefix, opts);
+        self.router = std::mem::take(&mut self.router).merge(strata_ring::ring_router(
+            page,
+            w.clone(),
+            kv,
+            prefix,
+        ));
+        Ok(w)
+    }
+
+    fn lifecycler_options(&mut self, name: &str) -> LifecyclerOptions {
+        LifecyclerOptions {
+            name: Some(name.to_owned()),
+            metrics: Some(self.ring_metrics()),
+            ..LifecyclerOptions::default()
+        }
+    }
+
+    /// Registers this process in a ring once the servers listen.
+    fn join_ring(&mut self, name: &str, prefix: &'static str, ring: RingConfig) {
+        let Ok(kv) = self.kv() else { return };
+        let opts = self.lifecycler_options(name);
+        self.joins.push(Box::pin(async move {
+            let l = Lifecycler::start_with(ring, kv, prefix, opts).await?;
+            if !l.is_active() {
+                l.join().await?;
+            }
+            tracing::info!(ring = prefix, instance = %l.id(), "joined the ring");
+            Ok(Arc::new(LifecyclerMember(l)) as Arc<dyn Member>)
+        }));
+    }
+
+    pub async fn init(&mut self, m: Module) -> anyhow::Result<()> {
+        match m {
+            Module::Server | Module::All => Ok(()),
+            Module::RuntimeConfig => self.init_runtime_config(),
+            Module::Bucket => self.init_bucket(),
+            Module::Meta => self.init_meta().await,
+            Module::Kv => self.init_kv(),
+            Module::IngesterRing => {
+                let ring = self.cfg.ingester.ring.clone();
+                let w = self.watch_ring(
+                    "ingester",
+                    strata_ingester::membership::RING_PREFIX,
+                    &ring,
+                    "/ingester/ring",
+                )?;
+                self.ingester_ring = Some(w);
+                Ok(())
+            }
+            Module::Ingester => self.init_ingester().await,
+            Module::StoreGateway => self.init_store_gateway(),
+            Module::Compactor => self.init_compactor(),
+            Module::Distributor => self.init_distributor(),
+            Module::Querier => self.init_querier(),
+            Module::Alertmanager => self.init_alertmanager().await,
+        }
+    }
+
+    fn init_runtime_config(&mut self) -> anyhow::Result<()> {
+        let o = Arc::new(RwLock::new(crate::app::load_overrides(&self.cfg)?));
+        if !self.cfg.runtime_config.file.is_empty() {
+            self.background.push(tokio::spawn(crate::app::reload_overrides(
+                self.cfg.clone(),
+                o.clone(),
+                self.stop_rx.clone(),
+            )));
+        }
+        self.overrides = Some(o);
+        Ok(())
+    }
+
+    fn init_bucket(&mut self) -> anyhow::Result<()> {
+        let bcfg = self.cfg.resolved_bucket();
+        self.bucket = Some(
+            strata_storage::bucket::Bucket::from_config(&bcfg)
+                .context("cannot set up the bucket (bucket:)")?,
+        );
+        tracing::info!(backend = ?bcfg.backend, "bucket configured");
+        Ok(())
+    }
+
+    async fn init_meta(&mut self) -> anyhow::Result<()> {
+        let node = MetaNode::start(self.cfg.meta.clone(), &self.cfg.data_dir)
+            .await
+            .context("cannot start the meta node (meta:)")?;
+        self.router = std::mem::take(&mut self.router).merge(node.admin_router());
+        // A lone voter inside `all` needs no network; every other voter serves the Raft and
+        // KV services.
+        if self.clustered() || !self.cfg.meta.peers.is_empty() {
+            self.add_grpc(node.grpc_routes());
+        }
+        tracing::info!(node = node.id(), peers = self.cfg.meta.peers.len(), "meta node started");
+        self.meta = Some(node);
+        Ok(())
+    }
+
+    fn init_kv(&mut self) -> anyhow::Result<()> {
+        let kv: Arc<dyn KvStore> = if let Some(m) = &self.meta {
+            m.clone()
+        } else if !self.cfg.meta.peers.is_empty() {
+            let endpoints = self.cfg.meta.peers.iter().map(|p| p.address.clone()).collect();
+            Arc::new(RemoteKv::new(
+                endpoints,
+                RemoteKvOptions {
+                    rpc_timeout: self.cfg.meta.rpc_timeout,
+                    connect_timeout: self.cfg.grpc_client.connect_timeout,
+                    local_address: self.cfg.local_ip(),
+                    ..RemoteKvOptions::default()
+                },
+            ))
+        } else {
+            anyhow::bail!(
+                "meta.peers: must list the meta voters' gRPC addresses: this process runs without a meta voter of its own and needs the cluster KV"
+            );
+        };
+        self.kv = Some(kv);
+        Ok(())
+    }
+
+    async fn init_ingester(&mut self) -> anyhow::Result<()> {
+        let o = self.overrides.clone().context("ingester needs runtime-config")?;
+        let data_dir = self.cfg.data_dir.clone();
+        let icfg = self.cfg.ingester.clone();
+        let registry = &mut self.registry;
+        // Replay can take a while and does blocking file I/O.
+        let ing = tokio::task::block_in_place(|| {
+            strata_ingester::Ingester::open(icfg, &data_dir, o, registry)
+        })?;
+        let b = self.bucket.clone().context("ingester needs the bucket")?;
+        ing.enable_shipping(b, &data_dir)
+            .await
+            .context("cannot load the ingester's local blocks")?;
+        self.background
+            .push(tokio::spawn(ing.clone().run_background(self.stop_rx.clone())));
+        if self.clustered() {
+            let svc = strata_rpc::IngesterService::new(ing.clone(), ing.clone())
+                .into_server(&self.cfg.server.grpc);
+            self.add_grpc(tonic::service::Routes::new(svc));
+            // Joins after the servers listen, so it is reachable once ACTIVE.
+            let ring = self.cfg.resolved_ring(&self.cfg.ingester.ring);
+            let kv = self.kv()?;
+            let opts = self.lifecycler_options("ingester");
+            let flush_timeout = self.cfg.ingester.flush_timeout;
+            let cell: Arc<OnceLock<Arc<strata_ingester::RingMembership>>> = Arc::default();
+            let joined = cell.clone();
+            let ing2 = ing.clone();
+            self.joins.push(Box::pin(async move {
+                let m =
+                    strata_ingester::RingMembership::join(ing2, ring, kv, opts, flush_timeout)
+                        .await?;
+                let _ = joined.set(m.clone());
+                Ok(m as Arc<dyn Member>)
+            }));
+            let ready = cell.clone();
+            self.ready_checks.push(Box::new(move || {
+                ready
+                    .get()
+                    .is_none()
+                    .then(|| "the ingester has not joined the ring yet".to_owned())
+            }));
+            self.router = std::mem::take(&mut self.router).route(
+                "/ingester/shutdown",
+                post(move || {
+                    let cell = cell.clone();
+                    async move {
+                        let Some(m) = cell.get().cloned() else {
+                            return (
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "the ingester has not joined the ring yet\n".to_owned(),
+                            )
+                                .into_response();
+                        };
+                        match m.shutdown().await {
+                            Ok(r) => (
+                                StatusCode::OK,
+                                format!(
+                                    "flushed: {} blocks cut, {} uploaded; left the ring\n",
+                                    r.blocks_cut, r.blocks_uploaded
+                                ),
+                            )
+                                .into_response(),
+                            Err(e) => {
+                                tracing::error!(error = %e, "ingester shutdown failed");
+                                (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n"))
+                                    .into_response()
+                            }
+                        }
+                    }
+                }),
+            );
+        }
+        self.ingester = Some(ing);
+        Ok(())
+    }
+
+    fn init_store_gateway(&mut self) -> anyhow::Result<()> {
+        let b = self.bucket.clone().context("store-gateway needs the bucket")?;
+        let sg = strata_store_gateway::StoreGateway::new(
+            self.cfg.store_gateway.clone(),
+            b,
+            &mut self.registry,
+        )?;
+        let ring = self.cfg.store_gateway.ring.clone();
+        self.watch_ring(
+            "store-gateway",
+            strata_store_gateway::RING_PREFIX,
+            &ring,
+            "/store-gateway/ring",
+        )?;
+        if self.clustered() {
+            let svc = strata_rpc::StoreGatewayService::new(sg.clone())
+                .into_server(&self.cfg.server.grpc);
+            self.add_grpc(tonic::service::Routes::new(svc));
+            let ring = self.cfg.resolved_ring(&ring);
+            self.join_ring("store-gateway", strata_store_gateway::RING_PREFIX, ring);
+        }
+        self.store_gateway = Some(sg);
+        Ok(())
+    }
+
+    fn init_compactor(&mut self) -> anyhow::Result<()> {
+        let b = self.bucket.clone().context("compactor needs the bucket")?;
+        let o = self.overrides.clone().context("compactor needs runtime-config")?;
+        let c = strata_compactor::Compactor::new(
+            self.cfg.compactor.clone(),
+            b,
+            o,
+            &mut self.registry,
+        )?;
+        self.background.push(tokio::spawn(c.run(self.stop_rx.clone())));
+        Ok(())
+    }
+
+    fn init_distributor(&mut self) -> anyhow::Result<()> {
+        let pusher: Arc<dyn strata_storage::Pusher> = match &self.ingester {
+            Some(ing) => ing.clone(),
+            None => {
+                let ring = self.ingester_ring.clone().context("distributor needs the ingester ring")?;
+                Arc::new(strata_distributor::ReplicatedPusher::new(
+                    ring,
+                    Arc::new(self.clients.clone()),
+                    &mut self.registry,
+                ))
+            }
+        };
+        let mut hooks = strata_distributor::ClusterHooks::default();
+        if self.cfg.distributor.ha_tracker.enabled {
+            let ha = strata_distributor::HaTracker::new(
+                self.cfg.distributor.ha_tracker.clone(),
+                self.kv()?,
+            );
+            self.background
+                .push(tokio::spawn(ha.clone().run(self.stop_rx.clone())));
+            hooks.ha_tracker = Some(ha);
+        }
+        if self.clustered() {
+            let ring = self.cfg.distributor.ring.clone();
+            let w = self.watch_ring("distributor", DISTRIBUTOR_RING, &ring, "/distributor/ring")?;
+            hooks.healthy_distributors = Some(Arc::new(move || {
+                w.ring()
+                    .healthy_instances(Operation::Write, w.now_ms())
+                    .count()
+            }));
+            let ring = self.cfg.resolved_ring(&ring);
+            self.join_ring("distributor", DISTRIBUTOR_RING, ring);
+        }
+        let overrides = self
+            .overrides
+            .clone()
+            .context("distributor needs runtime-config")?;
+        let d = strata_distributor::Distributor::with_cluster(
+            self.cfg.distributor.clone(),
+            self.cfg.tenancy.clone(),
+            overrides,
+            pusher,
+            hooks,
+            &mut self.registry,
+        )?;
+        self.router = std::mem::take(&mut self.router).merge(strata_distributor::router(d));
+        Ok(())
+    }
+
+    fn init_querier(&mut self) -> anyhow::Result<()> {
+        let ingesters: Arc<dyn Queryable> = match &self.ingester {
+            Some(i) => i.clone(),
+            None => Arc::new(strata_querier::ingesters::RingQueryable::new(
+                self.ingester_ring
+                    .clone()
+                    .context("querier needs the ingester ring")?,
+                Arc::new(self.clients.clone()),
+                self.cfg.querier.ingesters.clone(),
+            )),
+        };
+        let blocks: Arc<dyn Queryable> = match &self.store_gateway {
+            Some(sg) => sg.clone(),
+            None => {
+                let ring = self.cfg.store_gateway.ring.clone();
+                let w = self.watch_ring(
+                    "store-gateway",
+                    strata_store_gateway::RING_PREFIX,
+                    &ring,
+                    "/store-gateway/ring",
+                )?;
+                Arc::new(strata_querier::store_gateways::StoreGatewaySet::new(
+                    w,
+                    Arc::new(self.clients.clone()),
+                ))
+            }
+        };
+        // Ingesters first: on equal timestamps their samples win over blocks'.
+        let source: Arc<dyn Queryable> =
+            Arc::new(strata_storage::MergeQueryable::new(vec![ingesters, blocks]));
+        let q = strata_querier::Querier::new(
+            self.cfg.querier.clone(),
+            self.cfg.tenancy.clone(),
+            source,
+        )?;
+        self.router = std::mem::take(&mut self.router).merge(strata_querier::router(q));
+        Ok(())
+    }
+
+    async fn init_alertmanager(&mut self) -> anyhow::Result<()> {
+        let cfg = &self.cfg;
+        let default_url = format!("http://{}", cfg.server.http_listen_address);
+        let b = self.bucket.clone().context("alertmanager needs the bucket")?;
+        let restored = strata_alertmanager::Alertmanager::restore_from_bucket(
+            &cfg.alertmanager,
+            &cfg.data_dir,
+            &cfg.tenancy,
+            &b,
+        )
+        .await
+        .context("cannot restore alertmanager state from the bucket")?;
+        if !restored.is_empty() {
+            tracing::info!(
+                tenants = restored.len(),
+                "alertmanager state restored from the bucket"
+            );
+        }
+        let am = strata_alertmanager::Alertmanager::new(
+            cfg.alertmanager.clone(),
+            &cfg.data_dir,
+            &default_url,
+            Arc::new(strata_alertmanager::time::SystemClock),
+            cfg.tenancy.clone(),
+            &mut self.registry,
+        )?;
+        let mut stop = self.stop_rx.clone();
+        self.background.push(tokio::spawn(am.clone().run(async move {
+            let _ = stop.changed().await;
+        })));
+        am.attach_bucket(b);
+        self.router =
+            std::mem::take(&mut self.router).merge(strata_alertmanager::router(am.clone()));
+        self.alertmanager = Some(am);
+        Ok(())
+    }
+}
