@@ -146,9 +146,12 @@ impl MetaNode {
         let _serial = self.admin.lock().await;
         self.ensure_leader().await?;
         let t = change_timeout(self);
-        tokio::time::timeout(t, self.raft().add_learner(id, BasicNode::new(address), true))
-            .await
-            .map_err(|_| MetaError::Timeout(t))??;
+        tokio::time::timeout(
+            t,
+            self.raft().add_learner(id, BasicNode::new(address), true),
+        )
+        .await
+        .map_err(|_| MetaError::Timeout(t))??;
         Ok(())
     }
 

@@ -134,7 +134,10 @@ pub enum MetaError {
     #[error("membership change: {0}")]
     Membership(
         #[from]
-        openraft::error::RaftError<u64, openraft::error::ClientWriteError<u64, openraft::BasicNode>>,
+        openraft::error::RaftError<
+            u64,
+            openraft::error::ClientWriteError<u64, openraft::BasicNode>,
+        >,
     ),
     /// The node is not the leader; membership changes go to the leader.
     #[error("not the leader (leader: {leader:?})")]

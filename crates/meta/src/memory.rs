@@ -74,9 +74,16 @@ struct Source(std::sync::Weak<Inner>);
 
 impl WatchSource for Source {
     fn subscribe(&self, prefix: &str) -> (broadcast::Receiver<Change>, u64, Vec<KvEntry>) {
-        let inner = self.0.upgrade().expect("subscribed while the store is alive");
+        let inner = self
+            .0
+            .upgrade()
+            .expect("subscribed while the store is alive");
         let st = inner.state.lock();
-        (inner.events.subscribe(), st.revision, range(&st.entries, prefix))
+        (
+            inner.events.subscribe(),
+            st.revision,
+            range(&st.entries, prefix),
+        )
     }
 
     fn snapshot(&self, prefix: &str) -> (u64, Vec<KvEntry>) {
@@ -117,11 +124,17 @@ pub(crate) fn check_key(key: &str) -> Result<(), KvError> {
 impl KvStore for MemoryKv {
     async fn get(&self, key: &str) -> Result<Option<KvEntry>, KvError> {
         check_key(key)?;
-        Ok(self.inner.state.lock().entries.get(key).map(|(v, ver)| KvEntry {
-            key: key.to_owned(),
-            value: v.clone(),
-            version: *ver,
-        }))
+        Ok(self
+            .inner
+            .state
+            .lock()
+            .entries
+            .get(key)
+            .map(|(v, ver)| KvEntry {
+                key: key.to_owned(),
+                value: v.clone(),
+                version: *ver,
+            }))
     }
 
     async fn cas(&self, key: &str, expected: u64, value: Bytes) -> Result<u64, KvError> {
@@ -212,7 +225,9 @@ mod tests {
     async fn watch_starts_with_a_snapshot_then_sees_changes_in_order() {
         let kv = MemoryKv::new();
         kv.cas("ring/a", 0, Bytes::from_static(b"a")).await.unwrap();
-        kv.cas("other/x", 0, Bytes::from_static(b"x")).await.unwrap();
+        kv.cas("other/x", 0, Bytes::from_static(b"x"))
+            .await
+            .unwrap();
         let mut w = kv.watch("ring/").await.unwrap();
         match w.next().await.unwrap().unwrap() {
             WatchEvent::Snapshot { entries, revision } => {
@@ -222,7 +237,9 @@ mod tests {
             }
             e => panic!("{e:?}"),
         }
-        kv.cas("other/y", 0, Bytes::from_static(b"y")).await.unwrap();
+        kv.cas("other/y", 0, Bytes::from_static(b"y"))
+            .await
+            .unwrap();
         kv.cas("ring/b", 0, Bytes::from_static(b"b")).await.unwrap();
         kv.delete("ring/a", None).await.unwrap();
         match w.next().await.unwrap().unwrap() {
@@ -230,7 +247,9 @@ mod tests {
             e => panic!("{e:?}"),
         }
         match w.next().await.unwrap().unwrap() {
-            WatchEvent::Delete { key, revision } => assert_eq!((key.as_str(), revision), ("ring/a", 5)),
+            WatchEvent::Delete { key, revision } => {
+                assert_eq!((key.as_str(), revision), ("ring/a", 5))
+            }
             e => panic!("{e:?}"),
         }
     }
@@ -239,7 +258,10 @@ mod tests {
     async fn idle_watch_reports_progress() {
         let kv = MemoryKv::with_progress_interval(Duration::from_millis(100));
         let mut w = kv.watch("p/").await.unwrap();
-        assert!(matches!(w.next().await, Some(Ok(WatchEvent::Snapshot { .. }))));
+        assert!(matches!(
+            w.next().await,
+            Some(Ok(WatchEvent::Snapshot { .. }))
+        ));
         assert!(matches!(
             w.next().await,
             Some(Ok(WatchEvent::Progress { revision: 0 }))

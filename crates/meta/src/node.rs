@@ -126,20 +126,16 @@ impl MetaNode {
         let sm = StateMachine::open(&dir)?;
         let pristine = log.is_pristine() && !sm.has_snapshot();
         let shared = sm.shared();
-        let channels = Channels::new(cfg.bind_address, cfg.rpc_timeout.min(Duration::from_secs(2)));
+        let channels = Channels::new(
+            cfg.bind_address,
+            cfg.rpc_timeout.min(Duration::from_secs(2)),
+        );
         let network = NetworkFactory {
             id: cfg.node_id,
             channels: channels.clone(),
             rpc_timeout: cfg.rpc_timeout,
         };
-        let raft = Raft::new(
-            cfg.node_id,
-            Arc::new(raft_config(&cfg)?),
-            network,
-            log,
-            sm,
-        )
-        .await?;
+        let raft = Raft::new(cfg.node_id, Arc::new(raft_config(&cfg)?), network, log, sm).await?;
         if pristine && (cfg.bootstrap || cfg.peers.is_empty()) {
             let members: BTreeMap<NodeId, BasicNode> = if cfg.peers.is_empty() {
                 [(cfg.node_id, BasicNode::new(""))].into()
@@ -172,7 +168,8 @@ impl MetaNode {
             Vec::new(),
             RemoteKvOptions {
                 rpc_timeout: cfg.rpc_timeout,
-                retry_for: cfg.rpc_timeout,
+                // Short: `routed` re-checks who leads between attempts.
+                retry_for: Duration::from_secs(1),
                 ..RemoteKvOptions::default()
             },
         );
@@ -217,7 +214,9 @@ impl MetaNode {
     }
 
     fn arc(&self) -> Arc<MetaNode> {
-        self.me.upgrade().expect("a MetaNode is always held in an Arc")
+        self.me
+            .upgrade()
+            .expect("a MetaNode is always held in an Arc")
     }
 
     /// The gRPC services to add to the process's server: `Kv` (clients, forwarding) and `Raft`
@@ -273,7 +272,10 @@ impl MetaNode {
         Ok((leader, addr))
     }
 
-    fn leader_address(&self, f: &openraft::error::ForwardToLeader<NodeId, BasicNode>) -> Option<String> {
+    fn leader_address(
+        &self,
+        f: &openraft::error::ForwardToLeader<NodeId, BasicNode>,
+    ) -> Option<String> {
         f.leader_node
             .as_ref()
             .map(|n| n.addr.clone())
@@ -348,40 +350,61 @@ impl MetaNode {
         }
     }
 
-    /// Runs `local` if this node leads, else hands the operation to the leader over gRPC.
+    /// How long an operation waits for a leader: an election may be under way.
+    fn routing_deadline(&self) -> Duration {
+        self.cfg.rpc_timeout + self.cfg.election_timeout_max * 2
+    }
+
+    /// Runs `local` if this node leads, else hands the operation to the leader over gRPC;
+    /// retries while there is no leader, up to [`Self::routing_deadline`].
     async fn routed<T, L, LF, R, RF>(&self, local: L, remote: R) -> Result<T, KvError>
     where
-        L: FnOnce() -> LF,
+        L: Fn() -> LF,
         LF: std::future::Future<Output = Result<T, Routed>>,
-        R: FnOnce(RemoteKv) -> RF,
+        R: Fn(RemoteKv) -> RF,
         RF: std::future::Future<Output = Result<T, KvError>>,
     {
-        self.check_open()?;
-        let (leader, addr) = self.leader().await?;
-        let hint = if leader == self.id {
-            match local().await {
-                Ok(v) => return Ok(v),
-                Err(Routed::Kv(e)) => return Err(e),
-                Err(Routed::NotLeader(hint)) => hint,
+        let deadline = tokio::time::Instant::now() + self.routing_deadline();
+        loop {
+            self.check_open()?;
+            let (leader, addr) = self.leader().await?;
+            let hint = if leader == self.id {
+                match local().await {
+                    Ok(v) => return Ok(v),
+                    Err(Routed::NotLeader(hint)) => hint,
+                    Err(Routed::Kv(e)) => {
+                        if !e.is_retryable() || tokio::time::Instant::now() >= deadline {
+                            return Err(e);
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                }
+            } else {
+                Some(addr)
+            };
+            let members: Vec<String> = {
+                let m = self.raft.metrics();
+                let m = m.borrow();
+                m.membership_config
+                    .membership()
+                    .nodes()
+                    .map(|(_, n)| n.addr.clone())
+                    .filter(|a| !a.is_empty())
+                    .collect()
+            };
+            self.forward.set_endpoints(members);
+            if let Some(h) = hint.filter(|h| !h.is_empty()) {
+                self.forward.prefer(h);
             }
-        } else {
-            Some(addr)
-        };
-        let members: Vec<String> = {
-            let m = self.raft.metrics();
-            let m = m.borrow();
-            m.membership_config
-                .membership()
-                .nodes()
-                .map(|(_, n)| n.addr.clone())
-                .filter(|a| !a.is_empty())
-                .collect()
-        };
-        self.forward.set_endpoints(members);
-        if let Some(h) = hint.filter(|h| !h.is_empty()) {
-            self.forward.prefer(h);
+            match remote(self.forward.clone()).await {
+                Err(e @ KvError::Unavailable { .. }) if tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "meta: forwarding failed, looking for the leader again");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                r => return r,
+            }
         }
-        remote(self.forward.clone()).await
     }
 }
 
@@ -404,7 +427,7 @@ impl KvStore for MetaNode {
             value: value.clone(),
         };
         let local = || async {
-            match self.leader_write(cmd).await? {
+            match self.leader_write(cmd.clone()).await? {
                 CommandResult::Written { version } => Ok(version),
                 CommandResult::Conflict { actual } => Err(Routed::Kv(KvError::Conflict {
                     key: key.to_owned(),
@@ -416,13 +439,19 @@ impl KvStore for MetaNode {
                 )))),
             }
         };
-        self.routed(local, |r| async move { r.cas(key, expected, value).await })
-            .await
+        self.routed(local, |r| {
+            let value = value.clone();
+            async move { r.cas(key, expected, value).await }
+        })
+        .await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<KvEntry>, KvError> {
-        self.routed(|| self.leader_list(prefix), |r| async move { r.list(prefix).await })
-            .await
+        self.routed(
+            || self.leader_list(prefix),
+            |r| async move { r.list(prefix).await },
+        )
+        .await
     }
 
     async fn delete(&self, key: &str, expected: Option<u64>) -> Result<bool, KvError> {
@@ -432,7 +461,7 @@ impl KvStore for MetaNode {
             expected,
         };
         let local = || async {
-            match self.leader_write(cmd).await? {
+            match self.leader_write(cmd.clone()).await? {
                 CommandResult::Deleted { existed, .. } => Ok(existed),
                 CommandResult::Conflict { actual } => Err(Routed::Kv(KvError::Conflict {
                     key: key.to_owned(),

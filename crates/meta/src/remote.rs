@@ -125,9 +125,11 @@ impl RemoteKv {
     }
 
     fn client(&self, address: &str) -> Result<Client, KvError> {
-        Ok(pb::kv_client::KvClient::new(self.inner.channels.get(address)?)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES))
+        Ok(
+            pb::kv_client::KvClient::new(self.inner.channels.get(address)?)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
     }
 
     fn request<T>(&self, msg: T) -> tonic::Request<T> {
@@ -189,7 +191,10 @@ impl RemoteKv {
             hops = 0;
             if Instant::now() + delay > deadline {
                 return Err(KvError::unavailable_from(
-                    format!("{what}: no meta leader answered within {:?}", opts.retry_for),
+                    format!(
+                        "{what}: no meta leader answered within {:?}",
+                        opts.retry_for
+                    ),
                     last,
                 ));
             }
@@ -211,7 +216,9 @@ impl RemoteKv {
         match tokio::time::timeout(self.inner.opts.rpc_timeout, fut).await {
             Ok(Ok(r)) => Ok(r.into_inner()),
             Ok(Err(s)) => Err(KvError::unavailable_from(format!("watch at {address}"), s)),
-            Err(_) => Err(KvError::unavailable(format!("watch at {address}: no answer"))),
+            Err(_) => Err(KvError::unavailable(format!(
+                "watch at {address}: no answer"
+            ))),
         }
     }
 }
@@ -222,7 +229,9 @@ impl KvStore for RemoteKv {
         check_key(key)?;
         let r = self
             .call("get", |mut c| {
-                let req = self.request(pb::GetRequest { key: key.to_owned() });
+                let req = self.request(pb::GetRequest {
+                    key: key.to_owned(),
+                });
                 async move { c.get(req).await }
             })
             .await?;
@@ -464,7 +473,10 @@ mod tests {
         assert!(w.filter(snap(5, vec![entry("p/a", 5)])).is_some());
         assert!(w.filter(WatchEvent::Put(entry("p/b", 7))).is_some());
         // A new server at the same revision: nothing new for the consumer.
-        assert_eq!(w.filter(snap(7, vec![entry("p/a", 5), entry("p/b", 7)])), None);
+        assert_eq!(
+            w.filter(snap(7, vec![entry("p/a", 5), entry("p/b", 7)])),
+            None
+        );
         assert_eq!(
             w.filter(WatchEvent::Progress { revision: 9 }),
             Some(WatchEvent::Progress { revision: 9 })

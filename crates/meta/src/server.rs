@@ -132,8 +132,21 @@ impl pb::kv_server::Kv for KvService {
     }
 }
 
+impl RaftService {
+    fn check_target(&self, target: u64) -> Result<(), Status> {
+        if target != self.node.id() {
+            return Err(Status::failed_precondition(format!(
+                "this is meta node {}, not {target}",
+                self.node.id()
+            )));
+        }
+        Ok(())
+    }
+}
+
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Status> {
-    serde_json::from_slice(bytes).map_err(|e| Status::invalid_argument(format!("bad raft message: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| Status::invalid_argument(format!("bad raft message: {e}")))
 }
 
 fn reply<T: serde::Serialize>(res: &T) -> Result<Response<pb::RaftReply>, Status> {
@@ -147,7 +160,9 @@ impl pb::raft_server::Raft for RaftService {
         &self,
         req: Request<pb::RaftRequest>,
     ) -> Result<Response<pb::RaftReply>, Status> {
-        let rpc: AppendEntriesRequest<TypeConfig> = decode(&req.into_inner().json)?;
+        let req = req.into_inner();
+        self.check_target(req.target)?;
+        let rpc: AppendEntriesRequest<TypeConfig> = decode(&req.json)?;
         let res = self.node.raft().append_entries(rpc).await;
         if let Ok(r) = &res {
             if !matches!(r, AppendEntriesResponse::HigherVote(_)) {
@@ -158,7 +173,9 @@ impl pb::raft_server::Raft for RaftService {
     }
 
     async fn vote(&self, req: Request<pb::RaftRequest>) -> Result<Response<pb::RaftReply>, Status> {
-        let rpc = decode(&req.into_inner().json)?;
+        let req = req.into_inner();
+        self.check_target(req.target)?;
+        let rpc = decode(&req.json)?;
         reply(&self.node.raft().vote(rpc).await)
     }
 
@@ -167,6 +184,7 @@ impl pb::raft_server::Raft for RaftService {
         req: Request<pb::SnapshotChunk>,
     ) -> Result<Response<pb::RaftReply>, Status> {
         let chunk = req.into_inner();
+        self.check_target(chunk.target)?;
         let h: SnapshotHeader = decode(&chunk.header)?;
         let rpc = InstallSnapshotRequest::<TypeConfig> {
             vote: h.vote,

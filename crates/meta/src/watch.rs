@@ -12,7 +12,10 @@ use tokio::sync::watch;
 #[derive(Debug, Clone)]
 pub(crate) enum Change {
     Put(KvEntry),
-    Delete { key: String, revision: u64 },
+    Delete {
+        key: String,
+        revision: u64,
+    },
     /// The whole state was replaced (a snapshot from the leader was installed).
     Reset,
 }
@@ -78,11 +81,9 @@ impl State {
         let (key, rev, ev) = match c {
             Change::Reset => return Some(self.resync()),
             Change::Put(e) => (e.key.clone(), e.version, WatchEvent::Put(e)),
-            Change::Delete { key, revision } => (
-                key.clone(),
-                revision,
-                WatchEvent::Delete { key, revision },
-            ),
+            Change::Delete { key, revision } => {
+                (key.clone(), revision, WatchEvent::Delete { key, revision })
+            }
         };
         // Already in the snapshot this watcher was given.
         if rev <= self.seen {

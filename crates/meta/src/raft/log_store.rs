@@ -243,12 +243,11 @@ impl LogStore {
             Vec::new()
         };
         let mut buf = Vec::with_capacity(tail.len() + 128);
-        let header = serde_json::to_vec(&LogRecord::Purged(id)).map_err(|source| {
-            StoreError::Encode {
+        let header =
+            serde_json::to_vec(&LogRecord::Purged(id)).map_err(|source| StoreError::Encode {
                 path: f.path.clone(),
                 source,
-            }
-        })?;
+            })?;
         record::encode(&header, &mut buf);
         let shift = buf.len() as u64;
         buf.extend_from_slice(&tail);
@@ -366,7 +365,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.shared.mem.read().committed)
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
@@ -502,7 +505,10 @@ mod tests {
         bytes[second as usize + record::HEADER + 2] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
         let e = LogStore::open(dir.path()).unwrap_err();
-        assert!(matches!(e, StoreError::Checksum { offset, .. } if offset == second), "{e}");
+        assert!(
+            matches!(e, StoreError::Checksum { offset, .. } if offset == second),
+            "{e}"
+        );
         let msg = e.to_string();
         assert!(msg.contains(&path.display().to_string()), "{msg}");
         assert!(msg.contains(&format!("offset {second}")), "{msg}");

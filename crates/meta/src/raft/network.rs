@@ -85,7 +85,10 @@ impl PeerClient {
     ) -> RpcErr<E> {
         tracing::debug!(target = self.target, address = %self.address, ?action, status = %s, "meta raft rpc failed");
         match s.code() {
-            tonic::Code::Unavailable => Unreachable::new(&s).into(),
+            // FailedPrecondition: another node answers at that address.
+            tonic::Code::Unavailable | tonic::Code::FailedPrecondition => {
+                Unreachable::new(&s).into()
+            }
             tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => Timeout {
                 action,
                 id: self.id,
@@ -123,7 +126,9 @@ impl PeerClient {
         };
         let res: Result<T, RaftError<NodeId, E>> =
             serde_json::from_slice(&reply.json).map_err(|e| NetworkError::new(&e))?;
-        res.map_err(|e| RemoteError::new_with_node(self.target, BasicNode::new(&self.address), e).into())
+        res.map_err(|e| {
+            RemoteError::new_with_node(self.target, BasicNode::new(&self.address), e).into()
+        })
     }
 }
 
@@ -150,7 +155,13 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         self.call::<openraft::error::Infallible, _>(
             RPCTypes::AppendEntries,
             &option,
-            client.append_entries(request(pb::RaftRequest { json: json.into() }, timeout)),
+            client.append_entries(request(
+                pb::RaftRequest {
+                    json: json.into(),
+                    target: self.target,
+                },
+                timeout,
+            )),
         )
         .await
     }
@@ -177,6 +188,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
                 pb::SnapshotChunk {
                     header: header.into(),
                     data: rpc.data.into(),
+                    target: self.target,
                 },
                 timeout,
             )),
@@ -195,7 +207,13 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         self.call::<openraft::error::Infallible, _>(
             RPCTypes::Vote,
             &option,
-            client.vote(request(pb::RaftRequest { json: json.into() }, timeout)),
+            client.vote(request(
+                pb::RaftRequest {
+                    json: json.into(),
+                    target: self.target,
+                },
+                timeout,
+            )),
         )
         .await
     }

@@ -96,7 +96,13 @@ mod tests {
             panic!("first record")
         };
         assert_eq!(payload, b"one");
-        assert!(matches!(read(&buf, next), Read::Record { payload: b"two", .. }));
+        assert!(matches!(
+            read(&buf, next),
+            Read::Record {
+                payload: b"two",
+                ..
+            }
+        ));
         assert_eq!(read(&buf, buf.len()), Read::End);
         assert_eq!(read(&buf[..buf.len() - 1], next), Read::Torn);
         assert_eq!(read(&buf[..next + 3], next), Read::Torn);

@@ -240,7 +240,11 @@ impl StateMachine {
     }
 }
 
-fn apply_command(data: &mut KvData, cmd: Command, changes: &broadcast::Sender<Change>) -> CommandResult {
+fn apply_command(
+    data: &mut KvData,
+    cmd: Command,
+    changes: &broadcast::Sender<Change>,
+) -> CommandResult {
     match cmd {
         Command::Cas {
             key,
@@ -447,18 +451,27 @@ mod tests {
                 normal(2, cas("a", 0, "x")),
                 normal(3, cas("b", 0, "2")),
                 normal(4, cas("a", 1, "3")),
-                normal(5, Command::Delete {
-                    key: "b".into(),
-                    expected: Some(1),
-                }),
-                normal(6, Command::Delete {
-                    key: "b".into(),
-                    expected: None,
-                }),
-                normal(7, Command::Delete {
-                    key: "zz".into(),
-                    expected: None,
-                }),
+                normal(
+                    5,
+                    Command::Delete {
+                        key: "b".into(),
+                        expected: Some(1),
+                    },
+                ),
+                normal(
+                    6,
+                    Command::Delete {
+                        key: "b".into(),
+                        expected: None,
+                    },
+                ),
+                normal(
+                    7,
+                    Command::Delete {
+                        key: "zz".into(),
+                        expected: None,
+                    },
+                ),
             ])
             .await
             .unwrap();
@@ -480,7 +493,12 @@ mod tests {
                 },
             ]
         );
-        let snap = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        let snap = sm
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
         assert_eq!(snap.meta.last_log_id.unwrap().index, 7);
         drop(sm);
 

@@ -43,11 +43,18 @@ pub enum Command {
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum CommandResult {
     /// A CAS wrote the key at this revision.
-    Written { version: u64 },
+    Written {
+        version: u64,
+    },
     /// A delete removed the key at `revision`, or found it absent (`existed == false`).
-    Deleted { existed: bool, revision: u64 },
+    Deleted {
+        existed: bool,
+        revision: u64,
+    },
     /// The condition failed: the key's version is `actual` (0: absent).
-    Conflict { actual: u64 },
+    Conflict {
+        actual: u64,
+    },
     Noop,
 }
 
