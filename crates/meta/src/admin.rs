@@ -114,7 +114,12 @@ fn error_response(node: &MetaNode, e: MetaError) -> Response {
     let (code, leader) = match &e {
         MetaError::NotLeader { leader } => (StatusCode::CONFLICT, *leader),
         MetaError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, None),
-        MetaError::Membership(RaftError::APIError(ClientWriteError::ChangeMembershipError(_))) => {
+        MetaError::Membership(m)
+            if matches!(
+                **m,
+                RaftError::APIError(ClientWriteError::ChangeMembershipError(_))
+            ) =>
+        {
             (StatusCode::BAD_REQUEST, None)
         }
         _ => (StatusCode::SERVICE_UNAVAILABLE, None),

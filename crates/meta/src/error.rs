@@ -119,29 +119,41 @@ pub enum MetaError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("openraft configuration: {0}")]
-    RaftConfig(#[from] openraft::ConfigError),
+    RaftConfig(#[source] Box<openraft::ConfigError>),
     #[error("raft stopped: {0}")]
-    Raft(#[from] openraft::error::Fatal<u64>),
+    Raft(#[source] Box<openraft::error::Fatal<u64>>),
     #[error("initializing the meta cluster: {0}")]
-    Initialize(
-        #[from]
-        openraft::error::RaftError<
-            u64,
-            openraft::error::InitializeError<u64, openraft::BasicNode>,
-        >,
-    ),
+    Initialize(#[source] Box<InitializeFailed>),
     /// A membership change was refused or failed.
     #[error("membership change: {0}")]
-    Membership(
-        #[from]
-        openraft::error::RaftError<
-            u64,
-            openraft::error::ClientWriteError<u64, openraft::BasicNode>,
-        >,
-    ),
+    Membership(#[source] Box<MembershipFailed>),
     /// The node is not the leader; membership changes go to the leader.
     #[error("not the leader (leader: {leader:?})")]
     NotLeader { leader: Option<u64> },
     #[error("membership change timed out after {0:?}")]
     Timeout(std::time::Duration),
+}
+
+type InitializeFailed =
+    openraft::error::RaftError<u64, openraft::error::InitializeError<u64, openraft::BasicNode>>;
+type MembershipFailed =
+    openraft::error::RaftError<u64, openraft::error::ClientWriteError<u64, openraft::BasicNode>>;
+
+// openraft's errors are large; boxed so that every Result carrying a MetaError stays small.
+impl From<openraft::error::Fatal<u64>> for MetaError {
+    fn from(e: openraft::error::Fatal<u64>) -> Self {
+        Self::Raft(Box::new(e))
+    }
+}
+
+impl From<InitializeFailed> for MetaError {
+    fn from(e: InitializeFailed) -> Self {
+        Self::Initialize(Box::new(e))
+    }
+}
+
+impl From<MembershipFailed> for MetaError {
+    fn from(e: MembershipFailed) -> Self {
+        Self::Membership(Box::new(e))
+    }
 }

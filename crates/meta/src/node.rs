@@ -112,7 +112,7 @@ fn raft_config(cfg: &MetaConfig) -> Result<openraft::Config, MetaError> {
         max_payload_entries: 64,
         ..Default::default()
     };
-    Ok(c.validate()?)
+    c.validate().map_err(|e| MetaError::RaftConfig(Box::new(e)))
 }
 
 impl MetaNode {
