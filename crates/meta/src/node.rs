@@ -292,10 +292,10 @@ impl MetaNode {
 
     /// Waits until a read on this node is linearizable (this node is the leader, confirmed by a
     /// quorum, and has applied everything committed before the call).
-    async fn linearizable(&self) -> Result<(), Routed> {
+    async fn linearizable(&self) -> Result<Option<openraft::LogId<NodeId>>, Routed> {
         self.check_open()?;
         match tokio::time::timeout(self.cfg.rpc_timeout, self.raft.ensure_linearizable()).await {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(id)) => Ok(id),
             Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
                 Err(Routed::NotLeader(self.leader_address(&f)))
             }
@@ -308,6 +308,29 @@ impl MetaNode {
                 self.cfg.rpc_timeout
             )))),
         }
+    }
+
+    /// The log index a linearizable read must have applied (this node being the leader).
+    pub(crate) async fn leader_read_index(&self) -> Result<u64, Routed> {
+        self.linearizable()
+            .await
+            .map(|id| id.map_or(0, |l| l.index))
+    }
+
+    /// Waits until this replica has applied every write completed before the call.
+    async fn catch_up(&self) -> Result<(), KvError> {
+        let index = self
+            .routed(
+                || self.leader_read_index(),
+                |r| async move { r.read_index().await },
+            )
+            .await?;
+        self.raft
+            .wait(Some(self.cfg.rpc_timeout))
+            .applied_index_at_least(Some(index), "meta watch catch-up")
+            .await
+            .map_err(|e| KvError::unavailable_from("meta replica behind", e))?;
+        Ok(())
     }
 
     pub(crate) async fn leader_get(&self, key: &str) -> Result<Option<KvEntry>, Routed> {
@@ -479,6 +502,15 @@ impl KvStore for MetaNode {
 
     async fn watch(&self, prefix: &str) -> Result<WatchStream, KvError> {
         self.check_open()?;
+        // Best effort: without a quorum the watch still starts, from this replica's (stale)
+        // state, and reports no progress until the quorum is back.
+        match tokio::time::timeout(self.cfg.rpc_timeout, self.catch_up()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "meta watch starts from a possibly stale replica")
+            }
+            Err(_) => tracing::debug!("meta watch starts from a possibly stale replica (timeout)"),
+        }
         Ok(watch::stream(
             self.source.clone(),
             prefix,

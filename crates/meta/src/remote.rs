@@ -203,6 +203,17 @@ impl RemoteKv {
         }
     }
 
+    /// The leader's read index (see the `ReadIndex` RPC).
+    pub(crate) async fn read_index(&self) -> Result<u64, KvError> {
+        let r = self
+            .call("read index", |mut c| {
+                let req = self.request(pb::ReadIndexRequest {});
+                async move { c.read_index(req).await }
+            })
+            .await?;
+        Ok(r.index)
+    }
+
     /// Opens a watch stream at the next server in turn.
     async fn open_watch(&self, prefix: &str) -> Result<tonic::Streaming<pb::WatchEvent>, KvError> {
         let Some(address) = self.round_robin() else {

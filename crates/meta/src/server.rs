@@ -116,6 +116,14 @@ impl pb::kv_server::Kv for KvService {
         }))
     }
 
+    async fn read_index(
+        &self,
+        _req: Request<pb::ReadIndexRequest>,
+    ) -> Result<Response<pb::ReadIndexResponse>, Status> {
+        let index = self.node.leader_read_index().await.map_err(routed)?;
+        Ok(Response::new(pb::ReadIndexResponse { index }))
+    }
+
     type WatchStream =
         Pin<Box<dyn futures::Stream<Item = Result<pb::WatchEvent, Status>> + Send + 'static>>;
 
