@@ -148,7 +148,10 @@ impl MetaNode {
             tracing::info!(node = cfg.node_id, voters = ?members.keys().collect::<Vec<_>>(), "meta: initializing a new cluster");
             match raft.initialize(members).await {
                 Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    let _ = raft.shutdown().await;
+                    return Err(e.into());
+                }
             }
         } else if pristine {
             tracing::info!(

@@ -246,3 +246,48 @@ async fn watches_stop_reporting_progress_without_a_quorum() {
     assert!(r.is_err(), "a watch without quorum reported {r:?}");
     c.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_watch_follows_a_rolling_restart() {
+    let mut c = Cluster::start(3).await;
+    let remote = c.remote();
+    let mut w = remote.watch("roll/").await.unwrap();
+    let mut view = std::collections::BTreeMap::new();
+    let apply = |ev: WatchEvent, view: &mut std::collections::BTreeMap<String, u64>| match ev {
+        WatchEvent::Snapshot { entries, .. } => {
+            *view = entries.into_iter().map(|e| (e.key, e.version)).collect();
+        }
+        WatchEvent::Put(e) => {
+            view.insert(e.key, e.version);
+        }
+        WatchEvent::Delete { key, .. } => {
+            view.remove(&key);
+        }
+        WatchEvent::Progress { .. } => {}
+    };
+    // Whichever node serves the watch goes down once; the watch carries on by itself.
+    for id in [1, 2, 3] {
+        c.stop(id).await;
+        let k = format!("roll/{id}");
+        let v = remote.cas(&k, 0, val("x")).await.unwrap();
+        while view.get(&k) != Some(&v) {
+            let ev = tokio::time::timeout(Duration::from_secs(60), w.next())
+                .await
+                .expect("watch stalled")
+                .expect("watch ended")
+                .expect("a RemoteKv watch never yields errors");
+            apply(ev, &mut view);
+        }
+        c.restart(id).await;
+        c.wait_for_leader(&[1, 2, 3]).await;
+    }
+    let listed: std::collections::BTreeMap<String, u64> = remote
+        .list("roll/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.key, e.version))
+        .collect();
+    assert_eq!(view, listed);
+    c.stop_all().await;
+}
