@@ -2,13 +2,28 @@
 //! compare-and-swap and prefix watches, in the shape of dskit's `kv.Client`.
 //!
 //! Rings (instances, tokens, heartbeats) and HA-tracker elections live here. Components code
-//! against [`KvStore`]; the backends are [`MemoryKv`] (one process, tests) and the Raft-replicated
-//! store run by the `meta` target.
+//! against [`KvStore`]; the backends are [`MemoryKv`] (one process, tests), [`MetaNode`] (a voter
+//! of the Raft-replicated store, openraft 0.9) and [`RemoteKv`] (a process that is not a voter,
+//! over gRPC). [`conformance`] checks any backend against the contract. See docs/meta.md.
 
+mod admin;
+pub mod config;
+pub mod conformance;
 mod error;
+mod grpc;
 pub mod kv;
 pub mod memory;
+mod node;
+pub mod raft;
+mod remote;
+mod server;
+mod watch;
 
-pub use error::KvError;
+pub use admin::{AddLearner, ChangeMembership, MemberStatus, MetaStatus};
+pub use config::{MetaConfig, MetaPeer};
+pub use error::{KvError, MetaError, StoreError};
 pub use kv::{cas_update, KvEntry, KvStore, WatchEvent, WatchStream};
 pub use memory::MemoryKv;
+pub use node::MetaNode;
+pub use remote::{RemoteKv, RemoteKvOptions};
+pub use server::{KvServer, KvService, RaftServer, RaftService};

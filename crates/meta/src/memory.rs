@@ -1,7 +1,8 @@
 //! A key-value store held in this process: the backend of `--target=all` without Raft, and of
 //! tests. Same semantics as the replicated store, minus durability.
 
-use crate::kv::{KvEntry, KvStore, WatchEvent, WatchStream};
+use crate::kv::{KvEntry, KvStore, WatchStream};
+use crate::watch::{self, Change, WatchSource};
 use crate::KvError;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -20,11 +21,18 @@ struct State {
     entries: BTreeMap<String, (Bytes, u64)>,
 }
 
+#[derive(Debug)]
+struct Inner {
+    state: Mutex<State>,
+    events: broadcast::Sender<Change>,
+    /// Never changes: watches end when the last handle of the store is dropped.
+    closed: tokio::sync::watch::Sender<bool>,
+}
+
 /// In-memory [`KvStore`].
 #[derive(Debug, Clone)]
 pub struct MemoryKv {
-    state: Arc<Mutex<State>>,
-    events: broadcast::Sender<WatchEvent>,
+    inner: Arc<Inner>,
     progress_interval: Duration,
 }
 
@@ -43,26 +51,53 @@ impl MemoryKv {
     pub fn with_progress_interval(interval: Duration) -> Self {
         let (events, _) = broadcast::channel(WATCH_BUFFER);
         Self {
-            state: Arc::new(Mutex::new(State {
-                revision: 0,
-                entries: BTreeMap::new(),
-            })),
-            events,
+            inner: Arc::new(Inner {
+                state: Mutex::new(State {
+                    revision: 0,
+                    entries: BTreeMap::new(),
+                }),
+                events,
+                closed: tokio::sync::watch::channel(false).0,
+            }),
             progress_interval: interval,
         }
     }
 
     /// The store-wide revision: the number of changes applied so far.
     pub fn revision(&self) -> u64 {
-        self.state.lock().revision
+        self.inner.state.lock().revision
+    }
+}
+
+/// Watches hold only this, so that dropping every [`MemoryKv`] ends them.
+struct Source(std::sync::Weak<Inner>);
+
+impl WatchSource for Source {
+    fn subscribe(&self, prefix: &str) -> (broadcast::Receiver<Change>, u64, Vec<KvEntry>) {
+        let inner = self
+            .0
+            .upgrade()
+            .expect("subscribed while the store is alive");
+        let st = inner.state.lock();
+        (
+            inner.events.subscribe(),
+            st.revision,
+            range(&st.entries, prefix),
+        )
     }
 
-    fn snapshot(&self, prefix: &str) -> WatchEvent {
-        let st = self.state.lock();
-        WatchEvent::Snapshot {
-            revision: st.revision,
-            entries: range(&st.entries, prefix),
+    fn snapshot(&self, prefix: &str) -> (u64, Vec<KvEntry>) {
+        match self.0.upgrade() {
+            Some(inner) => {
+                let st = inner.state.lock();
+                (st.revision, range(&st.entries, prefix))
+            }
+            None => (0, Vec::new()),
         }
+    }
+
+    fn in_contact(&self) -> bool {
+        true
     }
 }
 
@@ -78,7 +113,7 @@ fn range(entries: &BTreeMap<String, (Bytes, u64)>, prefix: &str) -> Vec<KvEntry>
         .collect()
 }
 
-fn check_key(key: &str) -> Result<(), KvError> {
+pub(crate) fn check_key(key: &str) -> Result<(), KvError> {
     if key.is_empty() {
         return Err(KvError::Invalid("empty key"));
     }
@@ -89,16 +124,22 @@ fn check_key(key: &str) -> Result<(), KvError> {
 impl KvStore for MemoryKv {
     async fn get(&self, key: &str) -> Result<Option<KvEntry>, KvError> {
         check_key(key)?;
-        Ok(self.state.lock().entries.get(key).map(|(v, ver)| KvEntry {
-            key: key.to_owned(),
-            value: v.clone(),
-            version: *ver,
-        }))
+        Ok(self
+            .inner
+            .state
+            .lock()
+            .entries
+            .get(key)
+            .map(|(v, ver)| KvEntry {
+                key: key.to_owned(),
+                value: v.clone(),
+                version: *ver,
+            }))
     }
 
     async fn cas(&self, key: &str, expected: u64, value: Bytes) -> Result<u64, KvError> {
         check_key(key)?;
-        let mut st = self.state.lock();
+        let mut st = self.inner.state.lock();
         let actual = st.entries.get(key).map_or(0, |(_, v)| *v);
         if actual != expected {
             return Err(KvError::Conflict {
@@ -111,7 +152,7 @@ impl KvStore for MemoryKv {
         let rev = st.revision;
         st.entries.insert(key.to_owned(), (value.clone(), rev));
         // Sent under the lock so that every watcher sees changes in revision order.
-        let _ = self.events.send(WatchEvent::Put(KvEntry {
+        let _ = self.inner.events.send(Change::Put(KvEntry {
             key: key.to_owned(),
             value,
             version: rev,
@@ -120,12 +161,12 @@ impl KvStore for MemoryKv {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<KvEntry>, KvError> {
-        Ok(range(&self.state.lock().entries, prefix))
+        Ok(range(&self.inner.state.lock().entries, prefix))
     }
 
     async fn delete(&self, key: &str, expected: Option<u64>) -> Result<bool, KvError> {
         check_key(key)?;
-        let mut st = self.state.lock();
+        let mut st = self.inner.state.lock();
         let actual = st.entries.get(key).map_or(0, |(_, v)| *v);
         if let Some(e) = expected {
             if e != actual {
@@ -141,7 +182,7 @@ impl KvStore for MemoryKv {
         }
         st.entries.remove(key);
         st.revision += 1;
-        let _ = self.events.send(WatchEvent::Delete {
+        let _ = self.inner.events.send(Change::Delete {
             key: key.to_owned(),
             revision: st.revision,
         });
@@ -149,87 +190,19 @@ impl KvStore for MemoryKv {
     }
 
     async fn watch(&self, prefix: &str) -> Result<WatchStream, KvError> {
-        // Subscribe before taking the snapshot: an event racing with it is then both in the
-        // snapshot and in the stream, and is skipped by its revision.
-        let rx = self.events.subscribe();
-        let first = self.snapshot(prefix);
-        let WatchEvent::Snapshot { revision, .. } = &first else {
-            unreachable!("snapshot() returns a snapshot")
-        };
-        let state = WatchState {
-            store: self.clone(),
-            prefix: prefix.to_owned(),
-            rx,
-            seen: *revision,
-            pending: Some(first),
-            tick: tokio::time::interval_at(
-                tokio::time::Instant::now() + self.progress_interval,
-                self.progress_interval,
-            ),
-        };
-        Ok(Box::pin(futures::stream::unfold(
-            state,
-            |mut s| async move {
-                let ev = s.next().await?;
-                Some((Ok(ev), s))
-            },
-        )))
-    }
-}
-
-struct WatchState {
-    store: MemoryKv,
-    prefix: String,
-    rx: broadcast::Receiver<WatchEvent>,
-    /// Highest revision already reported.
-    seen: u64,
-    pending: Option<WatchEvent>,
-    tick: tokio::time::Interval,
-}
-
-impl WatchState {
-    async fn next(&mut self) -> Option<WatchEvent> {
-        if let Some(ev) = self.pending.take() {
-            return Some(ev);
-        }
-        loop {
-            tokio::select! {
-                r = self.rx.recv() => match r {
-                    Ok(ev) => {
-                        let (key, rev) = match &ev {
-                            WatchEvent::Put(e) => (e.key.as_str(), e.version),
-                            WatchEvent::Delete { key, revision } => (key.as_str(), *revision),
-                            _ => continue,
-                        };
-                        if rev <= self.seen {
-                            continue;
-                        }
-                        self.seen = rev;
-                        if key.starts_with(&self.prefix) {
-                            return Some(ev);
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        let snap = self.store.snapshot(&self.prefix);
-                        if let WatchEvent::Snapshot { revision, .. } = &snap {
-                            self.seen = *revision;
-                        }
-                        return Some(snap);
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                },
-                _ = self.tick.tick() => {
-                    let rev = self.store.revision().max(self.seen);
-                    return Some(WatchEvent::Progress { revision: rev });
-                }
-            }
-        }
+        Ok(watch::stream(
+            Arc::new(Source(Arc::downgrade(&self.inner))),
+            prefix,
+            self.progress_interval,
+            self.inner.closed.subscribe(),
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kv::WatchEvent;
     use futures::StreamExt;
 
     #[tokio::test]

@@ -8,9 +8,7 @@ use anyhow::Context;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::Router;
 use parking_lot::RwLock;
-use prometheus_client::registry::Registry;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -51,7 +49,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn init_logging(cfg: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.server.log_level)
+    // openraft narrates every election and vote at info; keep that for `meta` debugging.
+    let level = if cfg.server.log_level.contains("openraft") {
+        cfg.server.log_level.clone()
+    } else {
+        format!("{},openraft=warn", cfg.server.log_level)
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -137,6 +141,7 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
     let registry = Arc::new(registry);
     let shown_cfg = serde_yaml::to_string(&cfg)?;
     let ready_flag = ready.clone();
+    let ready_checks = Arc::new(ready_checks);
     router = router
         .route(
             "/ready",
