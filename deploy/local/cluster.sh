@@ -22,7 +22,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-bin="${STRATA_BIN:-$root/target/release/strata}"
+bin="${STRATA_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/strata}"
 http_port="${STRATA_HTTP_PORT:-8080}"
 grpc_port="${STRATA_GRPC_PORT:-9095}"
 am_grpc_port="${STRATA_AM_GRPC_PORT:-9094}"
