@@ -497,7 +497,9 @@ impl KvStore for MetaNode {
         self.check_open()?;
         // Best effort: without a quorum the watch still starts, from this replica's (stale)
         // state, and reports no progress until the quorum is back.
-        match tokio::time::timeout(self.cfg.rpc_timeout, self.catch_up()).await {
+        // Half the RPC timeout: a RemoteKv waiting for this stream to start must not give up
+        // on it first.
+        match tokio::time::timeout(self.cfg.rpc_timeout / 2, self.catch_up()).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "meta watch starts from a possibly stale replica")

@@ -273,6 +273,23 @@ async fn watches_stop_reporting_progress_without_a_quorum() {
     while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(700), w.next()).await {}
     let r = tokio::time::timeout(Duration::from_secs(2), w.next()).await;
     assert!(r.is_err(), "a watch without quorum reported {r:?}");
+
+    // A client can still start a watch there: it gets the replica's state, and no progress,
+    // also across its own reconnects (idle timeout 3s).
+    let remote = strata_meta::RemoteKv::new(
+        vec![n.addr.to_string()],
+        strata_meta::RemoteKvOptions {
+            watch_idle_timeout: Duration::from_secs(3),
+            ..Default::default()
+        },
+    );
+    let mut rw = remote.watch("p/").await.unwrap();
+    assert!(matches!(
+        rw.next().await,
+        Some(Ok(WatchEvent::Snapshot { .. }))
+    ));
+    let r = tokio::time::timeout(Duration::from_secs(7), rw.next()).await;
+    assert!(r.is_err(), "a remote watch without quorum reported {r:?}");
     c.stop_all().await;
 }
 
