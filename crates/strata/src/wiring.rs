@@ -245,7 +245,11 @@ impl Wiring {
     }
 
     async fn init_meta(&mut self) -> anyhow::Result<()> {
-        let node = MetaNode::start(self.cfg.meta.clone(), &self.cfg.data_dir)
+        let mut mcfg = self.cfg.meta.clone();
+        if mcfg.bind_address.is_none() {
+            mcfg.bind_address = self.cfg.local_ip();
+        }
+        let node = MetaNode::start(mcfg, &self.cfg.data_dir)
             .await
             .context("cannot start the meta node (meta:)")?;
         self.router = std::mem::take(&mut self.router).merge(node.admin_router());
