@@ -10,6 +10,7 @@ use strata_storage::{
     ChunkedSeries, EncodedChunk, PushError, PushOutcome, QueryError, Rejection, RejectionKind,
     SelectHints,
 };
+use crate::error::RemoteStatus;
 use tonic::{Code, Status};
 
 /// Samples per chunk when a series arrives decoded (from blocks) and is sent compressed.
@@ -258,10 +259,10 @@ pub fn push_error_to_status(e: &PushError) -> Status {
 
 pub fn status_to_push_error(target: &str, s: Status) -> PushError {
     match s.code() {
-        Code::InvalidArgument => PushError::InvalidRequest(Box::new(s)),
+        Code::InvalidArgument => PushError::InvalidRequest(Box::new(RemoteStatus::from(s))),
         _ => PushError::Remote {
             target: target.to_owned(),
-            source: Box::new(s),
+            source: Box::new(RemoteStatus::from(s)),
         },
     }
 }
@@ -290,7 +291,7 @@ pub fn status_to_query_error(target: &str, s: Status) -> QueryError {
         Code::ResourceExhausted => QueryError::LimitExceeded(s.message().to_owned()),
         _ => QueryError::Remote {
             target: target.to_owned(),
-            source: Box::new(s),
+            source: Box::new(RemoteStatus::from(s)),
         },
     }
 }
