@@ -1,6 +1,7 @@
 //! Between the storage crate's types and their protobuf messages, and between errors and gRPC
 //! statuses (the code carries what the caller needs: retry, bad request, limit).
 
+use crate::error::RemoteStatus;
 use crate::pb::ingester::v1 as pbi;
 use crate::pb::query::v1 as pb;
 use std::sync::Arc;
@@ -10,7 +11,6 @@ use strata_storage::{
     ChunkedSeries, EncodedChunk, PushError, PushOutcome, QueryError, Rejection, RejectionKind,
     SelectHints,
 };
-use crate::error::RemoteStatus;
 use tonic::{Code, Status};
 
 /// Samples per chunk when a series arrives decoded (from blocks) and is sent compressed.

@@ -155,9 +155,10 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
                             StatusCode::SERVICE_UNAVAILABLE,
                             "not ready: starting or stopping\n".to_owned(),
                         ),
-                        (true, Some(why)) => {
-                            (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n"))
-                        }
+                        (true, Some(why)) => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!("not ready: {why}\n"),
+                        ),
                     }
                 }
             }),
