@@ -235,7 +235,7 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
         }
     }
     let registry = Arc::new(registry);
-    let shown_cfg = serde_yaml::to_string(&cfg)?;
+    let shown_cfg = cfg.shown()?;
     let ready_flag = ready.clone();
     router = router
         .route(
@@ -316,9 +316,14 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
         );
         ready_for_signal.store(false, Ordering::Relaxed);
     };
-    let server = axum::serve(listener, router).with_graceful_shutdown(shutdown);
+    let server = crate::http_server::serve(
+        listener,
+        router,
+        cfg.server.max_request_header_bytes,
+        shutdown,
+    );
     let grace = cfg.server.graceful_shutdown_timeout;
-    let server_task = tokio::spawn(async move { server.await });
+    let server_task = tokio::spawn(server);
     let res = server_task.await;
     let _ = stop_tx.send(true);
     if let Some(ing) = ingester {

@@ -2,7 +2,10 @@
 
 mod app;
 mod config;
+mod http_server;
 mod modules;
+#[cfg(test)]
+mod secrets_tests;
 
 use clap::Parser;
 use std::path::PathBuf;
