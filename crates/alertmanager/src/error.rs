@@ -50,6 +50,12 @@ pub enum AlertmanagerError {
         #[source]
         source: serde_yaml::Error,
     },
+    #[error("cannot show the alertmanager configuration of tenant {tenant:?}: {source}")]
+    ShowConfig {
+        tenant: String,
+        #[source]
+        source: AmConfigError,
+    },
     #[error("cannot read alertmanager state file {path} for the bucket copy: {source}")]
     ReadStateFile {
         path: PathBuf,

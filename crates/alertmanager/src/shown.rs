@@ -22,6 +22,16 @@ pub(crate) fn shown_text(text: &str, config: &AmConfig) -> Result<String, AmConf
     }
 }
 
+/// The text to show for a configuration text that loaded before (a tenant's stored one).
+pub(crate) fn shown_of(text: &str) -> Result<String, AmConfigError> {
+    let config: AmConfig = if text.trim().is_empty() {
+        AmConfig::default()
+    } else {
+        serde_yaml::from_str(text)?
+    };
+    shown_text(text, &config)
+}
+
 fn holds_placeholder(v: &Value) -> bool {
     match v {
         Value::String(s) => s.contains(SECRET_PLACEHOLDER),
