@@ -3,8 +3,11 @@
 mod app;
 mod clients;
 mod config;
+mod http_server;
 mod modules;
 mod wiring;
+#[cfg(test)]
+mod secrets_tests;
 
 use clap::Parser;
 use std::path::PathBuf;
