@@ -61,8 +61,8 @@ fn run_in_namespace() {
         let ok = Command::new("sh")
             .arg("-c")
             .arg(format!("command -v {tool}"))
-            .status()
-            .is_ok_and(|s| s.success());
+            .output()
+            .is_ok_and(|o| o.status.success());
         assert!(
             ok,
             "{tool} is missing (apt-get install iproute2 iptables util-linux)"
