@@ -5,9 +5,9 @@ mod clients;
 mod config;
 mod http_server;
 mod modules;
-mod wiring;
 #[cfg(test)]
 mod secrets_tests;
+mod wiring;
 
 use clap::Parser;
 use std::path::PathBuf;
