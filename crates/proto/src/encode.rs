@@ -212,6 +212,8 @@ mod tests {
         assert!(out.is_empty());
     }
 
+    type OwnedSeries = (Vec<(String, String)>, Vec<Sample>);
+
     proptest::proptest! {
         #[test]
         fn any_batch_round_trips(
@@ -221,7 +223,7 @@ mod tests {
                 0..6)
         ) {
             let mut b = WriteBatch::default();
-            let owned: Vec<(Vec<(String, String)>, Vec<Sample>)> = series
+            let owned: Vec<OwnedSeries> = series
                 .iter()
                 .map(|(l, s)| (l.clone(), s.iter().map(|&(t, v)| Sample::new(t, v)).collect()))
                 .collect();
