@@ -22,10 +22,13 @@ pub enum DistributorError {
     },
     #[error(transparent)]
     Tenant(#[from] strata_model::TenantError),
-    #[error("ingestion rate limit ({rate} samples/s, burst {burst}) exceeded for tenant {tenant}: request with {samples} samples refused; raise limits.ingestion_rate / ingestion_burst_size or slow the sender")]
+    #[error("ingestion rate limit ({}, burst {burst}) exceeded for tenant {tenant}: request with {samples} samples refused; raise limits.ingestion_rate / ingestion_burst_size or slow the sender", describe_rate(*rate, *distributors))]
     RateLimited {
         tenant: String,
+        /// The tenant's limit, samples/s.
         rate: f64,
+        /// Healthy distributors sharing it (each admits `rate / distributors`).
+        distributors: usize,
         burst: u64,
         samples: usize,
     },
@@ -74,5 +77,16 @@ impl DistributorError {
             Self::Ha(crate::ha_tracker::HaError::TooManyClusters { .. }) => "too-many-ha-clusters",
             Self::Ha(_) => "ha-tracker-failure",
         }
+    }
+}
+
+fn describe_rate(rate: f64, distributors: usize) -> String {
+    if distributors <= 1 {
+        format!("{rate} samples/s")
+    } else {
+        format!(
+            "{rate} samples/s shared by {distributors} distributors: {} samples/s here",
+            rate / distributors as f64
+        )
     }
 }

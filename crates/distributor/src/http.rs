@@ -243,14 +243,14 @@ impl Distributor {
             .sum();
         // Each of N distributors admits 1/N of the tenant's rate (Mimir's global strategy; load
         // balancers spread writes evenly).
-        let share = self
+        let distributors = self
             .hooks
             .healthy_distributors
             .as_ref()
-            .map_or(1, |f| f().max(1)) as f64;
+            .map_or(1, |f| f().max(1));
         if !self.rate.allow(
             tenant.as_str(),
-            limits.ingestion_rate / share,
+            limits.ingestion_rate / distributors as f64,
             limits.ingestion_burst_size,
             valid,
             Instant::now(),
@@ -264,6 +264,7 @@ impl Distributor {
             return Err(DistributorError::RateLimited {
                 tenant: tenant.to_string(),
                 rate: limits.ingestion_rate,
+                distributors,
                 burst: limits.ingestion_burst_size,
                 samples: valid,
             });

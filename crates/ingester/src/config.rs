@@ -91,7 +91,12 @@ impl Default for IngesterConfig {
             wal: WalConfig::default(),
             head_shards: 16,
             blocks: BlocksConfig::default(),
-            ring: strata_ring::RingConfig::default(),
+            ring: strata_ring::RingConfig {
+                // Relative to data_dir: a restart takes its ranges back even when its ring
+                // entry was forgotten meanwhile.
+                tokens_file: "ingester-tokens.json".into(),
+                ..Default::default()
+            },
             flush_timeout: Duration::from_secs(15 * 60),
         }
     }

@@ -1,6 +1,7 @@
 //! The distributor's HTTP contract: status codes, headers and error bodies per the remote-write
 //! specs, exercised through the real router with a recording ingester.
 
+mod ha;
 mod push;
 mod replication;
 
@@ -11,7 +12,7 @@ use http_body_util::BodyExt;
 use parking_lot::{Mutex, RwLock};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
-use strata_distributor::{router, Distributor, DistributorConfig};
+use strata_distributor::{router, ClusterHooks, Distributor, DistributorConfig};
 use strata_model::{Limits, Overrides, TenancyConfig, TenantId, WriteBatch};
 use strata_storage::{PushError, PushOutcome, Pusher, Rejection, RejectionKind};
 use tower::ServiceExt;
@@ -82,6 +83,16 @@ pub struct Harness {
 }
 
 pub fn harness(behaviour: Behaviour, tenancy: TenancyConfig, limits: Limits) -> Harness {
+    harness_with(behaviour, tenancy, limits, ClusterHooks::default())
+}
+
+/// A distributor with cluster hooks (HA tracker, distributor count).
+pub fn harness_with(
+    behaviour: Behaviour,
+    tenancy: TenancyConfig,
+    limits: Limits,
+    hooks: ClusterHooks,
+) -> Harness {
     let recorder = Arc::new(Recorder {
         pushes: Mutex::new(Vec::new()),
         behaviour,
@@ -90,7 +101,7 @@ pub fn harness(behaviour: Behaviour, tenancy: TenancyConfig, limits: Limits) -> 
         defaults: limits,
         tenants: Default::default(),
     }));
-    let d = Distributor::new(
+    let d = Distributor::with_cluster(
         DistributorConfig {
             max_recv_msg_size: 64 << 10,
             ..Default::default()
@@ -98,6 +109,7 @@ pub fn harness(behaviour: Behaviour, tenancy: TenancyConfig, limits: Limits) -> 
         tenancy,
         overrides,
         recorder.clone(),
+        hooks,
         &mut Registry::default(),
     )
     .unwrap();
