@@ -750,33 +750,43 @@ async fn readiness_follows_the_ring_and_the_ring_page_lists_the_replicas() {
     let lifecycler = am.cluster().expect("ring").lifecycler().expect("joined");
     assert!(lifecycler.is_active());
 
+    // The ring page, once this replica's view has both ACTIVE.
     let page = am.ring_router().expect("ring page");
-    let req = axum::http::Request::get("/alertmanager/ring")
-        .header("accept", "application/json")
-        .body(axum::body::Body::empty())
-        .expect("request");
-    let resp = page.oneshot(req).await.expect("response");
-    assert_eq!(resp.status(), 200);
-    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
-        .await
-        .expect("body");
-    let status: serde_json::Value = serde_json::from_slice(&body).expect("json");
-    let mut rows: Vec<(String, String, String)> = status["instances"]
-        .as_array()
-        .expect("instances")
-        .iter()
-        .map(|i| {
-            (
-                i["id"].as_str().unwrap_or_default().to_string(),
-                i["state"].as_str().unwrap_or_default().to_string(),
-                i["addr"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
-    rows.sort();
-    assert_eq!(rows.len(), 2, "{status}");
-    assert_eq!((rows[0].0.as_str(), rows[0].1.as_str()), ("am-0", "ACTIVE"));
-    assert_eq!((rows[1].0.as_str(), rows[1].1.as_str()), ("am-1", "ACTIVE"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let rows = loop {
+        let req = axum::http::Request::get("/alertmanager/ring")
+            .header("accept", "application/json")
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let resp = page.clone().oneshot(req).await.expect("response");
+        assert_eq!(resp.status(), 200);
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        let status: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        let mut rows: Vec<(String, String, String)> = status["instances"]
+            .as_array()
+            .expect("instances")
+            .iter()
+            .map(|i| {
+                (
+                    i["id"].as_str().unwrap_or_default().to_string(),
+                    i["state"].as_str().unwrap_or_default().to_string(),
+                    i["addr"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        rows.sort();
+        let states: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|(id, st, _)| (id.as_str(), st.as_str()))
+            .collect();
+        if states == [("am-0", "ACTIVE"), ("am-1", "ACTIVE")] {
+            break rows;
+        }
+        assert!(Instant::now() < deadline, "{status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     // Advertised: the port the peer listener got (the settings ask for port 0).
     assert_eq!(rows[0].2, am.cluster().expect("ring").instance_addr());
     assert!(!rows[0].2.ends_with(":0"), "{}", rows[0].2);
