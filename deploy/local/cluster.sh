@@ -165,11 +165,15 @@ print_instances() { # DIR
   printf ']}\n'
 }
 
-ensure_bin() {
+ensure_bin() { # DIR: the binary of `up` is used by later commands on the same cluster
+  if [[ -z "${STRATA_BIN:-}" && -f "$1/bin" ]]; then
+    bin="$(cat "$1/bin")"
+  fi
   if [[ ! -x "$bin" ]]; then
     [[ -z "${STRATA_BIN:-}" ]] || die "STRATA_BIN=$bin is not executable"
     (cd "$root" && cargo build --release -p strata >&2)
   fi
+  echo "$bin" >"$1/bin"
 }
 
 meta_admin() { # DIR PATH JSON: POST to the first live voter that answers
@@ -186,9 +190,9 @@ meta_admin() { # DIR PATH JSON: POST to the first live voter that answers
 
 cmd_up() {
   local dir="$1" name first=0
-  ensure_bin
   mkdir -p "$dir"
   dir="$(cd "$dir" && pwd)"
+  ensure_bin "$dir"
   [[ -f "$dir/created" ]] || first=1
   for i in "${instances[@]}"; do
     read -r name _ _ <<<"$i"
@@ -250,6 +254,7 @@ cmd_kill() {
 cmd_restart() {
   local dir="$1" name="$2" wipe="${3:-}" comp ip pid old new
   dir="$(cd "$dir" && pwd)"
+  ensure_bin "$dir"
   read -r comp ip < <(lookup "$name") || die "unknown instance $name"
   pid="$(pid_of "$dir" "$name")"
   if alive "$pid"; then

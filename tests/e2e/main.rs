@@ -16,6 +16,7 @@
 
 mod alertmanager_ring;
 mod bad_requests;
+mod cluster_chaos;
 mod downsampled_queries;
 mod kill9;
 mod long_term;

@@ -19,10 +19,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use prost::Message;
 use strata_proto::prometheus::{ReadRequest, ReadResponse, WriteRequest};
 
+pub mod delay_proxy;
 pub mod faulty_proxy;
+pub mod local_cluster;
 pub mod query_api;
 
+pub use delay_proxy::DelayProxy;
 pub use faulty_proxy::FaultyProxy;
+pub use local_cluster::LocalCluster;
 
 /// How many bytes of each log file are printed when a test fails.
 pub const LOG_TAIL_BYTES: u64 = 6 * 1024;

@@ -43,6 +43,7 @@ pub fn router(am: Arc<Alertmanager>) -> Router {
         .route("/-/ready", get(ready))
         .route("/-/reload", post(reload).put(reload));
     let layer_state = am.clone();
+    let max_body = am.settings.max_request_body_bytes;
     let prefixed = api
         .clone()
         .route("/api/v1/alerts", post(post_alerts_v1))
@@ -61,6 +62,13 @@ pub fn router(am: Arc<Alertmanager>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             layer_state,
             cluster_layer,
+        ))
+        // The extractors' own default (2 MiB) would otherwise cut below the setting.
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        // Outermost: no body larger than the setting is read, not even to forward it.
+        .layer(axum::middleware::from_fn_with_state(
+            max_body,
+            crate::body_limit::limit,
         ))
 }
 
@@ -281,7 +289,8 @@ async fn reload(State(am): State<Arc<Alertmanager>>) -> Result<StatusCode, ApiEr
 }
 
 async fn status(State(top): State<Arc<Alertmanager>>, Tenant { am, .. }: Tenant) -> Response {
-    let original = am.with_core(|c| c.config.original.clone());
+    // Upstream's `config.original` is its configuration re-serialized with secrets hidden.
+    let original = am.with_core(|c| c.config.shown.clone());
     let host = am
         .with_core(|c| c.external_url().to_string())
         .parse::<reqwest::Url>()
@@ -752,9 +761,17 @@ impl IntoResponse for PlainError {
     }
 }
 
-/// Mimir's `GET /api/v1/alerts`: the tenant's own configuration document.
+/// Mimir's `GET /api/v1/alerts`: the tenant's own configuration document, its secrets shown as
+/// `<secret>`.
 async fn get_config(Tenant { am, .. }: Tenant) -> Result<Response, PlainError> {
-    let cfg = am.user_config().ok_or(ApiError::ConfigNotFound)?;
+    let mut cfg = am.user_config().ok_or(ApiError::ConfigNotFound)?;
+    // It loaded when it was stored; a failure here would be a bug, and must not show the text.
+    cfg.alertmanager_config = crate::shown::shown_of(&cfg.alertmanager_config).map_err(|e| {
+        ApiError::Internal(crate::AlertmanagerError::ShowConfig {
+            tenant: am.id().to_string(),
+            source: e,
+        })
+    })?;
     let text = cfg.to_yaml().map_err(|source| {
         ApiError::Internal(crate::AlertmanagerError::EncodeConfig {
             tenant: am.id().to_string(),
@@ -1275,7 +1292,7 @@ mod tests {
         let (st, msg) = call(&am, "POST", "/-/reload", "").await;
         assert_eq!(st, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(msg.contains("undefined receiver"), "{msg}");
-        assert_eq!(core(&am, |c| c.config.original.clone()), CFG);
+        assert_eq!(core(&am, |c| c.config.shown.clone()), CFG);
         std::fs::write(
             dir.path().join("am.yml"),
             "route: {receiver: z}\nreceivers: [{name: z}]\n",

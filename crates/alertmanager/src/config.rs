@@ -41,6 +41,12 @@ pub struct AlertmanagerConfig {
     pub bucket: BucketStateConfig,
     /// Several replicas sharing tenants (see [`RingConfig`]); off: this process alone.
     pub ring: RingConfig,
+    /// Where notifications of tenants' own configurations may connect (see
+    /// [`crate::firewall`]); off by default. The operator's configuration is not filtered.
+    pub receivers_firewall: crate::firewall::FirewallConfig,
+    /// Largest request body the HTTP API reads (alert and silence posts, configuration
+    /// uploads); larger requests get 413.
+    pub max_request_body_bytes: usize,
 }
 
 /// The copy of every tenant's state files (snapshot and uploaded configuration) in Strata's
@@ -284,6 +290,10 @@ impl Default for AlertmanagerConfig {
             max_concurrent_notifications_per_host: 32,
             bucket: BucketStateConfig::default(),
             ring: RingConfig::default(),
+            receivers_firewall: crate::firewall::FirewallConfig::default(),
+            // Prometheus sends alerts in batches of 64 by default; a tenant's configuration
+            // with its templates is rarely more than a few hundred KiB.
+            max_request_body_bytes: 4 << 20,
         }
     }
 }
@@ -344,6 +354,16 @@ impl AlertmanagerConfig {
                 reason: "must be at least 1".into(),
             });
         }
+        if self.max_request_body_bytes < 1024 {
+            return Err(AlertmanagerError::Config {
+                field: "alertmanager.max_request_body_bytes",
+                reason: format!(
+                    "must be at least 1024 bytes, got {}",
+                    self.max_request_body_bytes
+                ),
+            });
+        }
+        self.receivers_firewall.validate()?;
         self.ring.validate()
     }
 

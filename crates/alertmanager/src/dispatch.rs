@@ -255,7 +255,7 @@ fn render_body(
                 })?;
             crate::notify::pagerduty_body(
                 &p.config,
-                &routing_key,
+                routing_key.expose(),
                 &config.templates,
                 &data(),
                 group_key,
@@ -463,18 +463,22 @@ impl Core {
                 }
                 for (idx, e) in receiver.emails.iter().enumerate() {
                     let target = Webhook {
-                        url: format!("smtp://{}:{}", e.host, e.port),
+                        url: crate::amconfig::SecretUrl::new(format!(
+                            "smtp://{}:{}",
+                            e.host, e.port
+                        )),
                         send_resolved: e.config.send_resolved,
                         max_alerts: 0,
                         http: crate::amconfig::HttpConfig::default(),
+                        sandboxed: config.sandboxed,
                     };
                     targets.push(("email", idx, target, IntegrationKind::Email(idx), None));
                 }
                 for (idx, s) in receiver.slacks.iter().enumerate() {
                     let (url, failure) = match s.url.read() {
-                        Ok(u) => (u, None),
+                        Ok(u) => (crate::amconfig::SecretUrl::from(u), None),
                         Err(source) => (
-                            String::new(),
+                            crate::amconfig::SecretUrl::default(),
                             Some(crate::error::NotifyError::SecretFile {
                                 integration: "slack",
                                 source,
@@ -486,15 +490,17 @@ impl Core {
                         send_resolved: s.config.send_resolved,
                         max_alerts: 0,
                         http: s.http.clone(),
+                        sandboxed: config.sandboxed,
                     };
                     targets.push(("slack", idx, target, IntegrationKind::Slack(idx), failure));
                 }
                 for (idx, p) in receiver.pagerduties.iter().enumerate() {
                     let target = Webhook {
-                        url: p.url.clone(),
+                        url: crate::amconfig::SecretUrl::new(p.url.clone()),
                         send_resolved: p.config.send_resolved,
                         max_alerts: 0,
                         http: p.http.clone(),
+                        sandboxed: config.sandboxed,
                     };
                     targets.push((
                         "pagerduty",
@@ -756,7 +762,13 @@ inhibit_rules:
             for s in &job.sends {
                 if let Some(b) = s.content.as_ref().map(|c| c.render().unwrap().body) {
                     out.push((
-                        s.webhook.url.rsplit('/').next().unwrap_or("").to_string(),
+                        s.webhook
+                            .url
+                            .expose()
+                            .rsplit('/')
+                            .next()
+                            .unwrap_or("")
+                            .to_string(),
                         serde_json::from_slice(&b).unwrap(),
                     ));
                 }

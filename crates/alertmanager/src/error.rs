@@ -50,6 +50,12 @@ pub enum AlertmanagerError {
         #[source]
         source: serde_yaml::Error,
     },
+    #[error("cannot show the alertmanager configuration of tenant {tenant:?}: {source}")]
+    ShowConfig {
+        tenant: String,
+        #[source]
+        source: AmConfigError,
+    },
     #[error("cannot read alertmanager state file {path} for the bucket copy: {source}")]
     ReadStateFile {
         path: PathBuf,
@@ -154,6 +160,8 @@ pub enum ApiError {
     Aborted(#[source] tokio::task::JoinError),
     #[error("no alertmanager replica owning tenant {tenant:?} answered (last: {last})")]
     NoOwnerReachable { tenant: String, last: String },
+    #[error("request body is larger than {limit} bytes (alertmanager.max_request_body_bytes)")]
+    BodyTooLarge { limit: usize },
 }
 
 impl ApiError {
@@ -173,6 +181,7 @@ impl ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
             ApiError::NoOwnerReachable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 }
@@ -190,7 +199,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// A failed notification attempt.
+/// A failed notification attempt. URLs in it are shown as `scheme://host:port/<secret>`: the
+/// message is logged, and a URL may carry a token.
 #[derive(Debug, Error)]
 pub enum NotifyError {
     #[error("POST {url}: {source}")]
@@ -243,13 +253,29 @@ pub enum NotifyError {
     /// A reload removed the receiver (or the integration) between the flush and its send.
     #[error("receiver {receiver:?} is not in the configuration any more")]
     ReceiverGone { receiver: String },
+    /// The smarthost of a tenant's email could not be resolved (retried).
+    #[error("email: cannot resolve {host}: {source}")]
+    Resolve {
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The receivers firewall refused the destination (a tenant's configuration). Not retried.
+    #[error("POST {url}: {source}")]
+    Blocked {
+        url: String,
+        #[source]
+        source: crate::firewall::Blocked,
+    },
 }
 
 impl NotifyError {
     /// Transport errors and 5xx are retried; 4xx (including 429) is not, like upstream's webhook.
     pub fn retryable(&self) -> bool {
         match self {
-            NotifyError::Transport { .. } | NotifyError::ServerError { .. } => true,
+            NotifyError::Transport { .. }
+            | NotifyError::ServerError { .. }
+            | NotifyError::Resolve { .. } => true,
             NotifyError::Smtp { source, .. } => !source.is_permanent() && !source.is_client(),
             _ => false,
         }

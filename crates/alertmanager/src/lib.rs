@@ -11,11 +11,13 @@
 pub mod alert;
 pub mod amconfig;
 mod api;
+mod body_limit;
 pub mod bucket_state;
 pub mod cluster;
 pub mod config;
 pub mod dispatch;
 mod error;
+pub mod firewall;
 pub mod inhibit;
 pub mod labels;
 pub mod matcher;
@@ -24,6 +26,9 @@ pub mod nflog;
 pub mod notify;
 pub mod persist;
 pub mod route;
+mod sandbox;
+pub mod secret_url;
+mod shown;
 pub mod silence;
 pub mod template;
 pub mod tenant;
@@ -119,11 +124,19 @@ impl Alertmanager {
             .unwrap_or_else(|| default_external_url.to_string())
             .trim_end_matches('/')
             .to_string();
-        let sender = webhook::WebhookSender::new(
-            &format!("Strata/{}", env!("CARGO_PKG_VERSION")),
+        let user_agent = format!("Strata/{}", env!("CARGO_PKG_VERSION"));
+        let mut sender = webhook::WebhookSender::new(
+            &user_agent,
             settings.max_concurrent_notifications_per_host,
         )
         .map_err(AlertmanagerError::HttpClient)?;
+        if settings.receivers_firewall.enabled() {
+            let fw = firewall::Firewall::new(&settings.receivers_firewall)?;
+            sender = sender
+                .with_firewall(&user_agent, fw)
+                .map_err(AlertmanagerError::HttpClient)?;
+            tracing::info!("alertmanager receivers firewall on for tenants' configurations");
+        }
         let tenants: metrics::TenantMap = Arc::default();
         let metrics = metrics::Metrics::new(registry, tenants.clone(), clock.clone());
         let cluster = match (settings.ring.enabled, ring) {

@@ -52,6 +52,8 @@ pub struct Metrics {
     pub alerts_invalid: Family<InvalidLabels, Counter>,
     pub notifications: Family<IntegrationLabels, Counter>,
     pub notifications_failed: Family<IntegrationLabels, Counter>,
+    /// Notifications of tenants' configurations the receivers firewall refused (also failed).
+    pub notifications_blocked: Family<IntegrationLabels, Counter>,
     pub notification_latency: HistogramFamily<IntegrationLabels>,
     pub snapshot_duration: Histogram,
     pub snapshot_failures: Counter,
@@ -69,6 +71,7 @@ impl Metrics {
             alerts_invalid: Family::default(),
             notifications: Family::default(),
             notifications_failed: Family::default(),
+            notifications_blocked: Family::default(),
             notification_latency: Family::new_with_constructor(latency_histogram),
             snapshot_duration: Histogram::new(exponential_buckets(0.001, 4.0, 8)),
             snapshot_failures: Counter::default(),
@@ -92,6 +95,11 @@ impl Metrics {
             "alertmanager_notifications_failed",
             "Notifications that failed after their retries, by integration",
             m.notifications_failed.clone(),
+        );
+        registry.register(
+            "strata_alertmanager_notifications_blocked",
+            "Notifications of tenants' configurations refused by the receivers firewall, by integration",
+            m.notifications_blocked.clone(),
         );
         registry.register(
             "alertmanager_notification_latency_seconds",

@@ -6,6 +6,7 @@
 use crate::amconfig::HttpConfig;
 use crate::template::{RenderError, Templates, Value};
 use serde::{Deserialize, Serialize};
+use strata_model::Secret;
 
 fn no() -> bool {
     false
@@ -25,7 +26,7 @@ pub struct SlackConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_config: Option<HttpConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_url: Option<String>,
+    pub api_url: Option<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_url_file: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -87,12 +88,12 @@ pub struct PagerdutyConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_config: Option<HttpConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub routing_key: Option<String>,
+    pub routing_key: Option<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routing_key_file: Option<String>,
     /// Events API v1; recognised so that the error names it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service_key: Option<String>,
+    pub service_key: Option<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_key_file: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -352,18 +353,18 @@ pub struct EmailConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auth_password: Option<String>,
+    pub auth_password: Option<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_password_file: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auth_secret: Option<String>,
+    pub auth_secret: Option<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_identity: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_tls: Option<bool>,
     /// Accepted so upstream files load; the system's roots verify the server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls_config: Option<serde_yaml::Value>,
+    pub tls_config: Option<crate::amconfig::TlsConfig>,
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub headers: std::collections::BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -455,11 +456,13 @@ pub fn email_message(
 
 /// Sends one email with retries until `deadline_in` has passed: connection failures and
 /// transient (4xx) SMTP answers are retried with the webhook's backoff; permanent (5xx) answers
-/// are not.
+/// are not. With a `firewall` (a tenant's configuration), the smarthost is resolved and checked
+/// first and the connection goes to a permitted address (TLS still verifies the host name).
 pub async fn send_email(
     email: &crate::amconfig::Email,
     mail: &RenderedEmail,
     deadline_in: std::time::Duration,
+    firewall: Option<&crate::firewall::Firewall>,
 ) -> Result<(), crate::error::NotifyError> {
     use crate::error::NotifyError;
     use lettre::transport::smtp::authentication::Credentials;
@@ -487,39 +490,68 @@ pub async fn send_email(
         } else {
             Tls::None
         };
-        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(email.host.clone())
-            .port(email.port)
-            .timeout(Some(left))
-            .tls(tls);
-        if let Some(h) = &email.hello {
-            b = b.hello_name(ClientId::Domain(h.clone()));
-        }
-        if let Some(user) = &email.username {
-            let password = match &email.password {
-                Some(p) => p.read().map_err(|source| NotifyError::SecretFile {
-                    integration: "email",
-                    source,
-                })?,
-                None => String::new(),
-            };
-            b = b.credentials(Credentials::new(user.clone(), password));
-        }
-        let res = b.build().send_raw(&mail.envelope, &mail.message).await;
-        match res {
-            Ok(_) => return Ok(()),
-            Err(e) if e.is_permanent() || e.is_client() => return Err(smtp_err(e)),
-            Err(e) => {
-                tracing::debug!(error = %e, "email notification failed, retrying");
-                let jitter = 0.5 + (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0;
-                let wait = std::time::Duration::from_secs_f64((interval * jitter).min(60.0));
-                interval *= 1.5;
-                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                if wait >= left {
-                    return Err(smtp_err(e));
+        let server = match firewall {
+            None => Ok(email.host.clone()),
+            Some(fw) => match fw.resolve(&email.host, email.port).await {
+                // Never empty when Ok; the host itself would resolve past the firewall.
+                Ok(addrs) => Ok(addrs
+                    .first()
+                    .map(|a| a.ip().to_string())
+                    .unwrap_or_default()),
+                Err(e) => match crate::firewall::blocked_in(&e) {
+                    Some(source) => {
+                        return Err(NotifyError::Blocked {
+                            url: format!("smtp://{}:{}", email.host, email.port),
+                            source,
+                        })
+                    }
+                    None => Err(NotifyError::Resolve {
+                        host: email.host.clone(),
+                        source: e,
+                    }),
+                },
+            },
+        };
+        let failure = match server {
+            Err(e) => e,
+            Ok(server) => {
+                let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(server)
+                    .port(email.port)
+                    .timeout(Some(left))
+                    .tls(tls);
+                if let Some(h) = &email.hello {
+                    b = b.hello_name(ClientId::Domain(h.clone()));
                 }
-                tokio::time::sleep(wait).await;
+                if let Some(user) = &email.username {
+                    let password = match &email.password {
+                        Some(p) => p
+                            .read()
+                            .map_err(|source| NotifyError::SecretFile {
+                                integration: "email",
+                                source,
+                            })?
+                            .expose()
+                            .to_string(),
+                        None => String::new(),
+                    };
+                    b = b.credentials(Credentials::new(user.clone(), password));
+                }
+                match b.build().send_raw(&mail.envelope, &mail.message).await {
+                    Ok(_) => return Ok(()),
+                    Err(e) if e.is_permanent() || e.is_client() => return Err(smtp_err(e)),
+                    Err(e) => smtp_err(e),
+                }
             }
+        };
+        tracing::debug!(error = %failure, "email notification failed, retrying");
+        let jitter = 0.5 + (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0;
+        let wait = std::time::Duration::from_secs_f64((interval * jitter).min(60.0));
+        interval *= 1.5;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if wait >= left {
+            return Err(failure);
         }
+        tokio::time::sleep(wait).await;
     }
 }
 

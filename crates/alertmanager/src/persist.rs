@@ -156,15 +156,29 @@ impl SnapshotFile {
     }
 }
 
-/// A tenant's configuration as Mimir's `/api/v1/alerts` takes and returns it: the
-/// `alertmanager.yml` text and the template files it may reference.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A tenant's configuration as Mimir's `/api/v1/alerts` takes it: the `alertmanager.yml` text
+/// and the template files it may reference. Its serialization is the stored (and replicated)
+/// form and holds the secrets; the API shows [`crate::amconfig::LoadedConfig::shown`] instead,
+/// and `{:?}` leaves the text out.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
     #[serde(default)]
     pub template_files: BTreeMap<String, String>,
     #[serde(default)]
     pub alertmanager_config: String,
+}
+
+impl std::fmt::Debug for UserConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserConfig")
+            .field(
+                "template_files",
+                &self.template_files.keys().collect::<Vec<_>>(),
+            )
+            .field("alertmanager_config", &"<secret>")
+            .finish()
+    }
 }
 
 impl UserConfig {
@@ -192,11 +206,8 @@ impl UserConfig {
                 return Err(UserConfigError::TemplateName(name.clone()));
             }
         }
-        crate::amconfig::AmConfig::load_with(
-            &self.alertmanager_config,
-            crate::amconfig::TemplateSource::Files(&self.template_files),
-        )
-        .map_err(UserConfigError::Invalid)
+        crate::amconfig::AmConfig::load_tenant(&self.alertmanager_config, &self.template_files)
+            .map_err(UserConfigError::Invalid)
     }
 
     pub fn to_yaml(&self) -> Result<String, serde_yaml::Error> {

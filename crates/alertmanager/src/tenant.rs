@@ -463,7 +463,7 @@ impl TenantAlertmanager {
                     set.spawn(async move {
                         let t0 = std::time::Instant::now();
                         // The slot first, then the body: queued sends hold no payload.
-                        let res = match sender.slot(&hook.url, timeout).await {
+                        let res = match sender.slot(hook.url.expose(), timeout).await {
                             Err(e) => Err(e),
                             Ok(_slot) => {
                                 let left = timeout.saturating_sub(t0.elapsed());
@@ -471,7 +471,13 @@ impl TenantAlertmanager {
                                     Err(e) => Err(e),
                                     Ok(r) => match r.email {
                                         Some(m) => {
-                                            crate::notify::send_email(&m.email, &m.mail, left).await
+                                            crate::notify::send_email(
+                                                &m.email,
+                                                &m.mail,
+                                                left,
+                                                sender.firewall_for(&hook).map(|f| &**f),
+                                            )
+                                            .await
                                         }
                                         None => sender.send(&hook, &r.body, left).await,
                                     },
@@ -490,13 +496,20 @@ impl TenantAlertmanager {
             match res {
                 Ok((i, Ok(()))) => ok[i] = true,
                 Ok((i, Err(e))) => {
+                    let labels = IntegrationLabels {
+                        tenant: self.id.clone(),
+                        integration: job.sends[i].key.integration.clone(),
+                    };
                     self.metrics()
                         .notifications_failed
-                        .get_or_create(&IntegrationLabels {
-                            tenant: self.id.clone(),
-                            integration: job.sends[i].key.integration.clone(),
-                        })
+                        .get_or_create(&labels)
                         .inc();
+                    if matches!(e, crate::error::NotifyError::Blocked { .. }) {
+                        self.metrics()
+                            .notifications_blocked
+                            .get_or_create(&labels)
+                            .inc();
+                    }
                     tracing::warn!(
                         tenant = %self.id,
                         group = %job.group.1,

@@ -5,9 +5,11 @@
 use crate::alert::Alert;
 use crate::amconfig::{Auth, Webhook};
 use crate::error::NotifyError;
+use crate::firewall::{blocked_in, Firewall, FirewallResolver};
 use crate::labels::{
     fingerprint_string, go_json_map_into, go_json_string_into, regexp_quote_meta, LabelSet,
 };
+use crate::secret_url::redact_url;
 use crate::time::{format_rfc3339_nano, Timestamp};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -99,12 +101,21 @@ fn common(alerts: &[Alert]) -> (LabelSet, LabelSet) {
     (labels, annotations)
 }
 
-/// Sends webhook bodies over plain HTTP.
+/// Sends webhook bodies over HTTP.
 #[derive(Debug, Clone)]
 pub struct WebhookSender {
     follow: reqwest::Client,
     no_follow: reqwest::Client,
+    /// Clients for tenants' configurations behind the receivers firewall, when it is on.
+    sandboxed: Option<SandboxedClients>,
     per_host: Arc<HostLimits>,
+}
+
+#[derive(Debug, Clone)]
+struct SandboxedClients {
+    follow: reqwest::Client,
+    no_follow: reqwest::Client,
+    firewall: Arc<Firewall>,
 }
 
 /// Request slots per receiver host (`scheme://host:port`); entries are created on first use
@@ -148,11 +159,55 @@ impl WebhookSender {
         Ok(Self {
             follow: build(reqwest::redirect::Policy::limited(10))?,
             no_follow: build(reqwest::redirect::Policy::none())?,
+            sandboxed: None,
             per_host: Arc::new(HostLimits {
                 permits: per_host.max(1),
                 hosts: parking_lot::Mutex::new(HashMap::new()),
             }),
         })
+    }
+
+    /// Sends the notifications of tenants' configurations ([`Webhook::sandboxed`]) through
+    /// `firewall`: resolved addresses, literal IPs and redirect targets are checked, and the
+    /// environment's proxies are not used.
+    pub fn with_firewall(
+        mut self,
+        user_agent: &str,
+        firewall: Firewall,
+    ) -> Result<Self, reqwest::Error> {
+        let firewall = Arc::new(firewall);
+        let build = |policy| {
+            reqwest::Client::builder()
+                .user_agent(user_agent)
+                .redirect(policy)
+                .dns_resolver(Arc::new(FirewallResolver(firewall.clone())))
+                .no_proxy()
+                .build()
+        };
+        let fw = firewall.clone();
+        let checked_redirects = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= 10 {
+                return attempt.error("too many redirects");
+            }
+            match fw.check_url(attempt.url()) {
+                Ok(()) => attempt.follow(),
+                Err(blocked) => attempt.error(blocked),
+            }
+        });
+        self.sandboxed = Some(SandboxedClients {
+            follow: build(checked_redirects)?,
+            no_follow: build(reqwest::redirect::Policy::none())?,
+            firewall,
+        });
+        Ok(self)
+    }
+
+    /// The firewall a target's connections go through, if any.
+    pub fn firewall_for(&self, hook: &Webhook) -> Option<&Arc<Firewall>> {
+        self.sandboxed
+            .as_ref()
+            .filter(|_| hook.sandboxed)
+            .map(|s| &s.firewall)
     }
 
     /// Waits (at most `wait`) for a request slot to the host of `url`; a send holds it through
@@ -167,7 +222,7 @@ impl WebhookSender {
             Ok(Ok(permit)) => Ok(permit),
             // Never closed; and a wait that outlasts the send's time is its deadline.
             Ok(Err(_)) | Err(_) => Err(NotifyError::DeadlineExceeded {
-                url: url.to_string(),
+                url: redact_url(url),
             }),
         }
     }
@@ -179,40 +234,68 @@ impl WebhookSender {
         body: &bytes::Bytes,
         timeout: Duration,
     ) -> Result<(), NotifyError> {
-        let client = if hook.http.follow_redirects {
-            &self.follow
-        } else {
-            &self.no_follow
+        let shown = hook.url.redacted();
+        let client = match self.sandboxed.as_ref().filter(|_| hook.sandboxed) {
+            Some(s) => {
+                // A literal IP never reaches the resolver: checked here.
+                if let Ok(u) = reqwest::Url::parse(hook.url.expose()) {
+                    s.firewall
+                        .check_url(&u)
+                        .map_err(|source| NotifyError::Blocked {
+                            url: shown.clone(),
+                            source,
+                        })?;
+                }
+                if hook.http.follow_redirects {
+                    &s.follow
+                } else {
+                    &s.no_follow
+                }
+            }
+            None if hook.http.follow_redirects => &self.follow,
+            None => &self.no_follow,
         };
         let auth = hook
             .http
             .auth()
             .map_err(|source| NotifyError::Credentials {
-                url: hook.url.clone(),
+                url: shown.clone(),
                 source,
             })?;
         let mut req = client
-            .post(&hook.url)
+            .post(hook.url.expose())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .timeout(timeout)
             .body(body.clone());
         match auth {
             Auth::None => {}
-            Auth::Basic { username, password } => req = req.basic_auth(username, Some(password)),
+            Auth::Basic { username, password } => {
+                req = req.basic_auth(username, Some(password.expose()))
+            }
             Auth::Header {
                 scheme,
                 credentials,
             } => {
                 req = req.header(
                     reqwest::header::AUTHORIZATION,
-                    format!("{scheme} {credentials}"),
+                    format!("{scheme} {}", credentials.expose()),
                 )
             }
         }
-        let resp = req.send().await.map_err(|source| NotifyError::Transport {
-            url: hook.url.clone(),
-            source,
-        })?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|source| match blocked_in(&source) {
+                Some(blocked) => NotifyError::Blocked {
+                    url: shown.clone(),
+                    source: blocked,
+                },
+                // reqwest's message repeats the URL: left out, it may carry a token.
+                None => NotifyError::Transport {
+                    url: shown.clone(),
+                    source: source.without_url(),
+                },
+            })?;
         let status = resp.status();
         if status.is_success() {
             return Ok(());
@@ -221,13 +304,13 @@ impl WebhookSender {
         let body: String = text.chars().take(512).collect();
         if status.is_server_error() {
             Err(NotifyError::ServerError {
-                url: hook.url.clone(),
+                url: shown,
                 status: status.as_u16(),
                 body,
             })
         } else {
             Err(NotifyError::ClientError {
-                url: hook.url.clone(),
+                url: shown,
                 status: status.as_u16(),
                 body,
             })
@@ -249,7 +332,7 @@ impl WebhookSender {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {
                 return Err(NotifyError::DeadlineExceeded {
-                    url: hook.url.clone(),
+                    url: hook.url.redacted(),
                 });
             }
             match self.send_once(hook, body, left).await {
@@ -403,6 +486,128 @@ mod tests {
     use std::sync::Arc;
 
     #[tokio::test]
+    async fn errors_never_carry_the_url_path_or_credentials() {
+        let sender = WebhookSender::new("test", 4).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let h = hook(
+            &format!("http://127.0.0.1:{port}/S3NT1NEL?token=S3NT1NEL"),
+            "{basic_auth: {username: u, password: S3NT1NEL}}",
+        );
+        let e = sender
+            .send_once(
+                &h,
+                &bytes::Bytes::from_static(b"{}"),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap_err();
+        let shown = format!("{e} {e:?} {h:?}");
+        assert!(!shown.contains("S3NT1NEL"), "{shown}");
+        assert!(
+            shown.contains(&format!("http://127.0.0.1:{port}/<secret>")),
+            "{shown}"
+        );
+        let (url, seen) = receiver(vec![404]).await;
+        let h = hook(&format!("{url}?token=S3NT1NEL"), "{}");
+        let e = sender
+            .send_once(
+                &h,
+                &bytes::Bytes::from_static(b"{}"),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap_err();
+        assert!(!e.to_string().contains("S3NT1NEL"), "{e}");
+        assert_eq!(seen.lock().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_firewall_refuses_tenant_targets_once_without_retrying() {
+        let fw: crate::firewall::FirewallConfig =
+            serde_yaml::from_str("block_private_addresses: true").unwrap();
+        let sender = WebhookSender::new("test", 4)
+            .unwrap()
+            .with_firewall("test", crate::firewall::Firewall::new(&fw).unwrap())
+            .unwrap();
+        let (url, seen) = receiver(vec![]).await;
+        let mut h = hook(&url, "{}");
+        // The operator's configuration is not filtered.
+        sender
+            .send(
+                &h,
+                &bytes::Bytes::from_static(b"{}"),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        assert_eq!(seen.lock().len(), 1);
+        // A tenant's: refused, by literal address and by name, and not retried (the deadline
+        // is an hour away).
+        h.sandboxed = true;
+        let by_name = {
+            let mut n = h.clone();
+            n.url = crate::amconfig::SecretUrl::new(url.replace("127.0.0.1", "localhost"));
+            n
+        };
+        for target in [&h, &by_name] {
+            let e = sender
+                .send(
+                    target,
+                    &bytes::Bytes::from_static(b"{}"),
+                    Duration::from_secs(3600),
+                )
+                .await
+                .unwrap_err();
+            assert!(matches!(e, NotifyError::Blocked { .. }), "{e}");
+            assert!(!e.retryable());
+            assert!(e.to_string().contains("block_private_addresses"), "{e}");
+        }
+        assert_eq!(seen.lock().len(), 1, "nothing reached the receiver");
+        assert!(sender.firewall_for(&h).is_some());
+    }
+
+    #[tokio::test]
+    async fn redirects_of_tenant_targets_are_checked() {
+        use axum::http::{header, StatusCode};
+        let fw: crate::firewall::FirewallConfig =
+            serde_yaml::from_str("block_cidr_networks: ['127.0.0.2/32']").unwrap();
+        let sender = WebhookSender::new("test", 4)
+            .unwrap()
+            .with_firewall("test", crate::firewall::Firewall::new(&fw).unwrap())
+            .unwrap();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(|| async {
+                (
+                    StatusCode::TEMPORARY_REDIRECT,
+                    [(header::LOCATION, "http://127.0.0.2:9/metadata")],
+                )
+            }),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", l.local_addr().unwrap());
+        tokio::spawn(async move {
+            let _ = axum::serve(l, app).await;
+        });
+        let mut h = hook(&url, "{}");
+        h.sandboxed = true;
+        let e = sender
+            .send(
+                &h,
+                &bytes::Bytes::from_static(b"{}"),
+                Duration::from_secs(3600),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, NotifyError::Blocked { .. }), "{e}");
+        assert!(e.to_string().contains("127.0.0.2"), "{e}");
+    }
+
+    #[tokio::test]
     async fn retries_5xx_not_4xx_and_authenticates() {
         let sender = WebhookSender::new("test", 4).unwrap();
         // 5xx twice, then success: retried.
@@ -495,7 +700,7 @@ mod tests {
         for _ in 0..12 {
             let (sender, h) = (sender.clone(), slow_hook.clone());
             tasks.push(tokio::spawn(async move {
-                let _slot = sender.slot(&h.url, Duration::from_secs(30)).await?;
+                let _slot = sender.slot(h.url.expose(), Duration::from_secs(30)).await?;
                 sender
                     .send(
                         &h,
@@ -508,7 +713,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         // The other host's request does not queue behind the slow host's twelve.
         let _slot = sender
-            .slot(&other_hook.url, Duration::from_secs(30))
+            .slot(other_hook.url.expose(), Duration::from_secs(30))
             .await
             .unwrap();
         sender

@@ -112,7 +112,9 @@ impl Default for WalConfig {
 impl IngesterConfig {
     /// Checks values; errors name the field.
     pub fn validate(&self) -> Result<(), IngesterError> {
-        self.ring.validate("ingester.ring").map_err(IngesterError::Ring)?;
+        self.ring
+            .validate("ingester.ring")
+            .map_err(IngesterError::Ring)?;
         if self.flush_timeout.is_zero() {
             return Err(IngesterError::Config {
                 field: "ingester.flush_timeout",

@@ -78,6 +78,13 @@ pub async fn cas_conflicts(kv: &dyn KvStore) {
         kv.cas("", 0, val("x")).await,
         Err(KvError::Invalid(_))
     ));
+    let too_big = Bytes::from(vec![b'x'; crate::kv::MAX_VALUE_BYTES + 1]);
+    assert!(matches!(
+        kv.cas(&format!("{p}big"), 0, too_big).await,
+        Err(KvError::Invalid(_))
+    ));
+    let long_key = format!("{p}{}", "k".repeat(crate::kv::MAX_KEY_BYTES));
+    assert!(matches!(kv.get(&long_key).await, Err(KvError::Invalid(_))));
 }
 
 /// N writers race to create the same key, then to update it: exactly one wins each round.

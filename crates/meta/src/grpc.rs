@@ -17,9 +17,6 @@ pub(crate) mod pb {
 /// Largest gRPC message either way: a whole-ring `List`, or a batch of log entries.
 pub(crate) const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
-/// Largest value accepted, so that one entry always fits a message with room to spare.
-pub(crate) const MAX_VALUE_BYTES: usize = 4 * 1024 * 1024;
-
 /// Metadata key of a "not the leader" reply that carries the leader's address.
 pub(crate) const LEADER_HEADER: &str = "x-meta-leader";
 

@@ -6,6 +6,31 @@ use bytes::Bytes;
 use futures::Stream;
 use std::pin::Pin;
 
+/// Longest key any backend accepts.
+pub const MAX_KEY_BYTES: usize = 4096;
+
+/// Largest value any backend accepts (a whole ring of 100 instances with 512 tokens each is
+/// well under 1 MiB of JSON).
+pub const MAX_VALUE_BYTES: usize = 4 * 1024 * 1024;
+
+pub(crate) fn check_key(key: &str) -> Result<(), KvError> {
+    if key.is_empty() {
+        return Err(KvError::Invalid("empty key"));
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(KvError::Invalid("key too large"));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_write(key: &str, value: &[u8]) -> Result<(), KvError> {
+    check_key(key)?;
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(KvError::Invalid("value too large"));
+    }
+    Ok(())
+}
+
 /// A key with its value and version.
 ///
 /// Versions are store-wide revisions: every change increments the store's revision, and a key's

@@ -22,7 +22,9 @@ mod watch;
 pub use admin::{AddLearner, ChangeMembership, MemberStatus, MetaStatus};
 pub use config::{MetaConfig, MetaPeer};
 pub use error::{KvError, MetaError, StoreError};
-pub use kv::{cas_update, KvEntry, KvStore, WatchEvent, WatchStream};
+pub use kv::{
+    cas_update, KvEntry, KvStore, WatchEvent, WatchStream, MAX_KEY_BYTES, MAX_VALUE_BYTES,
+};
 pub use memory::MemoryKv;
 pub use node::MetaNode;
 pub use remote::{RemoteKv, RemoteKvOptions};

@@ -1,7 +1,7 @@
 //! A key-value store held in this process: the backend of `--target=all` without Raft, and of
 //! tests. Same semantics as the replicated store, minus durability.
 
-use crate::kv::{KvEntry, KvStore, WatchStream};
+use crate::kv::{check_key, check_write, KvEntry, KvStore, WatchStream};
 use crate::watch::{self, Change, WatchSource};
 use crate::KvError;
 use async_trait::async_trait;
@@ -113,13 +113,6 @@ fn range(entries: &BTreeMap<String, (Bytes, u64)>, prefix: &str) -> Vec<KvEntry>
         .collect()
 }
 
-pub(crate) fn check_key(key: &str) -> Result<(), KvError> {
-    if key.is_empty() {
-        return Err(KvError::Invalid("empty key"));
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl KvStore for MemoryKv {
     async fn get(&self, key: &str) -> Result<Option<KvEntry>, KvError> {
@@ -138,7 +131,7 @@ impl KvStore for MemoryKv {
     }
 
     async fn cas(&self, key: &str, expected: u64, value: Bytes) -> Result<u64, KvError> {
-        check_key(key)?;
+        check_write(key, &value)?;
         let mut st = self.inner.state.lock();
         let actual = st.entries.get(key).map_or(0, |(_, v)| *v);
         if actual != expected {

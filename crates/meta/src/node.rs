@@ -2,9 +2,8 @@
 
 use crate::config::MetaConfig;
 use crate::error::MetaError;
-use crate::grpc::{Channels, MAX_VALUE_BYTES};
-use crate::kv::{KvEntry, KvStore, WatchStream};
-use crate::memory::check_key;
+use crate::grpc::Channels;
+use crate::kv::{check_key, check_write, KvEntry, KvStore, WatchStream};
 use crate::raft::log_store::LogStore;
 use crate::raft::network::NetworkFactory;
 use crate::raft::state_machine::{SmShared, StateMachine};
@@ -349,16 +348,10 @@ impl MetaNode {
 
     pub(crate) async fn leader_write(&self, cmd: Command) -> Result<CommandResult, Routed> {
         self.check_open()?;
-        let key = match &cmd {
-            Command::Cas { key, value, .. } => {
-                if value.len() > MAX_VALUE_BYTES {
-                    return Err(Routed::Kv(KvError::Invalid("value too large")));
-                }
-                key
-            }
-            Command::Delete { key, .. } => key,
-        };
-        check_key(key)?;
+        match &cmd {
+            Command::Cas { key, value, .. } => check_write(key, value)?,
+            Command::Delete { key, .. } => check_key(key)?,
+        }
         match tokio::time::timeout(self.cfg.rpc_timeout, self.raft.client_write(cmd)).await {
             Ok(Ok(r)) => Ok(r.data),
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
@@ -443,10 +436,7 @@ impl KvStore for MetaNode {
     }
 
     async fn cas(&self, key: &str, expected: u64, value: Bytes) -> Result<u64, KvError> {
-        check_key(key)?;
-        if value.len() > MAX_VALUE_BYTES {
-            return Err(KvError::Invalid("value too large"));
-        }
+        check_write(key, &value)?;
         let cmd = Command::Cas {
             key: key.to_owned(),
             expected,
@@ -507,7 +497,9 @@ impl KvStore for MetaNode {
         self.check_open()?;
         // Best effort: without a quorum the watch still starts, from this replica's (stale)
         // state, and reports no progress until the quorum is back.
-        match tokio::time::timeout(self.cfg.rpc_timeout, self.catch_up()).await {
+        // Half the RPC timeout: a RemoteKv waiting for this stream to start must not give up
+        // on it first.
+        match tokio::time::timeout(self.cfg.rpc_timeout / 2, self.catch_up()).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "meta watch starts from a possibly stale replica")

@@ -2,8 +2,7 @@
 //! service. Meta nodes use the same client to forward reads and writes to their leader.
 
 use crate::grpc::{self, pb, Channels, LEADER_HEADER, MAX_MESSAGE_BYTES};
-use crate::kv::{KvEntry, KvStore, WatchEvent, WatchStream};
-use crate::memory::check_key;
+use crate::kv::{check_key, check_write, KvEntry, KvStore, WatchEvent, WatchStream};
 use crate::KvError;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -250,7 +249,7 @@ impl KvStore for RemoteKv {
     }
 
     async fn cas(&self, key: &str, expected: u64, value: Bytes) -> Result<u64, KvError> {
-        check_key(key)?;
+        check_write(key, &value)?;
         let r = self
             .call("cas", |mut c| {
                 let req = self.request(pb::CasRequest {

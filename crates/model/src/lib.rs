@@ -1,4 +1,5 @@
-//! Strata's shared data model: label sets, samples, label matchers, tenants and per-tenant limits.
+//! Strata's shared data model: label sets, samples, label matchers, tenants, per-tenant limits
+//! and configuration secrets.
 //!
 //! Every component speaks these types; none of them knows about wire formats or storage layout.
 
@@ -8,6 +9,8 @@ pub mod labels;
 pub mod limits;
 pub mod matcher;
 pub mod sample;
+pub mod secret;
+pub mod secret_audit;
 pub mod tenant;
 pub mod time;
 
@@ -17,4 +20,5 @@ pub use labels::{Label, Labels, METRIC_NAME};
 pub use limits::{Limits, Overrides};
 pub use matcher::{MatchOp, Matcher};
 pub use sample::{is_stale_nan, Sample, STALE_NAN};
+pub use secret::{PlaceholderError, Secret, SECRET_PLACEHOLDER};
 pub use tenant::{TenancyConfig, TenancyMode, TenantError, TenantId};

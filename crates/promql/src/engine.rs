@@ -4,7 +4,7 @@
 use crate::eval::{Evaluator, Steps, Val};
 use crate::value::{InstantSample, QueryResult, QueryValue};
 use crate::EvalError;
-use promql_parser::parser::{self, AtModifier, Expr, Offset, VectorSelector};
+use promql_parser::parser::{AtModifier, Expr, Offset, VectorSelector};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -26,6 +26,10 @@ pub struct EngineOptions {
     /// Step of subqueries written without one (`x[1h:]`); Prometheus uses the global
     /// evaluation interval, 1m by default.
     pub default_subquery_step: Duration,
+    /// Longest query text accepted, in bytes.
+    pub max_query_bytes: usize,
+    /// Deepest expression tree accepted (see [`crate::limits`]).
+    pub max_query_depth: usize,
 }
 
 impl Default for EngineOptions {
@@ -36,6 +40,8 @@ impl Default for EngineOptions {
             timeout: Duration::from_secs(120),
             enable_experimental: false,
             default_subquery_step: Duration::from_secs(60),
+            max_query_bytes: 256 << 10,
+            max_query_depth: 128,
         }
     }
 }
@@ -256,9 +262,14 @@ impl Engine {
         Self { opts }
     }
 
-    /// Parses a query the way the API does, returning the `bad_data` message on failure.
+    /// Parses a query the way the API does, returning the `bad_data` message on failure. The
+    /// size limits are checked first.
     pub fn parse(&self, query: &str) -> Result<Expr, EvalError> {
-        let expr = parser::parse(query).map_err(EvalError::Parse)?;
+        let expr = crate::limits::parse_checked(
+            query,
+            self.opts.max_query_bytes,
+            self.opts.max_query_depth,
+        )?;
         if !self.opts.enable_experimental {
             check_experimental(&expr)?;
         }

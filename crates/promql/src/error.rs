@@ -19,4 +19,14 @@ pub enum EvalError {
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] strata_storage::QueryError),
+    /// The query is longer or nests deeper than allowed; found before parsing or evaluating
+    /// it (`bad_data`, HTTP 400).
+    #[error("{}", match .limit {
+        crate::QueryLimit::Bytes => format!("the query is longer than {} bytes", .max),
+        crate::QueryLimit::Depth => format!("the query nests deeper than {} levels", .max),
+    })]
+    QueryTooLarge {
+        limit: crate::QueryLimit,
+        max: usize,
+    },
 }

@@ -9,9 +9,11 @@ mod engine;
 mod error;
 mod eval;
 pub mod functions;
+pub mod limits;
 pub mod testing;
 mod value;
 
 pub use engine::{selector_matchers, Engine, EngineOptions, SourceResolution};
 pub use error::EvalError;
+pub use limits::{parse_checked, QueryLimit};
 pub use value::{InstantSample, QueryResult, QueryValue};

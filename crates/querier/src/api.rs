@@ -63,14 +63,20 @@ pub(crate) fn params(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Params {
 }
 
 /// Parses every `match[]`; `required` mirrors the endpoints where Prometheus demands one.
-fn matcher_sets(p: &Params, required: bool) -> Result<Vec<Vec<Matcher>>, ApiError> {
+/// Each set must have a matcher that does not match the empty string (checked by the
+/// selector's parsing): an empty one would select the tenant's whole data set.
+fn matcher_sets(
+    p: &Params,
+    required: bool,
+    cfg: &QuerierConfig,
+) -> Result<Vec<Vec<Matcher>>, ApiError> {
     let raw = p.all("match[]");
     if raw.is_empty() && required {
         return Err(ApiError::BadData("no match[] parameter provided".into()));
     }
     let mut sets = Vec::new();
     for s in raw {
-        sets.extend(parse_selector(s).map_err(ApiError::BadData)?);
+        sets.extend(parse_selector(s, cfg)?);
     }
     Ok(sets)
 }
@@ -126,7 +132,7 @@ async fn series(
 ) -> Result<Response, ApiError> {
     let p = params(&uri, &headers, &body);
     let tenant = q.tenant(&headers)?;
-    let sets = matcher_sets(&p, true)?;
+    let sets = matcher_sets(&p, true, &q.cfg)?;
     let (start, end) = p.range()?;
     let mut all: BTreeSet<Labels> = BTreeSet::new();
     for set in &sets {
@@ -159,7 +165,7 @@ async fn labels(
 ) -> Result<Response, ApiError> {
     let p = params(&uri, &headers, &body);
     let tenant = q.tenant(&headers)?;
-    let sets = matcher_sets(&p, false)?;
+    let sets = matcher_sets(&p, false, &q.cfg)?;
     let (start, end) = p.range()?;
     let mut names = BTreeSet::new();
     if sets.is_empty() {
@@ -183,7 +189,7 @@ async fn label_values(
     if !is_label_name(&name) {
         return Err(ApiError::BadData(format!("invalid label name: {name:?}")));
     }
-    let sets = matcher_sets(&p, false)?;
+    let sets = matcher_sets(&p, false, &q.cfg)?;
     let (start, end) = p.range()?;
     let mut values = BTreeSet::new();
     if sets.is_empty() {
@@ -251,10 +257,16 @@ async fn buildinfo() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-async fn format_query(uri: Uri, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+async fn format_query(
+    State(querier): State<Arc<Querier>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let p = params(&uri, &headers, &body);
     let q = p.get("query").unwrap_or("");
-    let expr = promql_parser::parser::parse(q).map_err(ApiError::BadData)?;
+    let cfg = &querier.cfg;
+    let expr = strata_promql::parse_checked(q, cfg.max_query_bytes, cfg.max_query_depth)?;
     let mut out = String::new();
     push_json_str(&mut out, &expr.prettify());
     Ok(json_ok(out))
@@ -269,7 +281,7 @@ async fn query_exemplars(
     let p = params(&uri, &headers, &body);
     q.tenant(&headers)?;
     let query = p.get("query").unwrap_or("");
-    promql_parser::parser::parse(query).map_err(ApiError::BadData)?;
+    strata_promql::parse_checked(query, q.cfg.max_query_bytes, q.cfg.max_query_depth)?;
     p.range()?;
     // Exemplars are not stored yet: the answer is honestly empty.
     Ok(json_ok("[]".into()))
@@ -353,6 +365,7 @@ async fn tsdb_status(
 
 /// Routes, each under `/api/v1` and `/prometheus/api/v1`.
 pub fn router(q: Arc<Querier>) -> Router {
+    let max_body = q.cfg.max_request_body_bytes;
     let api = Router::new()
         .route("/series", get(series).post(series))
         .route("/labels", get(labels).post(labels))
@@ -378,4 +391,10 @@ pub fn router(q: Arc<Querier>) -> Router {
     Router::new()
         .nest("/api/v1", api.clone())
         .nest("/prometheus/api/v1", api)
+        // The extractors' own default (2 MiB) would otherwise cut below the setting.
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            max_body,
+            crate::body_limit::limit,
+        ))
 }

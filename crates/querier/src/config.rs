@@ -22,7 +22,20 @@ pub struct QuerierConfig {
     pub max_points_per_series: usize,
     /// Reading the ingester ring (a querier in a cluster).
     pub ingesters: crate::ingesters::IngesterReadConfig,
+    /// Largest request body (form POSTs, remote read), and largest remote-read request once
+    /// decompressed. Larger bodies get 413; a remote read claiming a larger decompressed size
+    /// gets 400 before anything is allocated.
+    pub max_request_body_bytes: usize,
+    /// Longest PromQL expression accepted, in bytes.
+    pub max_query_bytes: usize,
+    /// Deepest nesting of a PromQL expression (parentheses, function calls, aggregations,
+    /// subqueries and chained operators each add a level); checked before evaluation.
+    pub max_query_depth: usize,
 }
+
+/// Highest `max_query_depth` accepted: the parser is known to stay within a request thread's
+/// stack up to several times this.
+pub const MAX_QUERY_DEPTH_LIMIT: usize = 1000;
 
 impl Default for QuerierConfig {
     fn default() -> Self {
@@ -34,6 +47,9 @@ impl Default for QuerierConfig {
             lookback_delta: std::time::Duration::from_secs(300),
             max_points_per_series: 11_000,
             ingesters: crate::ingesters::IngesterReadConfig::default(),
+            max_request_body_bytes: 10 << 20,
+            max_query_bytes: 256 << 10,
+            max_query_depth: 128,
         }
     }
 }
@@ -74,6 +90,24 @@ impl QuerierConfig {
             return Err(ApiError::Config {
                 field: "querier.max_samples_per_read",
                 reason: "must be > 0",
+            });
+        }
+        if self.max_request_body_bytes < 1024 {
+            return Err(ApiError::Config {
+                field: "querier.max_request_body_bytes",
+                reason: "must be at least 1024",
+            });
+        }
+        if self.max_query_bytes == 0 {
+            return Err(ApiError::Config {
+                field: "querier.max_query_bytes",
+                reason: "must be > 0",
+            });
+        }
+        if self.max_query_depth == 0 || self.max_query_depth > MAX_QUERY_DEPTH_LIMIT {
+            return Err(ApiError::Config {
+                field: "querier.max_query_depth",
+                reason: "must be between 1 and 1000",
             });
         }
         Ok(())

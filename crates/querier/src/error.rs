@@ -24,6 +24,8 @@ pub enum ApiError {
         field: &'static str,
         reason: &'static str,
     },
+    #[error("request body is larger than {limit} bytes (querier.max_request_body_bytes)")]
+    BodyTooLarge { limit: usize },
 }
 
 impl ApiError {
@@ -34,6 +36,7 @@ impl ApiError {
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "bad_data"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
+            Self::BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "bad_data"),
             Self::Config { .. } | Self::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
@@ -75,6 +78,13 @@ impl From<strata_promql::EvalError> for ApiError {
             E::Execution(m) | E::Limit(m) => Self::Execution(m),
             E::Timeout(_) => Self::Timeout(e.to_string()),
             E::Storage(s) => s.into(),
+            E::QueryTooLarge { limit, .. } => {
+                let setting = match limit {
+                    strata_promql::QueryLimit::Bytes => "querier.max_query_bytes",
+                    strata_promql::QueryLimit::Depth => "querier.max_query_depth",
+                };
+                Self::BadData(format!("{e} ({setting})"))
+            }
         }
     }
 }

@@ -7,7 +7,7 @@
 //! fail, two sharing a range may not. Otherwise the query fails rather than answer partially.
 
 use async_trait::async_trait;
-use futures::future::join_all;
+use futures::stream::{FuturesUnordered, StreamExt};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::sync::Arc;
@@ -33,12 +33,17 @@ pub struct IngesterReadConfig {
     /// ingesters keep data before it is in the bucket and visible there.
     #[serde(with = "humantime_serde")]
     pub query_ingesters_within: Duration,
+    /// Once every token range has a read quorum of answers, how much longer slower ingesters
+    /// are waited for before the answer is formed without them.
+    #[serde(with = "humantime_serde")]
+    pub slow_replica_grace: Duration,
 }
 
 impl Default for IngesterReadConfig {
     fn default() -> Self {
         Self {
             query_ingesters_within: Duration::from_secs(13 * 3600),
+            slow_replica_grace: Duration::from_secs(1),
         }
     }
 }
@@ -75,7 +80,10 @@ impl RingQueryable {
 
     /// Runs `call` on every ingester that may hold data and returns the answers, or an error
     /// if some token range lacks a read quorum of answers. Bad requests and limits fail at once
-    /// (every replica would say the same).
+    /// (every replica would say the same). Once every range has its quorum, slower ingesters
+    /// get `slow_replica_grace` more: a hung or partitioned ingester then costs a query that
+    /// long, not its whole timeout, while normally every replica's answer is merged (which
+    /// matters for one that restarted with an empty disk).
     async fn fan_out<T, F, Fut>(&self, call: F) -> Result<Vec<T>, QueryError>
     where
         F: Fn(Arc<dyn Queryable>) -> Fut,
@@ -84,25 +92,46 @@ impl RingQueryable {
         let ring = self.ring.ring();
         let now = self.ring.now_ms();
         let targets: Vec<&InstanceDesc> = ring.healthy_instances(Operation::Read, now).collect();
-        let calls = targets.iter().map(|d| {
-            let client = self.clients.client(d);
-            let call = &call;
-            async move {
-                match client {
-                    Ok(c) => call(c).await,
-                    Err(e) => Err(e),
+        let mut pending: FuturesUnordered<_> = targets
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let client = self.clients.client(d);
+                let call = &call;
+                async move {
+                    let r = match client {
+                        Ok(c) => call(c).await,
+                        Err(e) => Err(e),
+                    };
+                    (i, r)
                 }
-            }
-        });
-        let results = join_all(calls).await;
-        let mut answered = Vec::with_capacity(targets.len());
+            })
+            .collect();
+        let mut answered: Vec<&str> = Vec::with_capacity(targets.len());
         let mut out = Vec::with_capacity(targets.len());
         let mut errors: Vec<(String, QueryError)> = Vec::new();
-        for (d, r) in targets.iter().zip(results) {
+        let mut grace: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+        loop {
+            let next = match grace.as_mut() {
+                None => pending.next().await,
+                Some(g) => tokio::select! {
+                    r = pending.next() => r,
+                    _ = g => break,
+                },
+            };
+            let Some((i, r)) = next else { break };
+            let d = targets[i];
             match r {
                 Ok(v) => {
                     answered.push(d.id.as_str());
                     out.push(v);
+                    if grace.is_none()
+                        && ring
+                            .read_coverage(&|id| answered.contains(&id), now)
+                            .is_ok()
+                    {
+                        grace = Some(Box::pin(tokio::time::sleep(self.cfg.slow_replica_grace)));
+                    }
                 }
                 Err(e @ (QueryError::BadData(_) | QueryError::LimitExceeded(_))) => return Err(e),
                 Err(e) => errors.push((d.id.clone(), e)),
@@ -116,6 +145,12 @@ impl RingQueryable {
         }
         for (id, e) in &errors {
             tracing::debug!(ingester = %id, error = %e, "ingester did not answer; its replicas covered for it");
+        }
+        if !pending.is_empty() {
+            tracing::debug!(
+                waiting = pending.len(),
+                "answering without slow ingesters: every range had a read quorum"
+            );
         }
         Ok(out)
     }

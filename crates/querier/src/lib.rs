@@ -2,6 +2,7 @@
 //! [`strata_storage::Queryable`], served under `/api/v1` and Mimir's `/prometheus/api/v1`.
 
 mod api;
+mod body_limit;
 pub mod config;
 mod error;
 pub mod ingesters;

@@ -176,6 +176,8 @@ fn engine_for(q: &Querier, p: &Params) -> Result<Engine, ApiError> {
         lookback_delta: q.cfg.lookback_delta,
         max_samples: q.cfg.max_samples,
         timeout,
+        max_query_bytes: q.cfg.max_query_bytes,
+        max_query_depth: q.cfg.max_query_depth,
         ..EngineOptions::default()
     }))
 }

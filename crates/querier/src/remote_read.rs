@@ -30,28 +30,40 @@ fn convert(m: &pb::LabelMatcher) -> Result<Matcher, ApiError> {
 
 async fn read(q: &Querier, headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, ApiError> {
     let tenant = q.tenant(headers)?;
+    let not_snappy = |e| ApiError::BadData(format!("body is not snappy block-format data: {e}"));
+    // The size the body claims, checked before the buffer for it is allocated.
+    let limit = q.cfg.max_request_body_bytes;
+    let claimed = snap::raw::decompress_len(body).map_err(not_snappy)?;
+    if claimed > limit {
+        return Err(ApiError::BadData(format!(
+            "remote read request decompresses to {claimed} bytes, more than {limit} (querier.max_request_body_bytes)"
+        )));
+    }
     let raw = snap::raw::Decoder::new()
         .decompress_vec(body)
-        .map_err(|e| ApiError::BadData(format!("body is not snappy block-format data: {e}")))?;
+        .map_err(not_snappy)?;
     let req = pb::ReadRequest::decode(raw.as_slice())
         .map_err(|e| ApiError::BadData(format!("body is not a prometheus.ReadRequest: {e}")))?;
-    let mut resp = pb::ReadResponse::default();
-    let mut samples_total = 0usize;
-    for query in &req.queries {
+    // Every query is checked before any is run: one that selects everything (no matcher, or
+    // only matchers the empty string satisfies) is refused, as Prometheus does.
+    let mut selections = Vec::with_capacity(req.queries.len());
+    for (i, query) in req.queries.iter().enumerate() {
         let matchers = query
             .matchers
             .iter()
             .map(convert)
             .collect::<Result<Vec<_>, _>>()?;
-        let series = q
-            .store
-            .select(
-                &tenant,
-                &matchers,
-                query.start_timestamp_ms,
-                query.end_timestamp_ms,
-            )
-            .await?;
+        if matchers.iter().all(Matcher::matches_empty) {
+            return Err(ApiError::BadData(format!(
+                "queries[{i}]: match[] must contain at least one non-empty matcher"
+            )));
+        }
+        selections.push((matchers, query.start_timestamp_ms, query.end_timestamp_ms));
+    }
+    let mut resp = pb::ReadResponse::default();
+    let mut samples_total = 0usize;
+    for (matchers, start, end) in &selections {
+        let series = q.store.select(&tenant, matchers, *start, *end).await?;
         let mut result = pb::QueryResult::default();
         for s in series {
             samples_total += s.samples.len();

@@ -1,6 +1,7 @@
 //! Between the storage crate's types and their protobuf messages, and between errors and gRPC
 //! statuses (the code carries what the caller needs: retry, bad request, limit).
 
+use crate::error::RemoteStatus;
 use crate::pb::ingester::v1 as pbi;
 use crate::pb::query::v1 as pb;
 use std::sync::Arc;
@@ -258,10 +259,10 @@ pub fn push_error_to_status(e: &PushError) -> Status {
 
 pub fn status_to_push_error(target: &str, s: Status) -> PushError {
     match s.code() {
-        Code::InvalidArgument => PushError::InvalidRequest(Box::new(s)),
+        Code::InvalidArgument => PushError::InvalidRequest(Box::new(RemoteStatus::from(s))),
         _ => PushError::Remote {
             target: target.to_owned(),
-            source: Box::new(s),
+            source: Box::new(RemoteStatus::from(s)),
         },
     }
 }
@@ -290,7 +291,7 @@ pub fn status_to_query_error(target: &str, s: Status) -> QueryError {
         Code::ResourceExhausted => QueryError::LimitExceeded(s.message().to_owned()),
         _ => QueryError::Remote {
             target: target.to_owned(),
-            source: Box::new(s),
+            source: Box::new(RemoteStatus::from(s)),
         },
     }
 }

@@ -13,3 +13,21 @@ pub enum RpcError {
         source: tonic::transport::Error,
     },
 }
+
+/// A gRPC status from another process, shown as `<code>: <message>` (tonic's own `Display`
+/// dumps details and metadata into log lines and HTTP error bodies).
+#[derive(Debug, Error)]
+#[error("{code:?}: {message}")]
+pub struct RemoteStatus {
+    pub code: tonic::Code,
+    pub message: String,
+}
+
+impl From<tonic::Status> for RemoteStatus {
+    fn from(s: tonic::Status) -> Self {
+        Self {
+            code: s.code(),
+            message: s.message().to_owned(),
+        }
+    }
+}

@@ -20,7 +20,7 @@ mod store_gateway;
 
 pub use channel::ChannelPool;
 pub use config::{GrpcClientConfig, GrpcServerConfig};
-pub use error::RpcError;
+pub use error::{RemoteStatus, RpcError};
 pub use ingester::{IngesterClient, IngesterService};
 pub use local::LocalEncoded;
 pub use store_gateway::{StoreGatewayClient, StoreGatewayService};

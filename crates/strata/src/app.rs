@@ -139,7 +139,7 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
 
     let ready = Arc::new(AtomicBool::new(false));
     let registry = Arc::new(registry);
-    let shown_cfg = serde_yaml::to_string(&cfg)?;
+    let shown_cfg = cfg.shown()?;
     let ready_flag = ready.clone();
     let ready_checks = Arc::new(ready_checks);
     router = router
@@ -155,9 +155,10 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
                             StatusCode::SERVICE_UNAVAILABLE,
                             "not ready: starting or stopping\n".to_owned(),
                         ),
-                        (true, Some(why)) => {
-                            (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n"))
-                        }
+                        (true, Some(why)) => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!("not ready: {why}\n"),
+                        ),
                     }
                 }
             }),
@@ -268,11 +269,16 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
         }
         let _ = drain_tx.send(true);
     });
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        let _ = http_drain.wait_for(|d| *d).await;
-    });
+    let server = crate::http_server::serve(
+        listener,
+        router,
+        cfg.server.max_request_header_bytes,
+        async move {
+            let _ = http_drain.wait_for(|d| *d).await;
+        },
+    );
     let grace = cfg.server.graceful_shutdown_timeout;
-    let res = tokio::spawn(async move { server.await }).await;
+    let res = tokio::spawn(server).await;
     if let Some(g) = grpc_task {
         match tokio::time::timeout(grace, g).await {
             Ok(Ok(Err(e))) => tracing::error!(error = %e, "gRPC server failed"),

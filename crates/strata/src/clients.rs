@@ -53,6 +53,10 @@ impl strata_querier::store_gateways::StoreGatewayClients for Clients {
                 target: d.id.clone(),
                 source: Box::new(e),
             })?;
-        Ok(Arc::new(StoreGatewayClient::new(&d.id, ch, self.pool.config())))
+        Ok(Arc::new(StoreGatewayClient::new(
+            &d.id,
+            ch,
+            self.pool.config(),
+        )))
     }
 }

@@ -8,8 +8,8 @@ use strata_alertmanager::AlertmanagerConfig;
 use strata_compactor::CompactorConfig;
 use strata_distributor::DistributorConfig;
 use strata_ingester::IngesterConfig;
-use strata_model::{Limits, TenancyConfig};
 use strata_meta::MetaConfig;
+use strata_model::{Limits, TenancyConfig};
 use strata_querier::QuerierConfig;
 use strata_ring::RingConfig;
 use strata_rpc::{GrpcClientConfig, GrpcServerConfig};
@@ -57,6 +57,8 @@ pub struct ServerConfig {
     /// How long in-flight requests may take to finish after SIGTERM.
     #[serde(with = "humantime_serde")]
     pub graceful_shutdown_timeout: Duration,
+    /// Largest header section of a request (431 above it).
+    pub max_request_header_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +109,7 @@ impl Default for ServerConfig {
             log_level: "info".into(),
             log_format: LogFormat::Logfmt,
             graceful_shutdown_timeout: Duration::from_secs(30),
+            max_request_header_bytes: 64 << 10,
         }
     }
 }
@@ -170,6 +173,12 @@ impl Config {
         self.meta.validate()?;
         tracing_subscriber::EnvFilter::try_new(&self.server.log_level)
             .map_err(|e| anyhow::anyhow!("server.log_level: {:?}: {e}", self.server.log_level))?;
+        if self.server.max_request_header_bytes < crate::http_server::MIN_HEADER_BYTES {
+            anyhow::bail!(
+                "server.max_request_header_bytes: must be at least {}",
+                crate::http_server::MIN_HEADER_BYTES
+            );
+        }
         self.tenancy
             .validate()
             .map_err(|e| anyhow::anyhow!("tenancy.single_tenant_id: {e}"))?;
@@ -209,6 +218,12 @@ impl Config {
     pub fn local_ip(&self) -> Option<std::net::IpAddr> {
         let a: std::net::SocketAddr = self.server.grpc_listen_address.parse().ok()?;
         (!a.ip().is_unspecified()).then_some(a.ip())
+    }
+
+    /// What `GET /config` serves: the YAML with every secret as `<secret>` (loading it back
+    /// fails on the placeholders instead of using them as credentials).
+    pub fn shown(&self) -> Result<String, serde_yaml::Error> {
+        serde_yaml::to_string(self)
     }
 
     /// The bucket configuration with a relative filesystem directory anchored at `data_dir`.

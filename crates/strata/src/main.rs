@@ -3,7 +3,10 @@
 mod app;
 mod clients;
 mod config;
+mod http_server;
 mod modules;
+#[cfg(test)]
+mod secrets_tests;
 mod wiring;
 
 use clap::Parser;

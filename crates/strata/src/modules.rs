@@ -156,7 +156,11 @@ pub fn parse_targets(s: &str) -> Result<Vec<Module>, String> {
         } else {
             return Err(format!(
                 "unknown target {name:?}; valid targets: {TARGETS} (planned: {})",
-                PLANNED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                PLANNED
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
     }

@@ -16,8 +16,7 @@ use std::sync::{Arc, OnceLock};
 use strata_meta::{KvStore, MetaNode, RemoteKv, RemoteKvOptions};
 use strata_model::Overrides;
 use strata_ring::{
-    Lifecycler, LifecyclerOptions, Operation, RingConfig, RingMetrics, RingWatcher,
-    WatcherOptions,
+    Lifecycler, LifecyclerOptions, Operation, RingConfig, RingMetrics, RingWatcher, WatcherOptions,
 };
 use strata_storage::Queryable;
 use tokio::sync::watch;
@@ -238,11 +237,12 @@ impl Wiring {
     fn init_runtime_config(&mut self) -> anyhow::Result<()> {
         let o = Arc::new(RwLock::new(crate::app::load_overrides(&self.cfg)?));
         if !self.cfg.runtime_config.file.is_empty() {
-            self.background.push(tokio::spawn(crate::app::reload_overrides(
-                self.cfg.clone(),
-                o.clone(),
-                self.stop_rx.clone(),
-            )));
+            self.background
+                .push(tokio::spawn(crate::app::reload_overrides(
+                    self.cfg.clone(),
+                    o.clone(),
+                    self.stop_rx.clone(),
+                )));
         }
         self.overrides = Some(o);
         Ok(())
@@ -259,7 +259,11 @@ impl Wiring {
     }
 
     async fn init_meta(&mut self) -> anyhow::Result<()> {
-        let node = MetaNode::start(self.cfg.meta.clone(), &self.cfg.data_dir)
+        let mut mcfg = self.cfg.meta.clone();
+        if mcfg.bind_address.is_none() {
+            mcfg.bind_address = self.cfg.local_ip();
+        }
+        let node = MetaNode::start(mcfg, &self.cfg.data_dir)
             .await
             .context("cannot start the meta node (meta:)")?;
         self.router = std::mem::take(&mut self.router).merge(node.admin_router());
@@ -268,7 +272,11 @@ impl Wiring {
         if self.clustered() || !self.cfg.meta.peers.is_empty() {
             self.add_grpc(node.grpc_routes());
         }
-        tracing::info!(node = node.id(), peers = self.cfg.meta.peers.len(), "meta node started");
+        tracing::info!(
+            node = node.id(),
+            peers = self.cfg.meta.peers.len(),
+            "meta node started"
+        );
         self.meta = Some(node);
         Ok(())
     }
@@ -277,7 +285,13 @@ impl Wiring {
         let kv: Arc<dyn KvStore> = if let Some(m) = &self.meta {
             m.clone()
         } else if !self.cfg.meta.peers.is_empty() {
-            let endpoints = self.cfg.meta.peers.iter().map(|p| p.address.clone()).collect();
+            let endpoints = self
+                .cfg
+                .meta
+                .peers
+                .iter()
+                .map(|p| p.address.clone())
+                .collect();
             Arc::new(RemoteKv::new(
                 endpoints,
                 RemoteKvOptions {
@@ -297,7 +311,10 @@ impl Wiring {
     }
 
     async fn init_ingester(&mut self) -> anyhow::Result<()> {
-        let o = self.overrides.clone().context("ingester needs runtime-config")?;
+        let o = self
+            .overrides
+            .clone()
+            .context("ingester needs runtime-config")?;
         let data_dir = self.cfg.data_dir.clone();
         let icfg = self.cfg.ingester.clone();
         let registry = &mut self.registry;
@@ -309,8 +326,9 @@ impl Wiring {
         ing.enable_shipping(b, &data_dir)
             .await
             .context("cannot load the ingester's local blocks")?;
-        self.background
-            .push(tokio::spawn(ing.clone().run_background(self.stop_rx.clone())));
+        self.background.push(tokio::spawn(
+            ing.clone().run_background(self.stop_rx.clone()),
+        ));
         if self.clustered() {
             let svc = strata_rpc::IngesterService::new(ing.clone(), ing.clone())
                 .into_server(&self.cfg.server.grpc);
@@ -324,9 +342,8 @@ impl Wiring {
             let joined = cell.clone();
             let ing2 = ing.clone();
             self.joins.push(Box::pin(async move {
-                let m =
-                    strata_ingester::RingMembership::join(ing2, ring, kv, opts, flush_timeout)
-                        .await?;
+                let m = strata_ingester::RingMembership::join(ing2, ring, kv, opts, flush_timeout)
+                    .await?;
                 let _ = joined.set(m.clone());
                 Ok(m as Arc<dyn Member>)
             }));
@@ -373,7 +390,10 @@ impl Wiring {
     }
 
     fn init_store_gateway(&mut self) -> anyhow::Result<()> {
-        let b = self.bucket.clone().context("store-gateway needs the bucket")?;
+        let b = self
+            .bucket
+            .clone()
+            .context("store-gateway needs the bucket")?;
         let sg = strata_store_gateway::StoreGateway::new(
             self.cfg.store_gateway.clone(),
             b,
@@ -387,8 +407,8 @@ impl Wiring {
             "/store-gateway/ring",
         )?;
         if self.clustered() {
-            let svc = strata_rpc::StoreGatewayService::new(sg.clone())
-                .into_server(&self.cfg.server.grpc);
+            let svc =
+                strata_rpc::StoreGatewayService::new(sg.clone()).into_server(&self.cfg.server.grpc);
             self.add_grpc(tonic::service::Routes::new(svc));
             let ring = self.cfg.resolved_ring(&ring);
             self.join_ring("store-gateway", strata_store_gateway::RING_PREFIX, ring);
@@ -399,14 +419,14 @@ impl Wiring {
 
     fn init_compactor(&mut self) -> anyhow::Result<()> {
         let b = self.bucket.clone().context("compactor needs the bucket")?;
-        let o = self.overrides.clone().context("compactor needs runtime-config")?;
-        let c = strata_compactor::Compactor::new(
-            self.cfg.compactor.clone(),
-            b,
-            o,
-            &mut self.registry,
-        )?;
-        self.background.push(tokio::spawn(c.run(self.stop_rx.clone())));
+        let o = self
+            .overrides
+            .clone()
+            .context("compactor needs runtime-config")?;
+        let c =
+            strata_compactor::Compactor::new(self.cfg.compactor.clone(), b, o, &mut self.registry)?;
+        self.background
+            .push(tokio::spawn(c.run(self.stop_rx.clone())));
         Ok(())
     }
 
@@ -414,7 +434,10 @@ impl Wiring {
         let pusher: Arc<dyn strata_storage::Pusher> = match &self.ingester {
             Some(ing) => ing.clone(),
             None => {
-                let ring = self.ingester_ring.clone().context("distributor needs the ingester ring")?;
+                let ring = self
+                    .ingester_ring
+                    .clone()
+                    .context("distributor needs the ingester ring")?;
                 Arc::new(strata_distributor::ReplicatedPusher::new(
                     ring,
                     Arc::new(self.clients.clone()),
@@ -517,7 +540,10 @@ impl Wiring {
         };
         let cfg = &self.cfg;
         let default_url = format!("http://{}", cfg.server.http_listen_address);
-        let b = self.bucket.clone().context("alertmanager needs the bucket")?;
+        let b = self
+            .bucket
+            .clone()
+            .context("alertmanager needs the bucket")?;
         let restored = strata_alertmanager::Alertmanager::restore_from_bucket(
             &settings,
             &cfg.data_dir,
@@ -543,9 +569,10 @@ impl Wiring {
             ring,
         )?;
         let mut stop = self.stop_rx.clone();
-        self.background.push(tokio::spawn(am.clone().run(async move {
-            let _ = stop.changed().await;
-        })));
+        self.background
+            .push(tokio::spawn(am.clone().run(async move {
+                let _ = stop.changed().await;
+            })));
         am.attach_bucket(b);
         self.router =
             std::mem::take(&mut self.router).merge(strata_alertmanager::router(am.clone()));

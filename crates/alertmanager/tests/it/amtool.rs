@@ -526,3 +526,26 @@ async fn amtool_check_config_agrees_with_strata_validation() {
         );
     }
 }
+
+/// With secrets in the configuration, `config.original` shows `<secret>` (a webhook URL as its
+/// address and `/<secret>`), and amtool 0.25 still reads it: `config show` prints no secret and
+/// `config routes test` routes with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amtool_reads_a_configuration_whose_secrets_are_hidden() {
+    ensure_amtool();
+    const SECRET: &str = "S3NT1NEL";
+    let cfg = format!(
+        "global:\n  smtp_from: am@example.org\n  smtp_smarthost: 'mail.example.org:587'\n  smtp_auth_password: {SECRET}\nroute:\n  receiver: hooks\n  routes:\n    - matchers: ['team=\"db\"']\n      receiver: pager\nreceivers:\n  - name: hooks\n    webhook_configs: [{{url: 'http://hooks.example:8080/{SECRET}', http_config: {{basic_auth: {{username: u, password: {SECRET}}}}}}}]\n    slack_configs: [{{api_url: 'https://hooks.slack.example/{SECRET}'}}]\n  - name: pager\n    pagerduty_configs: [{{routing_key: {SECRET}}}]\n    email_configs: [{{to: db@example.org}}]\n"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let strata = start(dir.path(), &cfg).await;
+    let url = strata.base.as_str();
+    let show = amtool(url, &["config", "show"]).await;
+    assert!(!show.contains(SECRET), "{show}");
+    assert!(show.contains("<secret>"), "{show}");
+    let got = amtool(url, &["config", "routes", "test", "team=db"]).await;
+    assert_eq!(got.trim(), "pager");
+    let got = amtool(url, &["config", "routes", "test", "team=web"]).await;
+    assert_eq!(got.trim(), "hooks");
+    strata.shutdown().await;
+}

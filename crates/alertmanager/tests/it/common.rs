@@ -15,11 +15,13 @@ use strata_alertmanager::time::SystemClock;
 use strata_alertmanager::{router, Alertmanager, AlertmanagerConfig, AlertmanagerError};
 use strata_model::TenancyConfig;
 
-/// One webhook call: the path it was sent to, its payload, when it arrived.
+/// One webhook call: the path it was sent to, its payload, its `Authorization` header, when
+/// it arrived.
 #[derive(Debug, Clone)]
 pub struct Call {
     pub path: String,
     pub body: Value,
+    pub authorization: Option<String>,
     pub at: Instant,
 }
 
@@ -39,13 +41,19 @@ impl Drop for Hook {
 async fn record(
     State(calls): State<Arc<Mutex<Vec<Call>>>>,
     Path(path): Path<String>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> StatusCode {
     let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let fail = path.starts_with("fail");
+    let authorization = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     calls.lock().push(Call {
         path,
         body,
+        authorization,
         at: Instant::now(),
     });
     if fail {

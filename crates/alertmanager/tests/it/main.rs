@@ -8,5 +8,6 @@ mod metrics;
 mod notifiers;
 mod restart;
 mod ring;
+mod security;
 mod tenants;
 mod time_intervals;

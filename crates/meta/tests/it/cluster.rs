@@ -156,7 +156,9 @@ async fn admin(node: &TestNode, path: &str, body: serde_json::Value) -> (StatusC
 async fn a_voter_whose_disk_was_wiped_is_replaced_under_a_new_id() {
     let mut c = Cluster::start(3).await;
     let remote = c.remote();
-    write_keys(&remote, "w/", 10).await;
+    // More entries than snapshot_every (20) plus the log kept after it: the new node can only
+    // catch up by installing a snapshot.
+    write_keys(&remote, "w/", 60).await;
     let leader = c.wait_for_leader(&[1, 2, 3]).await;
     let lost = [1, 2, 3].into_iter().find(|i| *i != leader).unwrap();
 
@@ -176,6 +178,13 @@ async fn a_voter_whose_disk_was_wiped_is_replaced_under_a_new_id() {
     });
     let n4 = TestNode::start(test_config(4, peers, false), &dir4, rebind(lost_addr).await).await;
     c.nodes.insert(4, n4);
+    // A watch on the new node before it joins sees its empty state, then the installed
+    // snapshot as a fresh Snapshot event.
+    let mut w4 = c.nodes[&4].node.watch("w/").await.unwrap();
+    match w4.next().await.unwrap().unwrap() {
+        WatchEvent::Snapshot { entries, .. } => assert!(entries.is_empty()),
+        e => panic!("{e:?}"),
+    }
 
     // A follower refuses membership changes and names the leader.
     let follower = [1, 2, 3]
@@ -210,11 +219,31 @@ async fn a_voter_whose_disk_was_wiped_is_replaced_under_a_new_id() {
     let ids: Vec<u64> = st.voters.iter().map(|m| m.id).collect();
     assert_eq!(ids, voters);
     assert!(st.learners.is_empty(), "{st:?}");
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < 60 {
+        match tokio::time::timeout(Duration::from_secs(60), w4.next())
+            .await
+            .expect("new node's watch stalled")
+            .unwrap()
+            .unwrap()
+        {
+            WatchEvent::Snapshot { entries, .. } => {
+                seen = entries.into_iter().map(|e| e.key).collect();
+            }
+            WatchEvent::Put(e) => {
+                seen.insert(e.key);
+            }
+            WatchEvent::Delete { key, .. } => {
+                seen.remove(&key);
+            }
+            WatchEvent::Progress { .. } => {}
+        }
+    }
 
     // Node 4 has the data, and with the leader gone {follower, 4} are a quorum.
     c.stop(leader).await;
     let n4 = &c.nodes[&4];
-    check_keys(&*n4.node, "w/", 10).await;
+    check_keys(&*n4.node, "w/", 60).await;
     check_keys(&*n4.node, "x/", 5).await;
     n4.node.cas("after/replace", 0, val("ok")).await.unwrap();
     c.stop_all().await;
@@ -244,6 +273,23 @@ async fn watches_stop_reporting_progress_without_a_quorum() {
     while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(700), w.next()).await {}
     let r = tokio::time::timeout(Duration::from_secs(2), w.next()).await;
     assert!(r.is_err(), "a watch without quorum reported {r:?}");
+
+    // A client can still start a watch there: it gets the replica's state, and no progress,
+    // also across its own reconnects (idle timeout 3s).
+    let remote = strata_meta::RemoteKv::new(
+        vec![n.addr.to_string()],
+        strata_meta::RemoteKvOptions {
+            watch_idle_timeout: Duration::from_secs(3),
+            ..Default::default()
+        },
+    );
+    let mut rw = remote.watch("p/").await.unwrap();
+    assert!(matches!(
+        rw.next().await,
+        Some(Ok(WatchEvent::Snapshot { .. }))
+    ));
+    let r = tokio::time::timeout(Duration::from_secs(7), rw.next()).await;
+    assert!(r.is_err(), "a remote watch without quorum reported {r:?}");
     c.stop_all().await;
 }
 

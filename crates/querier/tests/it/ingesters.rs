@@ -20,6 +20,7 @@ enum Mode {
     Answer,
     Fail,
     BadRequest,
+    Hang,
 }
 
 struct Fake {
@@ -38,7 +39,7 @@ impl Fake {
     fn check(&self) -> Result<(), QueryError> {
         *self.calls.lock() += 1;
         match *self.mode.lock() {
-            Mode::Answer => Ok(()),
+            Mode::Answer | Mode::Hang => Ok(()),
             Mode::Fail => Err(QueryError::Unavailable("ingester")),
             Mode::BadRequest => Err(QueryError::BadData("bad regex (test)".into())),
         }
@@ -55,6 +56,9 @@ impl Queryable for Fake {
         e: i64,
     ) -> Result<Vec<Series>, QueryError> {
         self.check()?;
+        if *self.mode.lock() == Mode::Hang {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
         self.store.select(t, m, s, e).await
     }
     async fn series(
@@ -255,6 +259,7 @@ async fn only_the_recent_window_is_asked() {
         c.clone(),
         IngesterReadConfig {
             query_ingesters_within: Duration::from_secs(600),
+            ..Default::default()
         },
     );
     let old_end = now() - 3_600_000;
@@ -265,4 +270,19 @@ async fn only_the_recent_window_is_asked() {
         "nobody asked"
     );
     assert_eq!(q.select(&t(), &m(), 0, now()).await.unwrap().len(), 10);
+}
+
+#[tokio::test]
+async fn a_hung_ingester_costs_the_grace_not_the_timeout() {
+    let (ring, c) = setup(3).await;
+    *c.0["ingester-2"].mode.lock() = Mode::Hang;
+    let q = queryable(&ring, &c);
+    let got = tokio::time::timeout(
+        Duration::from_secs(60),
+        q.select(&t(), &m(), now() - 3_600_000, now()),
+    )
+    .await
+    .expect("answered without the hung ingester")
+    .unwrap();
+    assert_eq!(got.len(), 10);
 }

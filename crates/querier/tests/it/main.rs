@@ -14,7 +14,21 @@ use strata_querier::{router, Querier, QuerierConfig};
 use strata_storage::query::SeriesMetadata;
 use tower::ServiceExt;
 
+mod limits;
+
 fn app() -> axum::Router {
+    router(
+        Querier::new(
+            QuerierConfig::default(),
+            TenancyConfig::default(),
+            Arc::new(store()),
+        )
+        .unwrap(),
+    )
+}
+
+/// The test data: `up` of two jobs, `node_load1`, and metadata of `up`.
+fn store() -> MemStore {
     let mut store = MemStore::new();
     let mut add = |pairs: &[(&str, &str)], ts: &[i64]| {
         store.add(
@@ -44,14 +58,7 @@ fn app() -> axum::Router {
         help: "Up.".into(),
         unit: "".into(),
     }]);
-    router(
-        Querier::new(
-            QuerierConfig::default(),
-            TenancyConfig::default(),
-            Arc::new(store),
-        )
-        .unwrap(),
-    )
+    store
 }
 
 async fn call(req: Request<Body>) -> (u16, String) {

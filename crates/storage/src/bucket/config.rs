@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use strata_model::Secret;
 
 /// Which object store backs the bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -104,10 +105,10 @@ pub struct S3Config {
     pub endpoint: String,
     /// Static access key id; empty to use the environment/instance credentials chain.
     pub access_key_id: String,
-    /// Static secret access key, required with `access_key_id`.
-    pub secret_access_key: String,
-    /// Session token of temporary credentials.
-    pub session_token: String,
+    /// Static secret access key, required with `access_key_id`. Shown as `<secret>`.
+    pub secret_access_key: Secret,
+    /// Session token of temporary credentials. Shown as `<secret>`.
+    pub session_token: Secret,
     /// Address buckets as `endpoint/bucket/key` rather than `bucket.endpoint/key`; most
     /// S3-compatible servers need it.
     pub force_path_style: bool,
@@ -123,8 +124,9 @@ pub struct GcsConfig {
     pub bucket_name: String,
     /// Path of a service-account JSON key file; empty for application default credentials.
     pub service_account_path: String,
-    /// Service-account JSON key inline (alternative to `service_account_path`).
-    pub service_account_key: String,
+    /// Service-account JSON key inline (alternative to `service_account_path`). Shown as
+    /// `<secret>`.
+    pub service_account_key: Secret,
 }
 
 /// Settings of the Azure Blob Storage backend.
@@ -135,8 +137,9 @@ pub struct AzureConfig {
     pub account_name: String,
     /// Container name (required).
     pub container_name: String,
-    /// Account access key; empty to use the environment's credentials chain.
-    pub access_key: String,
+    /// Account access key; empty to use the environment's credentials chain. Shown as
+    /// `<secret>`.
+    pub access_key: Secret,
     /// Custom endpoint URL (sovereign clouds, Azurite).
     pub endpoint: String,
     /// Use the Azurite emulator's well-known account.
@@ -304,10 +307,10 @@ pub(super) fn build_store(cfg: &BucketConfig) -> Result<Arc<dyn ObjectStore>, Bu
             if !s.access_key_id.is_empty() {
                 b = b
                     .with_access_key_id(&s.access_key_id)
-                    .with_secret_access_key(&s.secret_access_key);
+                    .with_secret_access_key(s.secret_access_key.expose());
             }
             if !s.session_token.is_empty() {
-                b = b.with_token(&s.session_token);
+                b = b.with_token(s.session_token.expose());
             }
             Arc::new(b.build().map_err(backend_err)?)
         }
@@ -321,7 +324,7 @@ pub(super) fn build_store(cfg: &BucketConfig) -> Result<Arc<dyn ObjectStore>, Bu
                 b = b.with_service_account_path(&g.service_account_path);
             }
             if !g.service_account_key.is_empty() {
-                b = b.with_service_account_key(&g.service_account_key);
+                b = b.with_service_account_key(g.service_account_key.expose());
             }
             Arc::new(b.build().map_err(backend_err)?)
         }
@@ -336,7 +339,7 @@ pub(super) fn build_store(cfg: &BucketConfig) -> Result<Arc<dyn ObjectStore>, Bu
                 b = b.with_account(&a.account_name);
             }
             if !a.access_key.is_empty() {
-                b = b.with_access_key(&a.access_key);
+                b = b.with_access_key(a.access_key.expose());
             }
             if !a.endpoint.is_empty() {
                 b = b.with_endpoint(a.endpoint.clone());
@@ -408,6 +411,50 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("bucket.request_timeout"));
+    }
+
+    #[test]
+    fn secrets_are_never_shown() {
+        const SENTINEL: &str = "S3NT1NEL";
+        let docs = [
+            r#"{"backend": "s3", "s3": {"bucket_name": "b", "access_key_id": "ak", "secret_access_key": "S3NT1NEL-sk", "session_token": "S3NT1NEL-st"}}"#,
+            r#"{"backend": "gcs", "gcs": {"bucket_name": "b", "service_account_key": "{\"k\": \"S3NT1NEL\"}"}}"#,
+            r#"{"backend": "azure", "azure": {"container_name": "c", "account_name": "a", "access_key": "S3NT1NEL"}}"#,
+        ];
+        for doc in docs {
+            let c: BucketConfig = serde_json::from_str(doc).unwrap();
+            c.validate().unwrap();
+            let shown = format!("{}\n{c:?}", serde_json::to_string(&c).unwrap());
+            assert!(!shown.contains(SENTINEL), "{shown}");
+            assert!(shown.contains("<secret>"), "{shown}");
+            // The shown form does not load back as if `<secret>` were the key.
+            let e = serde_json::from_str::<BucketConfig>(&serde_json::to_string(&c).unwrap())
+                .unwrap_err();
+            assert!(e.to_string().contains("placeholder"), "{e}");
+        }
+        assert_eq!(
+            serde_json::from_str::<BucketConfig>(r#"{"s3": {"secret_access_key": "x"}}"#)
+                .unwrap()
+                .s3
+                .secret_access_key
+                .expose(),
+            "x"
+        );
+    }
+
+    #[test]
+    fn every_field_named_like_a_secret_is_a_secret() {
+        // `access_key_id` names the key, it is not the key (AWS does not treat it as secret).
+        let plain =
+            strata_model::secret_audit::plain_secret_fields::<BucketConfig>(&["access_key_id"]);
+        assert!(plain.is_empty(), "plain-string secrets: {plain:?}");
+        // The walk does see the fields (an empty answer is not a broken walk).
+        let leaves = strata_model::secret_audit::leaves::<BucketConfig>();
+        let kind = |p: &str| leaves.iter().find(|l| l.path == p).map(|l| l.kind);
+        use strata_model::secret_audit::LeafKind;
+        assert_eq!(kind("s3.secret_access_key"), Some(LeafKind::Secret));
+        assert_eq!(kind("azure.access_key"), Some(LeafKind::Secret));
+        assert_eq!(kind("s3.access_key_id"), Some(LeafKind::Str));
     }
 
     #[test]
