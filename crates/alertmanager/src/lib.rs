@@ -409,12 +409,20 @@ impl Alertmanager {
 
     /// Uploads the tenants' changed state files to the bucket, if one is attached: those not
     /// uploaded within `alertmanager.bucket.upload_interval`, or all with `force`
-    /// (shutdown). Returns how many objects changed.
+    /// (shutdown). With the ring, only tenants this replica owns (leaving: owned before it
+    /// left). Returns how many objects changed.
     pub async fn upload_state(&self, force: bool) -> Result<usize, AlertmanagerError> {
         let Some(b) = self.bucket.get() else {
             return Ok(0);
         };
-        let tenants: Vec<String> = self.tenants().iter().map(|t| t.id().to_string()).collect();
+        // With the ring, only the tenants this replica serves: one it lost holds an ageing copy
+        // that must not overwrite the copy of its new owners.
+        let tenants: Vec<String> = self
+            .tenants()
+            .iter()
+            .filter(|t| self.cluster().is_none_or(|c| c.keeps_bucket_copy(t.id())))
+            .map(|t| t.id().to_string())
+            .collect();
         b.upload(&self.state_dir, &tenants, force).await
     }
 

@@ -308,6 +308,19 @@ impl Cluster {
         })
     }
 
+    /// Whether this replica's state of `tenant` belongs in the bucket: it owns the tenant or,
+    /// leaving (the final upload at shutdown), owned it in the ring of its last full sync.
+    pub(crate) fn keeps_bucket_copy(&self, tenant: &str) -> bool {
+        if !self.is_leaving() {
+            return self.owns(tenant);
+        }
+        self.synced.read().as_ref().is_some_and(|s| {
+            self.owners_in(s, tenant)
+                .iter()
+                .any(|o| o == self.instance_id())
+        })
+    }
+
     /// Whether this replica owns `tenant`, and its other owners with a fresh heartbeat (the
     /// ones requests are forwarded to).
     pub(crate) fn route(&self, tenant: &str) -> (bool, Vec<Arc<Peer>>) {

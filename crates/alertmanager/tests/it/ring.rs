@@ -616,6 +616,24 @@ async fn tenants_move_with_their_state_when_a_replica_joins_and_leaves() {
     for t in &tenants {
         assert_ne!(ca.owns(t), cb.owns(t), "{t}: exactly one owner");
     }
+    // a still holds the moved tenants' (now ageing) state, but copies only its own to the
+    // bucket.
+    let bucket_dir = tempfile::tempdir().expect("tempdir");
+    let mut bucket_cfg = strata_storage::bucket::BucketConfig::default();
+    bucket_cfg.filesystem.directory = bucket_dir.path().to_path_buf();
+    a.running.am.attach_bucket(
+        strata_storage::bucket::Bucket::from_config(&bucket_cfg).expect("filesystem bucket"),
+    );
+    a.running.am.persist_all().expect("snapshots");
+    a.running.am.upload_state(true).await.expect("upload");
+    let mut copied: Vec<String> = std::fs::read_dir(bucket_dir.path().join("@alertmanager"))
+        .expect("bucket copies")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().to_string())
+        .collect();
+    copied.sort();
+    let mut kept: Vec<String> = tenants.iter().filter(|t| ca.owns(t)).cloned().collect();
+    kept.sort();
+    assert_eq!(copied, kept);
     let base_b = b.running.base.clone();
     for t in &moved {
         // Answered by b itself, which owns the tenant: it took the state over.
