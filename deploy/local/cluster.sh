@@ -113,10 +113,9 @@ alertmanager:
     enabled: true
     instance_id: $name
     grpc_listen_address: '$ip:$am_grpc_port'
-    members:
-      - {id: alertmanager-1, address: '127.0.0.71:$am_grpc_port'}
-      - {id: alertmanager-2, address: '127.0.0.72:$am_grpc_port'}
-      - {id: alertmanager-3, address: '127.0.0.73:$am_grpc_port'}
+    heartbeat_period: $heartbeat
+    heartbeat_timeout: $heartbeat_timeout
+    tokens_file: am-tokens.json
 YAML
     fi
     if [[ -n "${STRATA_EXTRA_CONFIG:-}" ]]; then cat "$STRATA_EXTRA_CONFIG"; fi

@@ -253,9 +253,23 @@ pub fn tail_of_file(path: &Path, n: u64) -> String {
 
 /// A free TCP port on 127.0.0.1 (bound to port 0, then released). There is a small window in
 /// which another process could take it; start-up failures print the child's log, which says so.
+/// Never the same port twice in one test process: the kernel readily hands a just-released port
+/// out again, and a test that picks several ports before starting their processes (a ring's
+/// peer ports, then each process's HTTP port) would otherwise give one port to two of them.
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local_addr").port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    // Ports already given stay bound until a new one turns up, so the kernel moves on.
+    let mut held = Vec::new();
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = l.local_addr().expect("local_addr").port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+        held.push(l);
+    }
 }
 
 pub fn now_ms() -> i64 {

@@ -143,8 +143,8 @@ async fn cluster_layer(
         // The handler answers the tenancy error.
         return next.run(req).await;
     };
-    let owners = cluster.owners(tenant.as_str());
-    let own = owners.iter().any(|o| o == cluster.instance_id());
+    // The other owners: only those with a fresh heartbeat (a dead one would cost a timeout).
+    let (own, peers) = cluster.route(tenant.as_str());
     if place == Placement::AnyOwner && own {
         return next.run(req).await;
     }
@@ -182,10 +182,6 @@ async fn cluster_layer(
         body: body.to_vec(),
         from_instance: cluster.instance_id().to_string(),
     };
-    let peers: Vec<_> = owners
-        .iter()
-        .filter_map(|o| cluster.peer(o).cloned())
-        .collect();
     if place == Placement::AnyOwner {
         let mut last = String::from("no owner");
         for p in &peers {
@@ -1010,6 +1006,7 @@ mod tests {
             Arc::new(clock.clone()),
             strata_model::TenancyConfig::default(),
             &mut prometheus_client::registry::Registry::default(),
+            None,
         )
         .unwrap();
         (am, clock, dir)

@@ -103,35 +103,55 @@ impl BucketStateConfig {
     }
 }
 
-/// One replica of the ring, as every replica's configuration lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RingMember {
-    /// Stable name of the replica; tenants are placed by hashing over these ids, so renaming a
-    /// replica moves tenants.
-    pub id: String,
-    /// `host:port` of its gRPC server, as the other replicas reach it.
-    pub address: String,
-}
-
-/// The HA ring: a static list of replicas, each tenant owned by `replication_factor` of them.
+/// The HA ring: replicas register themselves in the cluster KV (`meta.peers`) under
+/// [`RING_PREFIX`], each tenant owned by `replication_factor` of them. The lifecycle fields
+/// mirror [`strata_ring::RingConfig`] (same names as `ingester.ring`); the others are the
+/// alertmanager's own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RingConfig {
     pub enabled: bool,
-    /// This replica's id; must be one of `members`.
+    /// This replica's id in the ring; must stay the same across restarts (tenants are placed
+    /// by its tokens, which its ring entry or `tokens_file` keeps). Defaults to the hostname.
     pub instance_id: String,
-    /// Where this replica's gRPC server listens (peers reach it at its `members` address).
+    /// `host:port` at which the other replicas reach this one's gRPC server. Unset:
+    /// `grpc_listen_address`.
+    pub instance_addr: Option<String>,
+    /// `host:port` of this replica's HTTP server, for links from the ring page. Unset: the
+    /// binary fills in the HTTP listen address.
+    pub instance_http_addr: Option<String>,
+    /// Availability zone of this replica.
+    pub instance_zone: String,
+    /// Owners of a tenant in distinct zones. Enable only once every replica has a zone.
+    pub zone_awareness_enabled: bool,
+    /// Where this replica's gRPC server (the peer service) listens.
     pub grpc_listen_address: String,
-    /// Every replica, this one included: the same list on all of them.
-    pub members: Vec<RingMember>,
-    /// Owners per tenant; capped at the number of members.
+    /// Owners per tenant; fewer while the ring has fewer ACTIVE replicas.
     pub replication_factor: usize,
+    /// Tokens this replica takes when it joins.
+    pub num_tokens: usize,
+    /// How often this replica refreshes its ring entry.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_period: Duration,
+    /// An entry not refreshed for this long is unhealthy: no requests are forwarded and no
+    /// changes pushed to it (it keeps its place among the owners until it leaves).
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_timeout: Duration,
+    /// File keeping this replica's tokens when its ring entry is lost; empty: none. Relative
+    /// paths are resolved by the binary against Strata's `data_dir`.
+    pub tokens_file: String,
+    /// Delete the ring entry on clean shutdown (after handing the tenants over); otherwise it
+    /// stays LEAVING with its tokens, so a restart takes the same tenants back.
+    pub unregister_on_shutdown: bool,
+    /// Entries whose heartbeat is older than this many `heartbeat_timeout`s are removed by the
+    /// other replicas; 0: never.
+    pub auto_forget_unhealthy_periods: u32,
     /// Owner N of a tenant waits N × this after a group is due before it notifies, so that an
     /// earlier owner's notification (seen in the replicated notification log) suppresses it.
     #[serde(with = "humantime_serde")]
     pub peer_timeout: Duration,
-    /// How long a starting replica waits for its peers' state before it notifies anyway.
+    /// How long a replica waits for its peers' state before it notifies anyway: at start, after
+    /// a ring change gave it tenants, and (leaving) for its peers to take its state.
     #[serde(with = "humantime_serde")]
     pub settle_timeout: Duration,
     /// How often the full state of shared tenants is pulled from each peer (repairs lost
@@ -141,41 +161,80 @@ pub struct RingConfig {
     /// Deadline of one call to a peer.
     #[serde(with = "humantime_serde")]
     pub rpc_timeout: Duration,
+    /// The static member list of earlier versions: refused with a message saying where the
+    /// ring lives now (an unknown-field error would not say it).
+    #[doc(hidden)]
+    #[serde(rename = "members", skip_serializing)]
+    pub removed_members: Option<serde::de::IgnoredAny>,
 }
+
+/// KV prefix of the alertmanager ring: one key per replica, `ring/alertmanager/<instance_id>`.
+pub const RING_PREFIX: &str = "ring/alertmanager";
 
 impl Default for RingConfig {
     fn default() -> Self {
+        let shared = strata_ring::RingConfig::default();
         Self {
             enabled: false,
-            instance_id: String::new(),
+            instance_id: shared.instance_id,
+            instance_addr: None,
+            instance_http_addr: None,
+            instance_zone: shared.instance_zone,
+            zone_awareness_enabled: shared.zone_awareness_enabled,
             grpc_listen_address: "127.0.0.1:9095".into(),
-            members: Vec::new(),
             replication_factor: 3,
+            num_tokens: shared.num_tokens,
+            heartbeat_period: shared.heartbeat_period,
+            heartbeat_timeout: shared.heartbeat_timeout,
+            tokens_file: shared.tokens_file,
+            unregister_on_shutdown: shared.unregister_on_shutdown,
+            auto_forget_unhealthy_periods: shared.auto_forget_unhealthy_periods,
             // Upstream Alertmanager's --cluster.peer-timeout.
             peer_timeout: Duration::from_secs(15),
             settle_timeout: Duration::from_secs(30),
             sync_interval: Duration::from_secs(30),
             rpc_timeout: Duration::from_secs(5),
+            removed_members: None,
         }
     }
 }
 
 impl RingConfig {
-    /// Owners per tenant after the cap.
-    pub fn effective_replication_factor(&self) -> usize {
-        self.replication_factor.min(self.members.len()).max(1)
+    /// The shared ring settings of this replica, `instance_addr` defaulting to
+    /// `grpc_listen_address`.
+    pub fn lifecycler_config(&self) -> strata_ring::RingConfig {
+        strata_ring::RingConfig {
+            instance_id: self.instance_id.clone(),
+            instance_addr: Some(
+                self.instance_addr
+                    .clone()
+                    .unwrap_or_else(|| self.grpc_listen_address.clone()),
+            ),
+            instance_http_addr: self.instance_http_addr.clone(),
+            instance_zone: self.instance_zone.clone(),
+            zone_awareness_enabled: self.zone_awareness_enabled,
+            replication_factor: self.replication_factor,
+            num_tokens: self.num_tokens,
+            heartbeat_period: self.heartbeat_period,
+            heartbeat_timeout: self.heartbeat_timeout,
+            tokens_file: self.tokens_file.clone(),
+            unregister_on_shutdown: self.unregister_on_shutdown,
+            auto_forget_unhealthy_periods: self.auto_forget_unhealthy_periods,
+        }
     }
 
     pub fn validate(&self) -> Result<(), AlertmanagerError> {
+        let err = |field: &'static str, reason: String| AlertmanagerError::Config { field, reason };
+        // Checked even when disabled: a configuration written for the static ring must not
+        // start without one silently.
+        if self.removed_members.is_some() {
+            return Err(err(
+                "alertmanager.ring.members",
+                "the static member list is gone: the ring now lives in the cluster KV (meta.peers), where every replica registers itself under its instance_id; remove members and list the meta voters in meta.peers".into(),
+            ));
+        }
         if !self.enabled {
             return Ok(());
-        }
-        let err = |field: &'static str, reason: String| AlertmanagerError::Config { field, reason };
-        if self.instance_id.is_empty() {
-            return Err(err(
-                "alertmanager.ring.instance_id",
-                "must be set when the ring is enabled".into(),
-            ));
         }
         if self
             .grpc_listen_address
@@ -187,59 +246,24 @@ impl RingConfig {
                 format!("{:?} is not an ip:port address", self.grpc_listen_address),
             ));
         }
-        if self.members.is_empty() {
-            return Err(err(
-                "alertmanager.ring.members",
-                "must list every replica, this one included".into(),
-            ));
-        }
-        let mut ids = std::collections::BTreeSet::new();
-        for m in &self.members {
-            if m.id.is_empty() {
-                return Err(err(
-                    "alertmanager.ring.members",
-                    "a member has an empty id".into(),
-                ));
-            }
-            if !ids.insert(m.id.as_str()) {
-                return Err(err(
-                    "alertmanager.ring.members",
-                    format!("member id {:?} is listed twice", m.id),
-                ));
-            }
-            // The gRPC client dials `http://<address>`: it must parse as such a URI.
-            let port_ok = m
-                .address
+        // The peers' gRPC clients dial `http://<instance_addr>`: it must parse as such a URI.
+        if let Some(a) = &self.instance_addr {
+            let ok = a
                 .rsplit_once(':')
                 .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
-                && format!("http://{}", m.address)
+                && format!("http://{a}")
                     .parse::<axum::http::Uri>()
                     .is_ok_and(|u| u.path() == "/");
-            if !port_ok {
+            if !ok {
                 return Err(err(
-                    "alertmanager.ring.members",
-                    format!(
-                        "address {:?} of member {:?} is not host:port",
-                        m.address, m.id
-                    ),
+                    "alertmanager.ring.instance_addr",
+                    format!("{a:?} is not host:port"),
                 ));
             }
         }
-        if !ids.contains(self.instance_id.as_str()) {
-            return Err(err(
-                "alertmanager.ring.instance_id",
-                format!(
-                    "{:?} is not one of alertmanager.ring.members",
-                    self.instance_id
-                ),
-            ));
-        }
-        if self.replication_factor == 0 {
-            return Err(err(
-                "alertmanager.ring.replication_factor",
-                "must be at least 1".into(),
-            ));
-        }
+        self.lifecycler_config()
+            .validate("alertmanager.ring")
+            .map_err(AlertmanagerError::Ring)?;
         for (field, d) in [
             ("alertmanager.ring.peer_timeout", self.peer_timeout),
             ("alertmanager.ring.settle_timeout", self.settle_timeout),
@@ -405,43 +429,70 @@ mod tests {
 
     #[test]
     fn ring_defaults_and_validation() {
-        let ok = "ring:\n  enabled: true\n  instance_id: a\n  members:\n    - {id: a, address: '127.0.0.1:1'}\n    - {id: b, address: 'am-b:2'}\n";
+        let ok = "ring:\n  enabled: true\n  instance_id: a\n";
         let c: AlertmanagerConfig = serde_yaml::from_str(ok).unwrap();
         c.validate().unwrap();
         assert_eq!(c.ring.peer_timeout, Duration::from_secs(15));
         assert_eq!(c.ring.replication_factor, 3);
+        assert_eq!(c.ring.num_tokens, 128);
+        assert_eq!(c.ring.heartbeat_period, Duration::from_secs(15));
+        let l = c.ring.lifecycler_config();
+        assert_eq!(l.instance_id, "a");
         assert_eq!(
-            c.ring.effective_replication_factor(),
-            2,
-            "capped at members"
+            l.instance_addr.as_deref(),
+            Some("127.0.0.1:9095"),
+            "instance_addr defaults to the peer listener"
         );
+        let c: AlertmanagerConfig = serde_yaml::from_str(&format!(
+            "{ok}  instance_addr: 'am-a:9095'\n  instance_zone: z1\n"
+        ))
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(
+            c.ring.lifecycler_config().instance_addr.as_deref(),
+            Some("am-a:9095")
+        );
+        assert_eq!(c.ring.lifecycler_config().instance_zone, "z1");
         for (edit, field) in [
             (
-                ok.replace("instance_id: a", "instance_id: z"),
-                "alertmanager.ring.instance_id",
+                format!("{ok}  instance_id: ''\n").replace("  instance_id: a\n", ""),
+                "alertmanager.ring.instance_id:",
             ),
             (
-                ok.replace("  instance_id: a\n", ""),
-                "alertmanager.ring.instance_id",
+                ok.replace("instance_id: a", "instance_id: a/b"),
+                "alertmanager.ring.instance_id:",
             ),
-            (ok.replace("id: b", "id: a"), "alertmanager.ring.members"),
-            (ok.replace("am-b:2", "am-b"), "alertmanager.ring.members"),
-            (ok.replace("am-b:2", "am b:2"), "alertmanager.ring.members"),
             (
-                ok.replace("am-b:2", "am-b/x:2"),
-                "alertmanager.ring.members",
+                format!("{ok}  instance_addr: am-b\n"),
+                "alertmanager.ring.instance_addr:",
+            ),
+            (
+                format!("{ok}  instance_addr: 'am b:2'\n"),
+                "alertmanager.ring.instance_addr:",
             ),
             (
                 format!("{ok}  replication_factor: 0\n"),
-                "alertmanager.ring.replication_factor",
+                "alertmanager.ring.replication_factor:",
+            ),
+            (
+                format!("{ok}  num_tokens: 0\n"),
+                "alertmanager.ring.num_tokens:",
+            ),
+            (
+                format!("{ok}  heartbeat_period: 10s\n  heartbeat_timeout: 5s\n"),
+                "alertmanager.ring.heartbeat_timeout:",
             ),
             (
                 format!("{ok}  peer_timeout: 0s\n"),
-                "alertmanager.ring.peer_timeout",
+                "alertmanager.ring.peer_timeout:",
+            ),
+            (
+                format!("{ok}  settle_timeout: 0s\n"),
+                "alertmanager.ring.settle_timeout:",
             ),
             (
                 format!("{ok}  grpc_listen_address: nowhere\n"),
-                "alertmanager.ring.grpc_listen_address",
+                "alertmanager.ring.grpc_listen_address:",
             ),
         ] {
             let c: AlertmanagerConfig = serde_yaml::from_str(&edit).unwrap();
@@ -452,5 +503,25 @@ mod tests {
         assert!(e.to_string().contains("peer_timout"), "{e}");
         // Disabled: nothing else is checked, so the defaults stay valid.
         AlertmanagerConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn the_static_member_list_is_refused_with_where_the_ring_lives_now() {
+        for yaml in [
+            "ring:\n  enabled: true\n  instance_id: a\n  members:\n    - {id: a, address: '127.0.0.1:1'}\n",
+            "ring:\n  members: []\n",
+        ] {
+            let c: AlertmanagerConfig = serde_yaml::from_str(yaml).unwrap();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains("alertmanager.ring.members:"), "{e}");
+            assert!(e.contains("cluster KV") && e.contains("meta.peers"), "{e}");
+        }
+        // Never written back out (e.g. by --print-default-config).
+        let text = serde_yaml::to_string(&AlertmanagerConfig::default()).unwrap();
+        assert!(!text.contains("members"), "{text}");
+        assert_eq!(
+            serde_yaml::from_str::<AlertmanagerConfig>(&text).unwrap(),
+            AlertmanagerConfig::default()
+        );
     }
 }

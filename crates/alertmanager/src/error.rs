@@ -94,6 +94,12 @@ pub enum AlertmanagerError {
         #[source]
         source: UserConfigError,
     },
+    /// The ring settings, or a step of this replica's life in the ring (registering, leaving).
+    #[error("alertmanager ring: {0}")]
+    Ring(#[source] strata_ring::RingError),
+    /// `alertmanager.ring.enabled` without the cluster KV to keep the ring in.
+    #[error("alertmanager.ring.enabled: the ring lives in the cluster KV, and none was given (list the meta voters in meta.peers)")]
+    NoKv,
 }
 
 /// Why a state snapshot could not be read. A missing file is not an error (a fresh start);

@@ -5,8 +5,8 @@
 //! [`Alertmanager`] holds one [`TenantAlertmanager`] per tenant (one in single-tenant mode),
 //! drives all their timers from one loop, snapshots their state to disk and restores it at
 //! start (see [`persist`]). Time is read only through [`time::Clock`], so every timer is
-//! testable with a fake clock. With `ring.enabled`, several replicas share the tenants and
-//! notify each group once between them (see [`cluster`]).
+//! testable with a fake clock. With `ring.enabled`, several replicas registered in the cluster
+//! KV's ring share the tenants and notify each group once between them (see [`cluster`]).
 
 pub mod alert;
 pub mod amconfig;
@@ -25,7 +25,6 @@ pub mod metrics;
 pub mod nflog;
 pub mod notify;
 pub mod persist;
-pub mod ring;
 pub mod route;
 mod sandbox;
 pub mod secret_url;
@@ -38,6 +37,7 @@ pub mod timeinterval;
 pub mod webhook;
 
 pub use api::router;
+pub use cluster::RingBackend;
 pub use config::AlertmanagerConfig;
 pub use error::{AlertmanagerError, ApiError, NotifyError, SnapshotError, UserConfigError};
 pub use tenant::TenantAlertmanager;
@@ -102,7 +102,9 @@ impl Alertmanager {
     /// Loads the fallback configuration, restores the tenants found in the state directory
     /// (`settings.data_dir` under `strata_data_dir`; only the single tenant in single-tenant
     /// mode) and registers the metrics. `default_external_url` is used when `external_url` is
-    /// unset (upstream uses `http://<hostname>:<port>`).
+    /// unset (upstream uses `http://<hostname>:<port>`). With `ring.enabled`, `ring` says where
+    /// the ring lives (required then, ignored otherwise); the replica starts watching it here
+    /// and joins it when [`Alertmanager::run`] starts. Must be called within a Tokio runtime.
     pub fn new(
         settings: AlertmanagerConfig,
         strata_data_dir: &Path,
@@ -110,6 +112,7 @@ impl Alertmanager {
         clock: Arc<dyn Clock>,
         tenancy: TenancyConfig,
         registry: &mut Registry,
+        ring: Option<RingBackend>,
     ) -> Result<Arc<Self>, AlertmanagerError> {
         settings.validate()?;
         tenancy.validate().map_err(AlertmanagerError::Tenancy)?;
@@ -136,10 +139,12 @@ impl Alertmanager {
         }
         let tenants: metrics::TenantMap = Arc::default();
         let metrics = metrics::Metrics::new(registry, tenants.clone(), clock.clone());
-        let cluster = if settings.ring.enabled {
-            Some(cluster::Cluster::new(&settings.ring, registry)?)
-        } else {
-            None
+        let cluster = match (settings.ring.enabled, ring) {
+            (false, _) => None,
+            (true, None) => return Err(AlertmanagerError::NoKv),
+            (true, Some(backend)) => {
+                Some(cluster::Cluster::new(&settings.ring, backend, registry)?)
+            }
         };
         let shared = Arc::new(Shared {
             started: clock.now(),
@@ -225,12 +230,18 @@ impl Alertmanager {
             self.shared.clone(),
         )?;
         map.insert(id.as_str().to_string(), t.clone());
-        // Tenants are never dropped, so counting at creation keeps the gauge exact.
-        if let Some(c) = self.cluster().filter(|c| c.owns(id.as_str())) {
-            c.metrics.owned_tenants.inc();
-        }
+        drop(map);
+        self.count_owned();
         self.shared.wake.notify_one();
         Ok(t)
+    }
+
+    /// Sets the gauge of owned tenants: at tenant creation and when the ring changes.
+    pub(crate) fn count_owned(&self) {
+        if let Some(c) = self.cluster() {
+            let n = self.tenants.read().keys().filter(|t| c.owns(t)).count();
+            c.metrics.owned_tenants.set(n as i64);
+        }
     }
 
     /// The tenant of single-tenant mode (or the configured `single_tenant_id` in any mode).
@@ -266,10 +277,47 @@ impl Alertmanager {
         self.shared.cluster.as_ref()
     }
 
-    /// Whether notifications may go out: always without a ring; with one, once the start-up
-    /// state sync finished or timed out.
+    /// Whether notifications may go out (`/-/ready`): always without a ring; with one, once the
+    /// replica is ACTIVE in it and its start-up state sync finished or timed out.
     pub fn settled(&self) -> bool {
         self.cluster().is_none_or(|c| c.settled())
+    }
+
+    /// Whether `tenant`'s groups may be flushed here: always without a ring; with one, see
+    /// [`cluster::Cluster::may_notify`].
+    fn may_notify(&self, tenant: &str) -> bool {
+        self.cluster().is_none_or(|c| c.may_notify(tenant))
+    }
+
+    /// The ring page (`/alertmanager/ring`: HTML, or JSON with `Accept: application/json`;
+    /// `POST forget=<id>` removes a dead replica), when the ring is enabled.
+    pub fn ring_router(&self) -> Option<axum::Router> {
+        self.cluster().map(|c| {
+            strata_ring::ring_router(
+                "/alertmanager/ring",
+                c.watcher().clone(),
+                c.kv().clone(),
+                config::RING_PREFIX,
+            )
+        })
+    }
+
+    /// Starts leaving the ring (shutdown): goes LEAVING, so that the other replicas take this
+    /// one's tenants over, and waits (up to `ring.settle_timeout`) until they pulled its state.
+    /// Nothing is notified afterwards. Does nothing without a ring or when already leaving.
+    pub async fn leave_ring(&self) {
+        if let Some(c) = self.cluster() {
+            c.leave().await;
+        }
+    }
+
+    /// Leaves the ring for good: stops heartbeating and unregisters (or stays LEAVING with
+    /// `ring.unregister_on_shutdown: false`). [`Alertmanager::run`] calls both steps when its
+    /// shutdown future resolves; a process that leaves earlier calls them itself.
+    pub async fn stop_ring(&self) {
+        if let Some(c) = self.cluster() {
+            c.stop().await;
+        }
     }
 
     /// Re-reads the fallback configuration file and applies it to every tenant without its own
@@ -313,23 +361,27 @@ impl Alertmanager {
 
     /// Before [`Alertmanager::new`]: copies from the bucket the state files of the tenants this
     /// replica serves whose local files are missing (see [`bucket_state`]). Returns the tenants
-    /// restored. Does nothing when `alertmanager.bucket.enabled` is off.
+    /// restored. Does nothing when `alertmanager.bucket.enabled` is off. With the ring (`kv`
+    /// required then), the tenants it will own: if it has tokens in the ring, those its tokens
+    /// give it; if no other replica is ACTIVE, all; otherwise (a new replica joining) none, as
+    /// its peers' state is newer.
     pub async fn restore_from_bucket(
         settings: &AlertmanagerConfig,
         strata_data_dir: &Path,
         tenancy: &TenancyConfig,
         bucket: &strata_storage::bucket::Bucket,
+        kv: Option<&dyn strata_meta::KvStore>,
     ) -> Result<Vec<String>, AlertmanagerError> {
         settings.validate()?;
         if !settings.bucket.enabled {
             return Ok(Vec::new());
         }
-        let ring = settings.ring.enabled.then(|| {
-            ring::Ring::new(
-                settings.ring.members.iter().map(|m| m.id.clone()),
-                settings.ring.effective_replication_factor(),
-            )
-        });
+        let scope = if settings.ring.enabled {
+            let kv = kv.ok_or(AlertmanagerError::NoKv)?;
+            Some(cluster::restore_scope(&settings.ring, kv).await)
+        } else {
+            None
+        };
         let single =
             (tenancy.mode == TenancyMode::Single).then(|| tenancy.single_tenant_id.clone());
         bucket_state::hydrate(
@@ -338,9 +390,7 @@ impl Alertmanager {
             &settings.state_dir(strata_data_dir),
             |t| {
                 single.as_deref().is_none_or(|s| s == t)
-                    && ring
-                        .as_ref()
-                        .is_none_or(|r| r.position(t, &settings.ring.instance_id).is_some())
+                    && scope.as_ref().is_none_or(|s| s.includes(&settings.ring, t))
             },
         )
         .await
@@ -359,12 +409,20 @@ impl Alertmanager {
 
     /// Uploads the tenants' changed state files to the bucket, if one is attached: those not
     /// uploaded within `alertmanager.bucket.upload_interval`, or all with `force`
-    /// (shutdown). Returns how many objects changed.
+    /// (shutdown). With the ring, only tenants this replica owns (leaving: owned before it
+    /// left). Returns how many objects changed.
     pub async fn upload_state(&self, force: bool) -> Result<usize, AlertmanagerError> {
         let Some(b) = self.bucket.get() else {
             return Ok(0);
         };
-        let tenants: Vec<String> = self.tenants().iter().map(|t| t.id().to_string()).collect();
+        // With the ring, only the tenants this replica serves: one it lost holds an ageing copy
+        // that must not overwrite the copy of its new owners.
+        let tenants: Vec<String> = self
+            .tenants()
+            .iter()
+            .filter(|t| self.cluster().is_none_or(|c| c.keeps_bucket_copy(t.id())))
+            .map(|t| t.id().to_string())
+            .collect();
         b.upload(&self.state_dir, &tenants, force).await
     }
 
@@ -391,7 +449,9 @@ impl Alertmanager {
 
     /// Drives every tenant's timers until `shutdown` resolves: flushes due groups, sends their
     /// notifications concurrently, runs maintenance and periodic snapshots. With the ring, also
-    /// serves the peers' gRPC API and replicates; nothing is sent before the replica settled.
+    /// joins it, serves the peers' gRPC API and replicates; a tenant's groups are flushed only
+    /// where [`cluster::Cluster::may_notify`] allows it. At shutdown it leaves the ring (see
+    /// [`Alertmanager::leave_ring`]) and unregisters.
     pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
         let cluster_tasks = match self.cluster() {
             Some(c) => match c.start(self.clone()) {
@@ -404,15 +464,21 @@ impl Alertmanager {
             None => Vec::new(),
         };
         /// Stops the ring's tasks (and frees the gRPC port) however `run` ends.
-        struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+        struct AbortOnDrop(
+            Vec<tokio::task::JoinHandle<()>>,
+            Option<Arc<cluster::Cluster>>,
+        );
         impl Drop for AbortOnDrop {
             fn drop(&mut self) {
                 for t in &self.0 {
                     t.abort();
                 }
+                if let Some(c) = &self.1 {
+                    c.abort_senders();
+                }
             }
         }
-        let _cluster_tasks = AbortOnDrop(cluster_tasks);
+        let _cluster_tasks = AbortOnDrop(cluster_tasks, self.cluster().cloned());
         tokio::pin!(shutdown);
         let mut maintenance = tokio::time::interval(self.settings.maintenance_interval);
         maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -423,9 +489,14 @@ impl Alertmanager {
         loop {
             let now = self.now();
             let mut next: Option<Timestamp> = None;
-            // Until settled, groups wait; the settle wakes this loop.
-            let settled = self.settled();
-            for t in self.tenants().into_iter().filter(|_| settled) {
+            // Groups of tenants this replica may not notify for wait (until settled, or until a
+            // sync after a ring change brought the previous owners' state); the syncer and the
+            // ring follower wake this loop.
+            for t in self
+                .tenants()
+                .into_iter()
+                .filter(|t| self.may_notify(t.id()))
+            {
                 let (jobs, due) = t.with_core(|c| (c.poll(now), c.next_due()));
                 for job in jobs {
                     tokio::spawn(t.clone().execute(job));
@@ -461,9 +532,13 @@ impl Alertmanager {
                     }
                 }
                 _ = &mut shutdown => {
+                    // Still serving the peers (the tasks stop when this returns), so they can
+                    // pull this replica's state while it hands its tenants over.
+                    self.leave_ring().await;
                     if let Some(h) = persisting {
                         let _ = h.await;
                     }
+                    self.stop_ring().await;
                     return;
                 }
             }

@@ -382,6 +382,15 @@ impl TenantAlertmanager {
         Ok(true)
     }
 
+    /// Gives a flush up without sending anything: nothing is logged and the group keeps its
+    /// alerts, to be flushed again.
+    fn abandon(&self, job: FlushJob) {
+        let failed = vec![false; job.sends.len()];
+        let now = self.now();
+        self.core.lock().complete(job, &failed, now);
+        self.shared.wake.notify_one();
+    }
+
     /// Sends one flush's notifications concurrently and records the outcome. With the ring,
     /// the owner at position N first waits N × peer_timeout and then drops what an earlier
     /// owner already sent (upstream's wait and dedup stages).
@@ -390,9 +399,18 @@ impl TenantAlertmanager {
         // Sends an earlier owner made: nothing to send or to log here.
         let mut skip = vec![false; job.sends.len()];
         if let Some(cluster) = self.shared.cluster.clone() {
-            let position = cluster.position(&self.id);
+            // Ownership can move between the flush and here (a ring change, this replica
+            // leaving): the new owners send, and the group waits here until it is owned again.
+            let Some(position) = cluster.position(&self.id) else {
+                self.abandon(job);
+                return;
+            };
             if position > 0 && !job.sends.is_empty() {
                 tokio::time::sleep(cluster.peer_timeout() * position as u32).await;
+                if !cluster.may_notify(&self.id) {
+                    self.abandon(job);
+                    return;
+                }
                 let now = self.now();
                 let core = self.core.lock();
                 for (i, s) in job.sends.iter().enumerate() {

@@ -106,7 +106,7 @@ pub(crate) async fn reload_overrides(
 }
 
 async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
-    let order = modules::resolve(&targets);
+    let order = modules::resolve_with(&targets, cfg.alertmanager.ring.enabled);
     tracing::info!(
         targets = %targets.iter().map(|m| m.name()).collect::<Vec<_>>().join(","),
         modules = %order.iter().map(|m| m.name()).collect::<Vec<_>>().join(","),

@@ -96,7 +96,8 @@ impl Module {
                 Module::IngesterRing,
             ],
             Module::Querier => &[Module::Server, Module::Kv, Module::IngesterRing],
-            // The bucket holds a copy of its state.
+            // The bucket holds a copy of its state; with its ring enabled it also needs the KV
+            // (`resolve_with`).
             Module::Alertmanager => &[Module::Server, Module::Bucket],
             // Ingester and store-gateway before the distributor and querier, which use them
             // in-process when present.
@@ -171,12 +172,24 @@ pub fn parse_targets(s: &str) -> Result<Vec<Module>, String> {
     Ok(out)
 }
 
-/// Every module the targets need, dependencies first.
+/// Every module the targets need, dependencies first, with the default settings.
+#[cfg(test)]
 pub fn resolve(targets: &[Module]) -> Vec<Module> {
-    fn visit(m: Module, seen: &mut BTreeSet<Module>, order: &mut Vec<Module>) {
+    resolve_with(targets, false)
+}
+
+/// [`resolve`], with the dependencies that only some settings add: with
+/// `alertmanager_ring` (`alertmanager.ring.enabled`) the Alertmanager keeps its ring in the
+/// cluster KV.
+pub fn resolve_with(targets: &[Module], alertmanager_ring: bool) -> Vec<Module> {
+    fn visit(m: Module, ring: bool, seen: &mut BTreeSet<Module>, order: &mut Vec<Module>) {
         if seen.insert(m) {
-            for d in m.deps() {
-                visit(*d, seen, order);
+            let extra: &[Module] = match m {
+                Module::Alertmanager if ring => &[Module::Kv],
+                _ => &[],
+            };
+            for d in m.deps().iter().chain(extra) {
+                visit(*d, ring, seen, order);
             }
             order.push(m);
         }
@@ -184,7 +197,7 @@ pub fn resolve(targets: &[Module]) -> Vec<Module> {
     let mut seen = BTreeSet::new();
     let mut order = Vec::new();
     for t in targets {
-        visit(*t, &mut seen, &mut order);
+        visit(*t, alertmanager_ring, &mut seen, &mut order);
     }
     order
 }
@@ -228,6 +241,20 @@ mod tests {
         let e = parse_targets("frobnicator").unwrap_err();
         assert!(e.contains("unknown target"), "{e}");
         assert!(parse_targets("").is_err());
+    }
+
+    #[test]
+    fn the_alertmanager_ring_needs_the_kv() {
+        let alone = resolve(&[Module::Alertmanager]);
+        assert!(!alone.contains(&Module::Kv), "{alone:?}");
+        let ringed = resolve_with(&[Module::Alertmanager], true);
+        let pos = |m| ringed.iter().position(|x| *x == m).unwrap();
+        assert!(pos(Module::Kv) < pos(Module::Alertmanager), "{ringed:?}");
+        let t = parse_targets("alertmanager,meta").unwrap();
+        let order = resolve_with(&t, true);
+        let pos = |m| order.iter().position(|x| *x == m).unwrap();
+        assert!(pos(Module::Meta) < pos(Module::Kv));
+        assert!(pos(Module::Kv) < pos(Module::Alertmanager));
     }
 
     #[test]

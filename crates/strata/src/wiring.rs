@@ -60,6 +60,20 @@ impl Member for LifecyclerMember {
     }
 }
 
+/// The Alertmanager in its ring: it joins by itself when its loop starts; leaving hands its
+/// tenants over to the other replicas.
+struct AlertmanagerMember(Arc<strata_alertmanager::Alertmanager>);
+
+#[async_trait::async_trait]
+impl Member for AlertmanagerMember {
+    async fn leave(&self) {
+        self.0.leave_ring().await
+    }
+    async fn stop(&self) {
+        self.0.stop_ring().await
+    }
+}
+
 pub type Join = BoxFuture<'static, anyhow::Result<Arc<dyn Member>>>;
 pub type ReadyCheck = Box<dyn Fn() -> Option<String> + Send + Sync>;
 
@@ -508,6 +522,22 @@ impl Wiring {
     }
 
     async fn init_alertmanager(&mut self) -> anyhow::Result<()> {
+        let mut settings = self.cfg.alertmanager.clone();
+        let ring = if settings.ring.enabled {
+            let r = &mut settings.ring;
+            if r.instance_http_addr.is_none() {
+                r.instance_http_addr = Some(self.cfg.server.http_listen_address.clone());
+            }
+            if !r.tokens_file.is_empty() && std::path::Path::new(&r.tokens_file).is_relative() {
+                r.tokens_file = self.cfg.data_dir.join(&r.tokens_file).display().to_string();
+            }
+            Some(strata_alertmanager::RingBackend {
+                kv: self.kv()?,
+                metrics: Some(self.ring_metrics()),
+            })
+        } else {
+            None
+        };
         let cfg = &self.cfg;
         let default_url = format!("http://{}", cfg.server.http_listen_address);
         let b = self
@@ -515,10 +545,11 @@ impl Wiring {
             .clone()
             .context("alertmanager needs the bucket")?;
         let restored = strata_alertmanager::Alertmanager::restore_from_bucket(
-            &cfg.alertmanager,
+            &settings,
             &cfg.data_dir,
             &cfg.tenancy,
             &b,
+            ring.as_ref().map(|r| &*r.kv),
         )
         .await
         .context("cannot restore alertmanager state from the bucket")?;
@@ -529,12 +560,13 @@ impl Wiring {
             );
         }
         let am = strata_alertmanager::Alertmanager::new(
-            cfg.alertmanager.clone(),
+            settings,
             &cfg.data_dir,
             &default_url,
             Arc::new(strata_alertmanager::time::SystemClock),
             cfg.tenancy.clone(),
             &mut self.registry,
+            ring,
         )?;
         let mut stop = self.stop_rx.clone();
         self.background
@@ -544,6 +576,12 @@ impl Wiring {
         am.attach_bucket(b);
         self.router =
             std::mem::take(&mut self.router).merge(strata_alertmanager::router(am.clone()));
+        if let Some(page) = am.ring_router() {
+            self.router = std::mem::take(&mut self.router).merge(page);
+            // Leaves at the signal, before the servers drain, so the peers take the tenants
+            // over while this process still answers them.
+            self.leavers.push(Arc::new(AlertmanagerMember(am.clone())));
+        }
         self.alertmanager = Some(am);
         Ok(())
     }

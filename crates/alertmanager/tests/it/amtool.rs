@@ -64,6 +64,7 @@ async fn amtool_manages_alerts_and_silences() {
         Arc::new(SystemClock),
         strata_model::TenancyConfig::default(),
         &mut prometheus_client::registry::Registry::default(),
+        None,
     )
     .expect("alertmanager");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

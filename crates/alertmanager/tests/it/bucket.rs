@@ -30,7 +30,7 @@ async fn start(data: &std::path::Path, bucket: &Bucket) -> (Running, Vec<String>
     let settings: strata_alertmanager::config::AlertmanagerConfig =
         serde_yaml::from_str(SETTINGS).expect("settings");
     let tenancy = common::multi_tenant();
-    let restored = Alertmanager::restore_from_bucket(&settings, data, &tenancy, bucket)
+    let restored = Alertmanager::restore_from_bucket(&settings, data, &tenancy, bucket, None)
         .await
         .expect("restore from the bucket");
     let am = common::build(data, SETTINGS, tenancy, &mut Registry::default()).expect("build");

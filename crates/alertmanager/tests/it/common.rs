@@ -121,6 +121,28 @@ pub fn build(
         Arc::new(SystemClock),
         tenancy,
         registry,
+        None,
+    )
+}
+
+/// [`build`] for a replica of the ring kept in `kv`.
+pub fn build_in_ring(
+    data_dir: &std::path::Path,
+    settings: &str,
+    tenancy: TenancyConfig,
+    registry: &mut Registry,
+    kv: Arc<dyn strata_meta::KvStore>,
+) -> Result<Arc<Alertmanager>, AlertmanagerError> {
+    let settings: AlertmanagerConfig =
+        serde_yaml::from_str(settings).expect("alertmanager settings YAML");
+    Alertmanager::new(
+        settings,
+        data_dir,
+        "http://strata.test:9009",
+        Arc::new(SystemClock),
+        tenancy,
+        registry,
+        Some(strata_alertmanager::RingBackend::new(kv)),
     )
 }
 

@@ -223,6 +223,7 @@ async fn webhook_payloads_match_alertmanager_0_25() {
         Arc::new(SystemClock),
         strata_model::TenancyConfig::default(),
         &mut prometheus_client::registry::Registry::default(),
+        None,
     )
     .expect("strata alertmanager");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

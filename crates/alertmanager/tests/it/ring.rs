@@ -1,11 +1,14 @@
-//! Three alertmanagers in one process, wired into a ring over gRPC on 127.0.0.1: one
-//! notification per group, silences replicated, requests for tenants a replica does not own
-//! forwarded to the owners.
+//! Alertmanagers in one process, wired into a ring kept in one in-memory cluster KV and talking
+//! gRPC on 127.0.0.1: one notification per group, silences replicated, requests for tenants a
+//! replica does not own forwarded to the owners, tenants handed over when a replica joins or
+//! leaves.
 
 use crate::common::{self, Hook, Running};
 use prometheus_client::registry::Registry;
 use serde_json::json;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use strata_meta::{KvStore, MemoryKv};
 use strata_model::TenancyConfig;
 
 /// Twice group_interval: an owner's flush ticks drift by up to group_interval from an earlier
@@ -20,7 +23,7 @@ fn am_config(hook: &str) -> String {
     )
 }
 
-/// A port that was free a moment ago (the members must know each other's ports up front).
+/// A port that was free a moment ago (a proxy must know its target's port up front).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -30,53 +33,72 @@ fn free_port() -> u16 {
 
 struct Replica {
     running: Running,
-    registry: std::sync::Arc<Registry>,
+    registry: Arc<Registry>,
     _dir: tempfile::TempDir,
 }
 
-/// `n` replicas with ids am-0.. and the given replication factor, all notifying `hook`.
-async fn start_ring(n: usize, rf: usize, hook: &Hook) -> Vec<Replica> {
-    let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
-    start_ring_via(&ports, &ports, rf, hook).await
+/// The settings of replica `am-<i>` listening on `port` (0: any) and advertising `reach` (the
+/// port of a proxy in front of it; `None`: the port it listens on).
+fn settings(i: usize, port: u16, reach: Option<u16>, rf: usize) -> String {
+    let reach = reach
+        .map(|r| format!("  instance_addr: '127.0.0.1:{r}'\n"))
+        .unwrap_or_default();
+    format!(
+        "config_file: am.yml\nsnapshot_interval: 1s\nring:\n  enabled: true\n  instance_id: am-{i}\n  grpc_listen_address: '127.0.0.1:{port}'\n{reach}  replication_factor: {rf}\n  heartbeat_period: 200ms\n  heartbeat_timeout: 3s\n  peer_timeout: {PEER_TIMEOUT}\n  settle_timeout: 5s\n  sync_interval: 2s\n  rpc_timeout: 2s\n"
+    )
 }
 
-/// Replicas listening on `ports` and reaching each other at `reach` (the same ports, or
-/// proxies in front of them).
-async fn start_ring_via(ports: &[u16], reach: &[u16], rf: usize, hook: &Hook) -> Vec<Replica> {
-    let members: String = reach
-        .iter()
-        .enumerate()
-        .map(|(i, p)| format!("    - {{id: am-{i}, address: '127.0.0.1:{p}'}}\n"))
-        .collect();
-    let mut out = Vec::new();
-    for (i, port) in ports.iter().enumerate() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("am.yml"), am_config(&hook.url)).expect("am.yml");
-        let settings = format!(
-            "config_file: am.yml\nsnapshot_interval: 1s\nring:\n  enabled: true\n  instance_id: am-{i}\n  grpc_listen_address: '127.0.0.1:{port}'\n  replication_factor: {rf}\n  peer_timeout: {PEER_TIMEOUT}\n  settle_timeout: 5s\n  sync_interval: 2s\n  rpc_timeout: 2s\n  members:\n{members}"
-        );
-        let mut registry = Registry::default();
-        let am = common::build(
-            dir.path(),
-            &settings,
-            TenancyConfig::default(),
-            &mut registry,
-        )
+/// Starts replica `am-<i>` (not waiting for it to settle).
+async fn start_replica(
+    kv: &Arc<MemoryKv>,
+    settings: &str,
+    tenancy: TenancyConfig,
+    hook: &Hook,
+) -> Replica {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("am.yml"), am_config(&hook.url)).expect("am.yml");
+    let mut registry = Registry::default();
+    let am = common::build_in_ring(dir.path(), settings, tenancy, &mut registry, kv.clone())
         .expect("alertmanager");
-        out.push(Replica {
-            running: Running::start(am).await,
-            registry: std::sync::Arc::new(registry),
-            _dir: dir,
-        });
+    Replica {
+        running: Running::start(am).await,
+        registry: Arc::new(registry),
+        _dir: dir,
     }
-    // Every replica settles once it merged its peers' (empty) state.
+}
+
+/// Waits until every replica is ACTIVE in the ring and merged its peers' state.
+async fn wait_settled(replicas: &[&Replica]) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    for r in &out {
+    for r in replicas {
         while !r.running.am.settled() {
-            assert!(Instant::now() < deadline, "ring did not settle");
+            assert!(Instant::now() < deadline, "replica did not settle");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// `n` replicas with ids am-0.. and the given replication factor, all notifying `hook`.
+async fn start_ring(n: usize, rf: usize, hook: &Hook) -> (Arc<MemoryKv>, Vec<Replica>) {
+    let kv = Arc::new(MemoryKv::new());
+    let mut out = Vec::new();
+    for i in 0..n {
+        let s = settings(i, 0, None, rf);
+        out.push(start_replica(&kv, &s, TenancyConfig::default(), hook).await);
+    }
+    wait_settled(&out.iter().collect::<Vec<_>>()).await;
+    (kv, out)
+}
+
+/// Replicas listening on `ports` and advertising `reach` (proxies in front of them).
+async fn start_ring_via(ports: &[u16], reach: &[u16], rf: usize, hook: &Hook) -> Vec<Replica> {
+    let kv = Arc::new(MemoryKv::new());
+    let mut out = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let s = settings(i, *port, Some(reach[i]), rf);
+        out.push(start_replica(&kv, &s, TenancyConfig::default(), hook).await);
+    }
+    wait_settled(&out.iter().collect::<Vec<_>>()).await;
     out
 }
 
@@ -92,7 +114,7 @@ fn metric(r: &Replica, name: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_notify_once_and_share_silences() {
     let hook = Hook::start().await;
-    let ring = start_ring(3, 3, &hook).await;
+    let (_kv, ring) = start_ring(3, 3, &hook).await;
 
     // Alerts go to one replica; the ring forwards them to the other owners.
     common::post_ok(
@@ -214,7 +236,7 @@ async fn three_replicas_notify_once_and_share_silences() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_owner_forwards_writes_and_reads() {
     let hook = Hook::start().await;
-    let ring = start_ring(3, 2, &hook).await;
+    let (_kv, ring) = start_ring(3, 2, &hook).await;
     let cluster = ring[0].running.am.cluster().expect("ring").clone();
     let owners = cluster.owners("anonymous");
     assert_eq!(owners.len(), 2);
@@ -514,4 +536,284 @@ async fn replica_that_missed_a_configuration_upload_catches_up() {
     for r in ring {
         r.running.shutdown().await;
     }
+}
+
+/// Silences of `tenant` a replica lists, active or pending only.
+async fn live_silences(base: &str, tenant: &str) -> Vec<String> {
+    let v = common::get_json(&format!("{base}/api/v2/silences"), Some(tenant)).await;
+    let mut ids: Vec<String> = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|s| s["status"]["state"] != "expired")
+        .filter_map(|s| s["id"].as_str().map(str::to_string))
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Webhook calls for the group `alertname`.
+fn sent(hook: &Hook, alertname: &str) -> usize {
+    hook.calls_for("hook", alertname).len()
+}
+
+/// With one owner per tenant (the hardest case: nobody else holds a tenant's state), a replica
+/// that joins takes over some tenants with their silences, notification log and alerts before
+/// it may notify for them, and hands them back when it leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_move_with_their_state_when_a_replica_joins_and_leaves() {
+    let hook = Hook::start().await;
+    let kv = Arc::new(MemoryKv::new());
+    let tenancy = common::multi_tenant();
+    let a = start_replica(&kv, &settings(0, 0, None, 1), tenancy.clone(), &hook).await;
+    wait_settled(&[&a]).await;
+    let base_a = a.running.base.clone();
+    let tenants: Vec<String> = (0..16).map(|i| format!("team-{i}")).collect();
+    let mut silences = std::collections::BTreeMap::new();
+    for t in &tenants {
+        let id = common::post_ok(
+            &format!("{base_a}/api/v2/silences"),
+            Some(t),
+            &common::silence(&format!("Quiet-{t}")),
+        )
+        .await["silenceID"]
+            .as_str()
+            .expect("silence id")
+            .to_string();
+        silences.insert(t.clone(), vec![id]);
+        common::post_ok(
+            &format!("{base_a}/api/v2/alerts"),
+            Some(t),
+            &json!([
+                common::firing(json!({"alertname": format!("Loud-{t}")})),
+                common::firing(json!({"alertname": format!("Quiet-{t}")})),
+            ]),
+        )
+        .await;
+    }
+    for t in &tenants {
+        hook.wait_for("hook", &format!("Loud-{t}"), 1, Duration::from_secs(10))
+            .await;
+    }
+
+    // A second replica joins: it owns some tenants now, and both replicas agree which.
+    let b = start_replica(&kv, &settings(1, 0, None, 1), tenancy.clone(), &hook).await;
+    wait_settled(&[&b]).await;
+    let (ca, cb) = (
+        a.running.am.cluster().expect("ring").clone(),
+        b.running.am.cluster().expect("ring").clone(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tenants.iter().any(|t| ca.owners(t) != cb.owners(t)) {
+        assert!(Instant::now() < deadline, "the replicas disagree on owners");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let moved: Vec<&String> = tenants.iter().filter(|t| cb.owns(t)).collect();
+    assert!(
+        !moved.is_empty() && moved.len() < tenants.len(),
+        "16 tenants over two replicas' random tokens: some move ({moved:?})"
+    );
+    for t in &tenants {
+        assert_ne!(ca.owns(t), cb.owns(t), "{t}: exactly one owner");
+    }
+    // a still holds the moved tenants' (now ageing) state, but copies only its own to the
+    // bucket.
+    let bucket_dir = tempfile::tempdir().expect("tempdir");
+    let mut bucket_cfg = strata_storage::bucket::BucketConfig::default();
+    bucket_cfg.filesystem.directory = bucket_dir.path().to_path_buf();
+    a.running.am.attach_bucket(
+        strata_storage::bucket::Bucket::from_config(&bucket_cfg).expect("filesystem bucket"),
+    );
+    a.running.am.persist_all().expect("snapshots");
+    a.running.am.upload_state(true).await.expect("upload");
+    let mut copied: Vec<String> = std::fs::read_dir(bucket_dir.path().join("@alertmanager"))
+        .expect("bucket copies")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().to_string())
+        .collect();
+    copied.sort();
+    let mut kept: Vec<String> = tenants.iter().filter(|t| ca.owns(t)).cloned().collect();
+    kept.sort();
+    assert_eq!(copied, kept);
+    let base_b = b.running.base.clone();
+    for t in &moved {
+        // Answered by b itself, which owns the tenant: it took the state over.
+        assert_eq!(live_silences(&base_b, t).await, silences[*t], "{t}");
+        let alerts = common::get_json(&format!("{base_b}/api/v2/alerts"), Some(t)).await;
+        assert_eq!(
+            common::alertnames(&alerts),
+            vec![format!("Loud-{t}"), format!("Quiet-{t}")],
+            "{t}"
+        );
+    }
+    // The alerts come again (as from Prometheus, to any replica): no owner repeats one, and
+    // a new group of a moved tenant is notified once, by its new owner.
+    for t in &tenants {
+        common::post_ok(
+            &format!("{base_a}/api/v2/alerts"),
+            Some(t),
+            &json!([
+                common::firing(json!({"alertname": format!("Loud-{t}")})),
+                common::firing(json!({"alertname": format!("Quiet-{t}")})),
+            ]),
+        )
+        .await;
+    }
+    let newcomer = moved[0].clone();
+    common::post_ok(
+        &format!("{base_a}/api/v2/alerts"),
+        Some(&newcomer),
+        &json!([common::firing(json!({"alertname": "New"}))]),
+    )
+    .await;
+    hook.wait_for("hook", "New", 1, Duration::from_secs(10))
+        .await;
+    let later = common::post_ok(
+        &format!("{base_a}/api/v2/silences"),
+        Some(&newcomer),
+        &common::silence("Later"),
+    )
+    .await["silenceID"]
+        .as_str()
+        .expect("silence id")
+        .to_string();
+    tokio::time::sleep(SETTLE_ALL).await;
+    for t in &tenants {
+        assert_eq!(sent(&hook, &format!("Loud-{t}")), 1, "{t} after the join");
+        assert_eq!(sent(&hook, &format!("Quiet-{t}")), 0, "{t}: silence lost");
+    }
+    assert_eq!(sent(&hook, "New"), 1);
+    let attempts_b = metric(&b, "alertmanager_notifications_total");
+    assert_eq!(attempts_b, 1.0, "b notified New, nothing else");
+
+    // b leaves: a takes every tenant back, with what b added meanwhile (RF 1: only b had it).
+    b.running.shutdown().await;
+    assert!(
+        kv.get("ring/alertmanager/am-1")
+            .await
+            .expect("kv")
+            .is_none(),
+        "b unregistered"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !tenants.iter().all(|t| ca.may_notify(t)) {
+        assert!(Instant::now() < deadline, "a did not take the tenants back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut want = silences[&newcomer].clone();
+    want.push(later);
+    want.sort();
+    assert_eq!(live_silences(&base_a, &newcomer).await, want);
+    common::post_ok(
+        &format!("{base_a}/api/v2/alerts"),
+        Some(&newcomer),
+        &json!([
+            common::firing(json!({"alertname": "New"})),
+            common::firing(json!({"alertname": "Later"})),
+        ]),
+    )
+    .await;
+    tokio::time::sleep(SETTLE_ALL).await;
+    assert_eq!(sent(&hook, "New"), 1, "b's notification log came back to a");
+    assert_eq!(sent(&hook, "Later"), 0, "b's silence came back to a");
+    for t in &tenants {
+        assert_eq!(sent(&hook, &format!("Loud-{t}")), 1, "{t} after the leave");
+    }
+    a.running.shutdown().await;
+}
+
+/// `/-/ready` answers 503 until the replica is ACTIVE in the ring and settled; the ring page
+/// lists the replicas; a clean shutdown unregisters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_the_ring_and_the_ring_page_lists_the_replicas() {
+    let hook = Hook::start().await;
+    let kv = Arc::new(MemoryKv::new());
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("am.yml"), am_config(&hook.url)).expect("am.yml");
+    let am = common::build_in_ring(
+        dir.path(),
+        &settings(0, 0, None, 3),
+        TenancyConfig::default(),
+        &mut Registry::default(),
+        kv.clone(),
+    )
+    .expect("alertmanager");
+    // Built, not running: not in the ring, not ready.
+    use tower::ServiceExt;
+    let ready = |am: &Arc<strata_alertmanager::Alertmanager>| {
+        let app = strata_alertmanager::router(am.clone());
+        async move {
+            let req = axum::http::Request::get("/-/ready")
+                .body(axum::body::Body::empty())
+                .expect("request");
+            app.oneshot(req).await.expect("response").status().as_u16()
+        }
+    };
+    assert_eq!(ready(&am).await, 503);
+    assert!(kv.list("ring/alertmanager/").await.expect("kv").is_empty());
+
+    let a = Running::start(am.clone()).await;
+    let other = start_replica(
+        &kv,
+        &settings(1, 0, None, 3),
+        TenancyConfig::default(),
+        &hook,
+    )
+    .await;
+    wait_settled(&[&other]).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ready(&am).await != 200 {
+        assert!(Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let lifecycler = am.cluster().expect("ring").lifecycler().expect("joined");
+    assert!(lifecycler.is_active());
+
+    // The ring page, once this replica's view has both ACTIVE.
+    let page = am.ring_router().expect("ring page");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let rows = loop {
+        let req = axum::http::Request::get("/alertmanager/ring")
+            .header("accept", "application/json")
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let resp = page.clone().oneshot(req).await.expect("response");
+        assert_eq!(resp.status(), 200);
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        let status: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        let mut rows: Vec<(String, String, String)> = status["instances"]
+            .as_array()
+            .expect("instances")
+            .iter()
+            .map(|i| {
+                (
+                    i["id"].as_str().unwrap_or_default().to_string(),
+                    i["state"].as_str().unwrap_or_default().to_string(),
+                    i["addr"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        rows.sort();
+        let states: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|(id, st, _)| (id.as_str(), st.as_str()))
+            .collect();
+        if states == [("am-0", "ACTIVE"), ("am-1", "ACTIVE")] {
+            break rows;
+        }
+        assert!(Instant::now() < deadline, "{status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Advertised: the port the peer listener got (the settings ask for port 0).
+    assert_eq!(rows[0].2, am.cluster().expect("ring").instance_addr());
+    assert!(!rows[0].2.ends_with(":0"), "{}", rows[0].2);
+
+    a.shutdown().await;
+    assert!(kv
+        .get("ring/alertmanager/am-0")
+        .await
+        .expect("kv")
+        .is_none());
+    other.running.shutdown().await;
 }
