@@ -29,6 +29,22 @@ use strata_model::TenantId;
 /// for a JSON array body (a configuration document is a YAML mapping, so the two cannot be
 /// confused).
 pub fn router(am: Arc<Alertmanager>) -> Router {
+    // Only a ring peer may mark a request as forwarded, and peers forward over gRPC
+    // (`PeerService`, which uses `peer_router`): from an HTTP client the marker would skip the
+    // routing to the tenant's owners.
+    peer_router(am).layer(axum::middleware::from_fn(strip_forwarded_marker))
+}
+
+async fn strip_forwarded_marker(
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    req.headers_mut().remove(crate::cluster::FORWARDED_HEADER);
+    next.run(req).await
+}
+
+/// The API as ring peers reach it: requests carrying the forwarding marker are answered here.
+pub(crate) fn peer_router(am: Arc<Alertmanager>) -> Router {
     let api = Router::new()
         .route("/api/v2/status", get(status))
         .route("/api/v2/receivers", get(receivers))

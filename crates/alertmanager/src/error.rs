@@ -250,6 +250,14 @@ pub enum NotifyError {
         #[source]
         source: std::io::Error,
     },
+    /// The receiver's `tls_config` does not make a TLS client (its files changed since the
+    /// configuration was loaded). Not retried.
+    #[error("POST {url}: tls_config: {source}")]
+    Tls {
+        url: String,
+        #[source]
+        source: strata_tls::TlsError,
+    },
     /// A reload removed the receiver (or the integration) between the flush and its send.
     #[error("receiver {receiver:?} is not in the configuration any more")]
     ReceiverGone { receiver: String },

@@ -24,6 +24,7 @@ pub mod matcher;
 pub mod metrics;
 pub mod nflog;
 pub mod notify;
+mod notify_tls;
 pub mod persist;
 pub mod route;
 mod sandbox;
@@ -37,7 +38,7 @@ pub mod timeinterval;
 pub mod webhook;
 
 pub use api::router;
-pub use cluster::RingBackend;
+pub use cluster::{PeerTls, RingBackend};
 pub use config::AlertmanagerConfig;
 pub use error::{AlertmanagerError, ApiError, NotifyError, SnapshotError, UserConfigError};
 pub use tenant::TenantAlertmanager;

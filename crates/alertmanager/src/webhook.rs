@@ -109,6 +109,10 @@ pub struct WebhookSender {
     /// Clients for tenants' configurations behind the receivers firewall, when it is on.
     sandboxed: Option<SandboxedClients>,
     per_host: Arc<HostLimits>,
+    user_agent: String,
+    /// Clients of receivers with a `tls_config`, by a digest of the setting (and whether they
+    /// go through the firewall, and follow redirects): made on first use.
+    tls_clients: Arc<parking_lot::Mutex<HashMap<[u8; 32], reqwest::Client>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -164,7 +168,88 @@ impl WebhookSender {
                 permits: per_host.max(1),
                 hosts: parking_lot::Mutex::new(HashMap::new()),
             }),
+            user_agent: user_agent.to_owned(),
+            tls_clients: Arc::default(),
         })
+    }
+
+    /// The client of a receiver with a `tls_config`; `None` when its setting changes nothing.
+    fn tls_client(
+        &self,
+        hook: &Webhook,
+        firewalled: Option<&SandboxedClients>,
+    ) -> Result<Option<reqwest::Client>, NotifyError> {
+        let Some(cfg) = &hook.http.tls_config else {
+            return Ok(None);
+        };
+        let tls_err = |source| NotifyError::Tls {
+            url: hook.url.redacted(),
+            source,
+        };
+        let Some(t) = cfg.client_tls().map_err(tls_err)? else {
+            return Ok(None);
+        };
+        let key = {
+            use sha2::Digest;
+            let mut h = sha2::Sha256::new();
+            for part in [&t.ca_pem, &t.cert_pem, &t.key_pem] {
+                let b = part.as_deref().unwrap_or_default();
+                h.update((b.len() as u64).to_le_bytes());
+                h.update(b);
+            }
+            h.update(t.server_name.as_deref().unwrap_or_default().as_bytes());
+            h.update([
+                u8::from(t.insecure_skip_verify),
+                u8::from(firewalled.is_some()),
+                u8::from(hook.http.follow_redirects),
+            ]);
+            <[u8; 32]>::from(h.finalize())
+        };
+        if let Some(c) = self.tls_clients.lock().get(&key) {
+            return Ok(Some(c.clone()));
+        }
+        let rustls_cfg = crate::notify_tls::client_config(&t).map_err(tls_err)?;
+        let mut b = reqwest::Client::builder()
+            .user_agent(&self.user_agent)
+            .use_preconfigured_tls(rustls_cfg);
+        b = match firewalled {
+            Some(s) => {
+                let fw = s.firewall.clone();
+                let policy = if hook.http.follow_redirects {
+                    let check = fw.clone();
+                    reqwest::redirect::Policy::custom(move |attempt| {
+                        if attempt.previous().len() >= 10 {
+                            return attempt.error("too many redirects");
+                        }
+                        match check.check_url(attempt.url()) {
+                            Ok(()) => attempt.follow(),
+                            Err(blocked) => attempt.error(blocked),
+                        }
+                    })
+                } else {
+                    reqwest::redirect::Policy::none()
+                };
+                b.redirect(policy)
+                    .dns_resolver(Arc::new(FirewallResolver(fw)))
+                    .no_proxy()
+            }
+            None if hook.http.follow_redirects => {
+                b.redirect(reqwest::redirect::Policy::limited(10))
+            }
+            None => b.redirect(reqwest::redirect::Policy::none()),
+        };
+        let client = b.build().map_err(|source| NotifyError::Transport {
+            url: hook.url.redacted(),
+            source: source.without_url(),
+        })?;
+        let mut cache = self.tls_clients.lock();
+        // Bounded by the distinct settings in the configurations; a reload that changes them
+        // all starts over rather than keeping old ones forever.
+        if cache.len() >= 1024 {
+            cache.clear();
+        }
+        cache.insert(key, client.clone());
+        Ok(Some(client))
     }
 
     /// Sends the notifications of tenants' configurations ([`Webhook::sandboxed`]) through
@@ -235,7 +320,9 @@ impl WebhookSender {
         timeout: Duration,
     ) -> Result<(), NotifyError> {
         let shown = hook.url.redacted();
-        let client = match self.sandboxed.as_ref().filter(|_| hook.sandboxed) {
+        let firewalled = self.sandboxed.as_ref().filter(|_| hook.sandboxed);
+        let with_tls = self.tls_client(hook, firewalled)?;
+        let client = match firewalled {
             Some(s) => {
                 // A literal IP never reaches the resolver: checked here.
                 if let Ok(u) = reqwest::Url::parse(hook.url.expose()) {
@@ -255,6 +342,7 @@ impl WebhookSender {
             None if hook.http.follow_redirects => &self.follow,
             None => &self.no_follow,
         };
+        let client = with_tls.as_ref().unwrap_or(client);
         let auth = hook
             .http
             .auth()

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use strata_tls::GrpcClientTls;
 use tonic::transport::{Channel, Endpoint};
 
 #[allow(clippy::all)]
@@ -26,14 +27,21 @@ pub(crate) struct Channels {
     map: Arc<Mutex<HashMap<String, Channel>>>,
     local_address: Option<IpAddr>,
     connect_timeout: Duration,
+    /// Mutual TLS to the voters (`grpc_client.tls`).
+    tls: Option<GrpcClientTls>,
 }
 
 impl Channels {
-    pub(crate) fn new(local_address: Option<IpAddr>, connect_timeout: Duration) -> Self {
+    pub(crate) fn new(
+        local_address: Option<IpAddr>,
+        connect_timeout: Duration,
+        tls: Option<GrpcClientTls>,
+    ) -> Self {
         Self {
             map: Arc::default(),
             local_address,
             connect_timeout,
+            tls,
         }
     }
 
@@ -46,14 +54,17 @@ impl Channels {
         } else {
             format!("http://{address}")
         };
-        let ch = Endpoint::from_shared(uri)
+        let endpoint = Endpoint::from_shared(uri)
             .map_err(|e| KvError::unavailable_from(format!("bad meta address {address:?}"), e))?
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(5))
-            .local_address(self.local_address)
-            .connect_lazy();
+            .local_address(self.local_address);
+        let ch = match &self.tls {
+            Some(tls) => tls.channel(endpoint, self.local_address),
+            None => endpoint.connect_lazy(),
+        };
         self.map.lock().insert(address.to_owned(), ch.clone());
         Ok(ch)
     }

@@ -119,6 +119,17 @@ impl MetaNode {
     /// cluster if this node's log is empty and it is told to bootstrap (or has no peers: a
     /// single voter is its own cluster). A node with any state is never initialized again.
     pub async fn start(cfg: MetaConfig, data_dir: &Path) -> Result<Arc<MetaNode>, MetaError> {
+        Self::start_with_tls(cfg, data_dir, None).await
+    }
+
+    /// [`MetaNode::start`], calling the other voters over mutual TLS with `tls` (its Raft
+    /// messages and the reads and writes it forwards to the leader). The node's own services
+    /// are served by the process's gRPC server, which has the server side.
+    pub async fn start_with_tls(
+        cfg: MetaConfig,
+        data_dir: &Path,
+        tls: Option<strata_tls::GrpcClientTls>,
+    ) -> Result<Arc<MetaNode>, MetaError> {
         cfg.validate()?;
         let dir = data_dir.join(&cfg.dir);
         let log = LogStore::open(&dir)?;
@@ -128,6 +139,7 @@ impl MetaNode {
         let channels = Channels::new(
             cfg.bind_address,
             cfg.rpc_timeout.min(Duration::from_secs(2)),
+            tls,
         );
         let network = NetworkFactory {
             id: cfg.node_id,

@@ -31,6 +31,8 @@ pub struct RemoteKvOptions {
     pub watch_idle_timeout: Duration,
     /// Pause between attempts to re-establish a broken watch.
     pub watch_retry_interval: Duration,
+    /// Mutual TLS to the voters (`grpc_client.tls`); `None`: plain text.
+    pub tls: Option<strata_tls::GrpcClientTls>,
 }
 
 impl Default for RemoteKvOptions {
@@ -42,6 +44,7 @@ impl Default for RemoteKvOptions {
             local_address: None,
             watch_idle_timeout: Duration::from_secs(5),
             watch_retry_interval: Duration::from_millis(500),
+            tls: None,
         }
     }
 }
@@ -81,7 +84,7 @@ fn invalid(s: &tonic::Status) -> KvError {
 impl RemoteKv {
     /// A client of the meta voters at `endpoints` (`host:port` of their gRPC servers).
     pub fn new(endpoints: Vec<String>, opts: RemoteKvOptions) -> Self {
-        let channels = Channels::new(opts.local_address, opts.connect_timeout);
+        let channels = Channels::new(opts.local_address, opts.connect_timeout, opts.tls.clone());
         Self::with_channels(channels, endpoints, opts)
     }
 

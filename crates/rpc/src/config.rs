@@ -3,6 +3,7 @@
 use crate::RpcError;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
+use strata_tls::ClientTlsConfig;
 
 /// How components call each other.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,6 +28,10 @@ pub struct GrpcClientConfig {
     pub keepalive_interval: Duration,
     #[serde(with = "humantime_serde")]
     pub keepalive_timeout: Duration,
+    /// Mutual TLS to every gRPC server of the cluster (ingesters, store-gateways, meta voters,
+    /// alertmanager peers): the CA of the servers' certificates and this process's own
+    /// certificate. Unset: plain text.
+    pub tls: Option<ClientTlsConfig>,
 }
 
 impl Default for GrpcClientConfig {
@@ -39,6 +44,7 @@ impl Default for GrpcClientConfig {
             max_send_msg_size: 100 << 20,
             keepalive_interval: Duration::from_secs(20),
             keepalive_timeout: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -60,6 +66,9 @@ impl GrpcClientConfig {
         nonzero(self.query_timeout, "grpc_client.query_timeout")?;
         nonzero(self.keepalive_interval, "grpc_client.keepalive_interval")?;
         nonzero(self.keepalive_timeout, "grpc_client.keepalive_timeout")?;
+        if let Some(t) = &self.tls {
+            t.validate("grpc_client.tls", true)?;
+        }
         for (v, field) in [
             (self.max_recv_msg_size, "grpc_client.max_recv_msg_size"),
             (self.max_send_msg_size, "grpc_client.max_send_msg_size"),

@@ -5,6 +5,9 @@ use thiserror::Error;
 pub enum RpcError {
     #[error("invalid configuration: {field}: {reason}")]
     Config { field: &'static str, reason: String },
+    /// The TLS files of `grpc_client.tls` do not load.
+    #[error("{0}")]
+    Tls(#[from] strata_tls::TlsError),
     #[error("invalid address {address:?} of instance {target}: {source}")]
     Address {
         target: String,

@@ -16,6 +16,9 @@ use strata_model::Overrides;
 use tokio::sync::watch;
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    if cli.hash_password || cli.hash_token {
+        return print_hash(cli.hash_password);
+    }
     let mut cfg = match &cli.config {
         Some(p) => Config::load(p)?,
         None => Config::default(),
@@ -46,6 +49,26 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     rt.block_on(serve(cfg, targets))
+}
+
+/// `--hash-password` / `--hash-token`: one line from standard input, its hash on standard
+/// output.
+fn print_hash(password: bool) -> anyhow::Result<()> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read standard input")?;
+    let secret = line.trim_end_matches(['\r', '\n']);
+    if secret.is_empty() {
+        anyhow::bail!("nothing to hash: write the secret on standard input");
+    }
+    let hash = if password {
+        crate::auth::hash_password(secret.as_bytes())?
+    } else {
+        crate::auth::hash_token(secret.as_bytes())
+    };
+    println!("{hash}");
+    Ok(())
 }
 
 fn init_logging(cfg: &Config) {
@@ -116,7 +139,8 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
     );
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create data_dir {}", cfg.data_dir.display()))?;
-    let mut w = Wiring::new(cfg.clone(), order.clone());
+    crate::auth::log_mode(&cfg.server.auth, &cfg.tenancy);
+    let mut w = Wiring::new(cfg.clone(), order.clone())?;
     for m in &order {
         w.init(*m)
             .await
@@ -126,8 +150,10 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
         registry,
         mut router,
         grpc,
+        grpc_tls,
         stop_tx,
-        background,
+        stop_rx,
+        mut background,
         ingester,
         alertmanager,
         meta,
@@ -186,8 +212,26 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
                 }
             }),
         )
-        .route("/config", get(move || async move { shown_cfg }))
-        .layer(axum::middleware::from_fn(log_request));
+        .route("/config", get(move || async move { shown_cfg }));
+    if cfg.server.auth.enabled {
+        let auth = crate::auth::Auth::load(&cfg.server.auth, cfg.tenancy.clone())?;
+        background.push(tokio::spawn(
+            auth.clone()
+                .watch_file(cfg.server.auth.reload_interval, stop_rx.clone()),
+        ));
+        router = router.layer(axum::middleware::from_fn_with_state(
+            auth,
+            crate::auth::authenticate,
+        ));
+    }
+    router = router.layer(axum::middleware::from_fn(log_request));
+    let http_tls = cfg
+        .server
+        .http_tls
+        .as_ref()
+        .map(|t| strata_tls::server_config(t, &[strata_tls::ALPN_H2, strata_tls::ALPN_HTTP1]))
+        .transpose()
+        .context("server.http_tls")?;
 
     let listener = tokio::net::TcpListener::bind(&cfg.server.http_listen_address)
         .await
@@ -197,7 +241,7 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
                 cfg.server.http_listen_address
             )
         })?;
-    tracing::info!(address = %listener.local_addr()?, "HTTP server listening");
+    tracing::info!(address = %listener.local_addr()?, https = http_tls.is_some(), "HTTP server listening");
 
     // Stopping: the signal handler marks the process unready and leaves the rings first (so
     // writes go elsewhere), then the servers drain.
@@ -212,7 +256,7 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
                         cfg.server.grpc_listen_address
                     )
                 })?;
-            tracing::info!(address = %l.local_addr()?, "gRPC server listening");
+            tracing::info!(address = %l.local_addr()?, mutual_tls = grpc_tls.is_some(), "gRPC server listening");
             let mut drain = drain_rx.clone();
             let limits = cfg.server.grpc.clone();
             Some(tokio::spawn(async move {
@@ -221,7 +265,7 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
                     .tcp_nodelay(true)
                     .add_routes(tonic::service::Routes::from(routes))
                     .serve_with_incoming_shutdown(
-                        tokio_stream::wrappers::TcpListenerStream::new(l),
+                        strata_tls::grpc::incoming(l, grpc_tls),
                         async move {
                             let _ = drain.wait_for(|d| *d).await;
                         },
@@ -271,6 +315,7 @@ async fn serve(cfg: Config, targets: Vec<Module>) -> anyhow::Result<()> {
     });
     let server = crate::http_server::serve(
         listener,
+        http_tls,
         router,
         cfg.server.max_request_header_bytes,
         async move {

@@ -16,6 +16,11 @@ impl Clients {
         Self { pool }
     }
 
+    /// The client side of mutual TLS (`grpc_client.tls`), for the clients outside the pool.
+    pub fn tls(&self) -> Option<strata_tls::GrpcClientTls> {
+        self.pool.tls().cloned()
+    }
+
     fn ingester(&self, d: &InstanceDesc) -> Result<IngesterClient, strata_rpc::RpcError> {
         let ch = self.pool.get(&d.id, &d.addr)?;
         Ok(IngesterClient::new(&d.id, ch, self.pool.config()))

@@ -15,6 +15,7 @@ use strata_ring::RingConfig;
 use strata_rpc::{GrpcClientConfig, GrpcServerConfig};
 use strata_storage::bucket::{BackendKind, BucketConfig};
 use strata_store_gateway::StoreGatewayConfig;
+use strata_tls::ServerTlsConfig;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -59,6 +60,15 @@ pub struct ServerConfig {
     pub graceful_shutdown_timeout: Duration,
     /// Largest header section of a request (431 above it).
     pub max_request_header_bytes: usize,
+    /// Built-in authentication of every HTTP route but the health checks (off by default).
+    pub auth: crate::auth::AuthConfig,
+    /// HTTPS for the HTTP API (certificate files read again when they change; with
+    /// `client_ca_file` clients must present a certificate). Unset: plain HTTP.
+    pub http_tls: Option<ServerTlsConfig>,
+    /// Mutual TLS of the gRPC server (and of the Alertmanager ring's listener): the server's
+    /// certificate and the CA every client's certificate must chain to. Set it together with
+    /// `grpc_client.tls`. Unset: plain text.
+    pub grpc_tls: Option<ServerTlsConfig>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +120,9 @@ impl Default for ServerConfig {
             log_format: LogFormat::Logfmt,
             graceful_shutdown_timeout: Duration::from_secs(30),
             max_request_header_bytes: 64 << 10,
+            auth: crate::auth::AuthConfig::default(),
+            http_tls: None,
+            grpc_tls: None,
         }
     }
 }
@@ -178,6 +191,22 @@ impl Config {
                 "server.max_request_header_bytes: must be at least {}",
                 crate::http_server::MIN_HEADER_BYTES
             );
+        }
+        self.server.auth.validate()?;
+        if let Some(t) = &self.server.http_tls {
+            t.validate("server.http_tls", false)?;
+        }
+        if let Some(t) = &self.server.grpc_tls {
+            t.validate("server.grpc_tls", true)?;
+        }
+        match (&self.server.grpc_tls, &self.grpc_client.tls) {
+            (Some(_), None) => anyhow::bail!(
+                "grpc_client.tls: must be set with server.grpc_tls: the processes of a cluster call each other over mutual TLS"
+            ),
+            (None, Some(_)) => anyhow::bail!(
+                "server.grpc_tls: must be set with grpc_client.tls: the processes of a cluster call each other over mutual TLS"
+            ),
+            _ => {}
         }
         self.tenancy
             .validate()
@@ -296,6 +325,31 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("tenancy.single_tenant_id"));
+    }
+
+    #[test]
+    fn tls_and_auth_settings_are_checked() {
+        let c = Config::parse("server:\n  auth:\n    enabled: true\n").unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.starts_with("server.auth.users_file"), "{e}");
+        let c = Config::parse("server:\n  http_tls:\n    cert_file: c.pem\n").unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.starts_with("server.http_tls.key_file"), "{e}");
+        let c = Config::parse("server:\n  grpc_tls:\n    cert_file: c.pem\n    key_file: k.pem\n")
+            .unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.starts_with("server.grpc_tls.client_ca_file"), "{e}");
+        let c = Config::parse(
+            "server:\n  grpc_tls:\n    cert_file: c.pem\n    key_file: k.pem\n    client_ca_file: ca.pem\n",
+        )
+        .unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.starts_with("grpc_client.tls: must be set"), "{e}");
+        let c = Config::parse(
+            "server:\n  grpc_tls:\n    cert_file: c.pem\n    key_file: k.pem\n    client_ca_file: ca.pem\ngrpc_client:\n  tls:\n    ca_file: ca.pem\n    cert_file: c.pem\n    key_file: k.pem\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
     }
 
     #[test]

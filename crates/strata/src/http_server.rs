@@ -7,17 +7,24 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// hyper refuses a read buffer smaller than this.
 pub const MIN_HEADER_BYTES: usize = 8192;
 
+/// A client that connects and never finishes its TLS handshake is dropped after this.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Serves `router` on `listener` until `shutdown` resolves, then waits for the open connections
 /// to finish their requests. A request whose header section is larger than
 /// `max_header_bytes` is answered 431 (HTTP/1) or refused (HTTP/2) before any handler runs.
+/// With `tls` every connection is HTTPS (the handshake runs in the connection's task, so a
+/// slow client holds up no other).
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     router: Router,
     max_header_bytes: usize,
     shutdown: impl Future<Output = ()>,
@@ -48,9 +55,33 @@ pub async fn serve(
         let service = TowerToHyperService::new(router.clone());
         let builder = builder.clone();
         let watcher = graceful.watcher();
+        let acceptor = tls.clone().map(tokio_rustls::TlsAcceptor::from);
         tokio::spawn(async move {
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(conn).await {
+            let result = match acceptor {
+                None => {
+                    let conn =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    watcher.watch(conn).await
+                }
+                Some(acceptor) => {
+                    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+                    watcher.watch(conn).await
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
@@ -84,7 +115,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let router = Router::new().route("/ok", axum::routing::get(|| async { "fine" }));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, router, 16 << 10, async {
+        let server = tokio::spawn(serve(listener, None, router, 16 << 10, async {
             let _ = stopped.await;
         }));
         let small = request(addr, 1000).await;

@@ -1,6 +1,7 @@
 //! `strata`: every component in one process by default, or the ones named by `--target`.
 
 mod app;
+mod auth;
 mod clients;
 mod config;
 mod http_server;
@@ -40,6 +41,14 @@ pub struct Cli {
     /// Validates the configuration and exits.
     #[arg(long)]
     pub check_config: bool,
+    /// Reads a password from standard input, prints its argon2id hash for the users file
+    /// (`password_hash`) and exits.
+    #[arg(long)]
+    pub hash_password: bool,
+    /// Reads a bearer token from standard input, prints its hash for the users file
+    /// (`bearer_token_hash: sha256:...`) and exits.
+    #[arg(long)]
+    pub hash_token: bool,
 }
 
 fn main() -> std::process::ExitCode {

@@ -85,6 +85,8 @@ pub struct Wiring {
     pub router: Router,
     /// gRPC services, if any component serves some.
     pub grpc: Option<axum::Router>,
+    /// Mutual TLS of the gRPC server and the Alertmanager ring's listener (`server.grpc_tls`).
+    pub grpc_tls: Option<strata_tls::GrpcServerTls>,
     pub stop_tx: watch::Sender<bool>,
     pub stop_rx: watch::Receiver<bool>,
     pub background: Vec<tokio::task::JoinHandle<()>>,
@@ -106,15 +108,25 @@ pub struct Wiring {
 }
 
 impl Wiring {
-    pub fn new(cfg: Config, order: Vec<Module>) -> Self {
+    /// Reads the TLS files of `server.grpc_tls` and `grpc_client.tls` (errors name them).
+    pub fn new(cfg: Config, order: Vec<Module>) -> anyhow::Result<Self> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let pool = strata_rpc::ChannelPool::new(cfg.grpc_client.clone(), cfg.local_ip());
-        Self {
+        let pool = strata_rpc::ChannelPool::new(cfg.grpc_client.clone(), cfg.local_ip())
+            .context("grpc_client.tls")?;
+        let grpc_tls = cfg
+            .server
+            .grpc_tls
+            .as_ref()
+            .map(strata_tls::GrpcServerTls::new)
+            .transpose()
+            .context("server.grpc_tls")?;
+        Ok(Self {
             cfg,
             order,
             registry: Registry::default(),
             router: Router::new(),
             grpc: None,
+            grpc_tls,
             stop_tx,
             stop_rx,
             background: Vec::new(),
@@ -131,7 +143,7 @@ impl Wiring {
             joins: Vec::new(),
             leavers: Vec::new(),
             ready_checks: Vec::new(),
-        }
+        })
     }
 
     fn has(&self, m: Module) -> bool {
@@ -263,7 +275,7 @@ impl Wiring {
         if mcfg.bind_address.is_none() {
             mcfg.bind_address = self.cfg.local_ip();
         }
-        let node = MetaNode::start(mcfg, &self.cfg.data_dir)
+        let node = MetaNode::start_with_tls(mcfg, &self.cfg.data_dir, self.clients.tls())
             .await
             .context("cannot start the meta node (meta:)")?;
         self.router = std::mem::take(&mut self.router).merge(node.admin_router());
@@ -298,6 +310,7 @@ impl Wiring {
                     rpc_timeout: self.cfg.meta.rpc_timeout,
                     connect_timeout: self.cfg.grpc_client.connect_timeout,
                     local_address: self.cfg.local_ip(),
+                    tls: self.clients.tls(),
                     ..RemoteKvOptions::default()
                 },
             ))
@@ -531,9 +544,17 @@ impl Wiring {
             if !r.tokens_file.is_empty() && std::path::Path::new(&r.tokens_file).is_relative() {
                 r.tokens_file = self.cfg.data_dir.join(&r.tokens_file).display().to_string();
             }
+            let tls = match (&self.grpc_tls, self.clients.tls()) {
+                (Some(server), Some(client)) => Some(strata_alertmanager::PeerTls {
+                    server: server.clone(),
+                    client,
+                }),
+                _ => None,
+            };
             Some(strata_alertmanager::RingBackend {
                 kv: self.kv()?,
                 metrics: Some(self.ring_metrics()),
+                tls,
             })
         } else {
             None

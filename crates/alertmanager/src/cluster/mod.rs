@@ -82,12 +82,27 @@ const MAX_MESSAGE_BYTES: usize = 64 << 20;
 pub struct RingBackend {
     pub kv: Arc<dyn KvStore>,
     pub metrics: Option<RingMetrics>,
+    /// Mutual TLS between the replicas; `None`: plain text.
+    pub tls: Option<PeerTls>,
+}
+
+/// Mutual TLS between the ring's replicas (the process's `server.grpc_tls` and
+/// `grpc_client.tls`): the peer listener accepts only clients with a certificate of the
+/// cluster's CA, and the peer channels present this process's certificate.
+#[derive(Debug, Clone)]
+pub struct PeerTls {
+    pub server: strata_tls::GrpcServerTls,
+    pub client: strata_tls::GrpcClientTls,
 }
 
 impl RingBackend {
-    /// The ring in `kv`, with ring metrics registered by the alertmanager.
+    /// The ring in `kv`, with ring metrics registered by the alertmanager, in plain text.
     pub fn new(kv: Arc<dyn KvStore>) -> Self {
-        Self { kv, metrics: None }
+        Self {
+            kv,
+            metrics: None,
+            tls: None,
+        }
     }
 }
 
@@ -153,6 +168,7 @@ pub struct Cluster {
     pub(crate) metrics: ClusterMetrics,
     /// Bound at construction so a taken port fails the start; served by `start`.
     listener: Mutex<Option<std::net::TcpListener>>,
+    tls: Option<PeerTls>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -211,6 +227,7 @@ impl Cluster {
             pulled: Notify::new(),
             metrics,
             listener: Mutex::new(Some(listener)),
+            tls: backend.tls,
         }))
     }
 
@@ -592,10 +609,10 @@ impl Cluster {
             let listener = tokio::net::TcpListener::from_std(std_listener)
                 .map_err(|source| AlertmanagerError::GrpcListen { address, source })?;
             let incoming =
-                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+                strata_tls::grpc::incoming(listener, self.tls.as_ref().map(|t| t.server.clone()));
             let svc = AlertmanagerPeerServer::new(service::PeerService {
                 am: am.clone(),
-                api: crate::api::router(am.clone()),
+                api: crate::api::peer_router(am.clone()),
             })
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);

@@ -92,12 +92,15 @@ impl Cluster {
             // The lifecycler only registers host:port addresses; were one not to parse as a
             // URI, the unroutable fallback makes every call fail visibly (replication
             // failures) rather than panic. Connecting happens on first use.
-            Endpoint::from_shared(format!("http://{}", peer.address))
+            let endpoint = Endpoint::from_shared(format!("http://{}", peer.address))
                 .unwrap_or_else(|_| Endpoint::from_static("http://invalid.invalid:1"))
                 .connect_timeout(self.cfg.rpc_timeout)
                 .timeout(self.cfg.rpc_timeout)
-                .tcp_nodelay(true)
-                .connect_lazy()
+                .tcp_nodelay(true);
+            match &self.tls {
+                Some(tls) => tls.client.channel(endpoint, None),
+                None => endpoint.connect_lazy(),
+            }
         });
         AlertmanagerPeerClient::new(channel.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)

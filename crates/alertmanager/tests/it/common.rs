@@ -133,6 +133,23 @@ pub fn build_in_ring(
     registry: &mut Registry,
     kv: Arc<dyn strata_meta::KvStore>,
 ) -> Result<Arc<Alertmanager>, AlertmanagerError> {
+    build_in_ring_with(
+        data_dir,
+        settings,
+        tenancy,
+        registry,
+        strata_alertmanager::RingBackend::new(kv),
+    )
+}
+
+/// [`build_in_ring`] with a ring backend of the caller's (mutual TLS).
+pub fn build_in_ring_with(
+    data_dir: &std::path::Path,
+    settings: &str,
+    tenancy: TenancyConfig,
+    registry: &mut Registry,
+    backend: strata_alertmanager::RingBackend,
+) -> Result<Arc<Alertmanager>, AlertmanagerError> {
     let settings: AlertmanagerConfig =
         serde_yaml::from_str(settings).expect("alertmanager settings YAML");
     Alertmanager::new(
@@ -142,7 +159,7 @@ pub fn build_in_ring(
         Arc::new(SystemClock),
         tenancy,
         registry,
-        Some(strata_alertmanager::RingBackend::new(kv)),
+        Some(backend),
     )
 }
 

@@ -290,6 +290,30 @@ async fn non_owner_forwards_writes_and_reads() {
     .await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("at least one label pair required"), "{body}");
+    // An HTTP client setting the peers' forwarding marker is routed like any other request
+    // (regression: the marker made the non-owner answer, and keep, the alert itself).
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/api/v2/alerts"))
+        .header(strata_alertmanager::cluster::FORWARDED_HEADER, "am-9")
+        .json(&json!([common::firing(json!({"alertname": "Marked"}))]))
+        .send()
+        .await
+        .expect("post");
+    assert!(resp.status().is_success(), "{:?}", resp.text().await);
+    assert!(
+        ring[outsider]
+            .running
+            .am
+            .tenants()
+            .iter()
+            .all(|t| t.snapshot().alerts.is_empty()),
+        "the marker from HTTP did not make the non-owner keep the alert"
+    );
+    let alerts = common::get_json(&format!("{base}/api/v2/alerts"), None).await;
+    assert!(
+        common::alertnames(&alerts).contains(&"Marked".to_string()),
+        "{alerts}"
+    );
     hook.wait_for("hook", "Forwarded", 1, Duration::from_secs(10))
         .await;
     tokio::time::sleep(SETTLE_ALL).await;
@@ -816,4 +840,128 @@ async fn readiness_follows_the_ring_and_the_ring_page_lists_the_replicas() {
         .expect("kv")
         .is_none());
     other.running.shutdown().await;
+}
+
+/// The certificates of a test cluster: `server`/`client` sides from one CA, and a client
+/// certificate from another.
+struct ClusterTls {
+    _dir: tempfile::TempDir,
+    peer: strata_alertmanager::PeerTls,
+    rogue: strata_tls::GrpcClientTls,
+}
+
+fn cluster_tls() -> ClusterTls {
+    use strata_tls::testing::TestCa;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new("cluster CA");
+    let ca_file = dir.path().join("ca.crt");
+    std::fs::write(&ca_file, &ca.pem).expect("ca");
+    let (c, k) = ca.issue(&["127.0.0.1"]).write(dir.path(), "peer");
+    let client_cfg = strata_tls::ClientTlsConfig {
+        cert_file: c.display().to_string(),
+        key_file: k.display().to_string(),
+        ca_file: ca_file.display().to_string(),
+        server_name: String::new(),
+    };
+    let server = strata_tls::GrpcServerTls::new(&strata_tls::ServerTlsConfig {
+        cert_file: c.display().to_string(),
+        key_file: k.display().to_string(),
+        client_ca_file: ca_file.display().to_string(),
+    })
+    .expect("server tls");
+    let client = strata_tls::GrpcClientTls::new(&client_cfg).expect("client tls");
+    let (rc, rk) = TestCa::new("rogue CA")
+        .issue(&["127.0.0.1"])
+        .write(dir.path(), "rogue");
+    let rogue = strata_tls::GrpcClientTls::new(&strata_tls::ClientTlsConfig {
+        cert_file: rc.display().to_string(),
+        key_file: rk.display().to_string(),
+        ..client_cfg
+    })
+    .expect("rogue tls");
+    ClusterTls {
+        _dir: dir,
+        peer: strata_alertmanager::PeerTls { server, client },
+        rogue,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_speak_mutual_tls_and_refuse_other_callers() {
+    use strata_alertmanager::cluster::pb;
+    let hook = Hook::start().await;
+    let tls = cluster_tls();
+    let kv = Arc::new(MemoryKv::new());
+    let mut ring = Vec::new();
+    for i in 0..2 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("am.yml"), am_config(&hook.url)).expect("am.yml");
+        let mut registry = Registry::default();
+        let backend = strata_alertmanager::RingBackend {
+            kv: kv.clone(),
+            metrics: None,
+            tls: Some(tls.peer.clone()),
+        };
+        let am = common::build_in_ring_with(
+            dir.path(),
+            &settings(i, 0, None, 2),
+            TenancyConfig::default(),
+            &mut registry,
+            backend,
+        )
+        .expect("alertmanager");
+        ring.push(Replica {
+            running: Running::start(am).await,
+            registry: Arc::new(registry),
+            _dir: dir,
+        });
+    }
+    // Settling needs each replica's full-state pull from the other: over mutual TLS.
+    wait_settled(&ring.iter().collect::<Vec<_>>()).await;
+    common::post_ok(
+        &format!("{}/api/v2/alerts", ring[0].running.base),
+        None,
+        &json!([common::firing(json!({"alertname": "OverTls"}))]),
+    )
+    .await;
+    for r in &ring {
+        let alerts = common::get_json(&format!("{}/api/v2/alerts", r.running.base), None).await;
+        assert_eq!(common::alertnames(&alerts), vec!["OverTls"]);
+    }
+
+    // A caller of the peer port without the cluster's certificate gets nothing.
+    let cluster = ring[1].running.am.cluster().expect("ring").clone();
+    let addr = cluster
+        .members()
+        .into_iter()
+        .find(|(id, _, _)| id == "am-1")
+        .map(|(_, addr, _)| addr)
+        .expect("am-1 in the ring");
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(5));
+    let req = || pb::FullStateRequest {
+        from_instance: "intruder".into(),
+        include_alerts: true,
+        ..Default::default()
+    };
+    let plain = pb::alertmanager_peer_client::AlertmanagerPeerClient::new(endpoint.connect_lazy());
+    assert!(plain.clone().full_state(req()).await.is_err());
+    let rogue = pb::alertmanager_peer_client::AlertmanagerPeerClient::new(
+        tls.rogue.channel(endpoint.clone(), None),
+    );
+    assert!(rogue.clone().full_state(req()).await.is_err());
+    let good = pb::alertmanager_peer_client::AlertmanagerPeerClient::new(
+        tls.peer.client.channel(endpoint, None),
+    );
+    let state = good
+        .clone()
+        .full_state(req())
+        .await
+        .expect("the cluster's certificate works");
+    assert!(!state.into_inner().tenants.is_empty());
+    for r in ring {
+        r.running.shutdown().await;
+    }
 }

@@ -4,3 +4,4 @@
 mod cluster;
 mod conformance;
 mod support;
+mod tls;

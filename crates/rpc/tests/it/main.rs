@@ -195,7 +195,7 @@ fn batch() -> WriteBatch<'static> {
 async fn push_and_read_back_through_the_ingester_service() {
     let store = Arc::new(Store::default());
     let srv = serve(store.clone(), GrpcServerConfig::default()).await;
-    let pool = ChannelPool::new(GrpcClientConfig::default(), None);
+    let pool = ChannelPool::new(GrpcClientConfig::default(), None).unwrap();
     let c = IngesterClient::new(
         "ingester-1",
         pool.get("ingester-1", &srv.addr).unwrap(),
@@ -252,7 +252,7 @@ async fn push_and_read_back_through_the_ingester_service() {
 async fn errors_keep_their_kind() {
     let store = Arc::new(Store::default());
     let srv = serve(store, GrpcServerConfig::default()).await;
-    let pool = ChannelPool::new(GrpcClientConfig::default(), None);
+    let pool = ChannelPool::new(GrpcClientConfig::default(), None).unwrap();
     let c = IngesterClient::new(
         "ingester-1",
         pool.get("ingester-1", &srv.addr).unwrap(),
@@ -285,7 +285,7 @@ async fn a_hanging_peer_fails_at_the_deadline_and_a_dead_one_names_itself() {
         query_timeout: Duration::from_millis(300),
         ..Default::default()
     };
-    let pool = ChannelPool::new(cfg, None);
+    let pool = ChannelPool::new(cfg, None).unwrap();
     let c = IngesterClient::new(
         "ingester-1",
         pool.get("ingester-1", &srv.addr).unwrap(),
@@ -325,7 +325,7 @@ async fn messages_over_the_server_limit_are_refused() {
         },
     )
     .await;
-    let pool = ChannelPool::new(GrpcClientConfig::default(), None);
+    let pool = ChannelPool::new(GrpcClientConfig::default(), None).unwrap();
     let c = IngesterClient::new(
         "ingester-1",
         pool.get("ingester-1", &srv.addr).unwrap(),
@@ -340,4 +340,84 @@ async fn messages_over_the_server_limit_are_refused() {
     let e = Pusher::push(&c, &tenant(), &b).await.unwrap_err();
     assert!(e.to_string().contains("ingester-1"), "{e}");
     assert!(store.series.lock().is_empty());
+}
+
+/// The ingester service behind mutual TLS (`server.grpc_tls`), as a process serves it.
+async fn serve_tls(store: Arc<Store>, tls: strata_tls::GrpcServerTls) -> Server {
+    let cfg = GrpcServerConfig::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let ing = IngesterService::new(store.clone(), store).into_server(&cfg);
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(ing)
+            .serve_with_incoming_shutdown(strata_tls::grpc::incoming(listener, Some(tls)), async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+    });
+    Server { addr, _stop: tx }
+}
+
+#[tokio::test]
+async fn mutual_tls_pushes_with_a_valid_certificate_only() {
+    use strata_tls::testing::TestCa;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("cluster CA");
+    let ca_file = dir.path().join("ca.crt");
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+    let (sc, sk) = ca.issue(&["127.0.0.1"]).write(dir.path(), "server");
+    let server_tls = strata_tls::GrpcServerTls::new(&strata_tls::ServerTlsConfig {
+        cert_file: sc.display().to_string(),
+        key_file: sk.display().to_string(),
+        client_ca_file: ca_file.display().to_string(),
+    })
+    .unwrap();
+    let store = Arc::new(Store::default());
+    let srv = serve_tls(store.clone(), server_tls).await;
+    let client_cfg = |ca: &TestCa, stem: &str| {
+        let (c, k) = ca.issue(&["client"]).write(dir.path(), stem);
+        GrpcClientConfig {
+            tls: Some(strata_tls::ClientTlsConfig {
+                cert_file: c.display().to_string(),
+                key_file: k.display().to_string(),
+                ca_file: ca_file.display().to_string(),
+                server_name: String::new(),
+            }),
+            ..GrpcClientConfig::default()
+        }
+    };
+    let push = |cfg: GrpcClientConfig| {
+        let addr = srv.addr.clone();
+        async move {
+            let pool = ChannelPool::new(cfg, None).unwrap();
+            let c = IngesterClient::new(
+                "ingester-1",
+                pool.get("ingester-1", &addr).unwrap(),
+                pool.config(),
+            );
+            Pusher::push(&c, &tenant(), &batch()).await
+        }
+    };
+    let o = push(client_cfg(&ca, "good")).await.unwrap();
+    assert_eq!(o.samples_written, 251);
+    assert_eq!(store.series.lock().len(), 2);
+
+    // Plain text, a certificate of another CA, no certificate: refused, nothing stored.
+    let e = push(GrpcClientConfig::default()).await.unwrap_err();
+    assert!(matches!(e, PushError::Remote { .. }), "{e}");
+    let rogue = TestCa::new("rogue CA");
+    let mut rogue_cfg = client_cfg(&rogue, "rogue");
+    let e = push(rogue_cfg.clone()).await.unwrap_err();
+    assert!(matches!(e, PushError::Remote { .. }), "{e}");
+    if let Some(t) = &mut rogue_cfg.tls {
+        t.cert_file.clear();
+        t.key_file.clear();
+    }
+    rogue_cfg.tls.as_mut().unwrap().ca_file = ca_file.display().to_string();
+    let e = push(rogue_cfg).await.unwrap_err();
+    assert!(matches!(e, PushError::Remote { .. }), "{e}");
+    assert_eq!(store.series.lock().len(), 2, "refused peers stored nothing");
 }
