@@ -15,8 +15,10 @@
 #![allow(clippy::print_stdout)]
 
 mod alertmanager_ring;
+mod auth_isolation;
 mod bad_requests;
 mod cluster_chaos;
+mod cluster_tls;
 mod downsampled_queries;
 mod kill9;
 mod long_term;
