@@ -14,7 +14,8 @@ use strata_proto::prometheus::{
     metric_metadata::MetricType, Label, MetricMetadata, Sample, TimeSeries, WriteRequest,
 };
 use strata_tests::{
-    api_time, now_ms, push_to, remote_read_all, require_strata, series_from, Strata, TestDir,
+    api_time, now_ms, push_to, query_api::remote_read_all, require_strata, series_from, Strata,
+    TestDir,
 };
 
 /// The hash the binary prints for a secret (`--hash-password` or `--hash-token`).
