@@ -144,6 +144,8 @@ PERF_PID=""
 TARGET_PID=""
 TARGET_PIDS=""
 cleanup() {
+    # A second signal must not cut the cleanup short.
+    trap '' INT TERM
     if [[ -n "$PERF_PID" ]] && kill -0 "$PERF_PID" 2>/dev/null; then kill -INT "$PERF_PID" 2>/dev/null || true; fi
     if [[ -n "$CLUSTER_DIR" ]]; then cluster_down "$CLUSTER_DIR" || true; fi
     local p
@@ -321,8 +323,10 @@ post() { # name log-file ingest-bench-args...: posts the payloads, sets LAST_DIS
 QUERY_END_MS=""
 
 # Loads query-bench's data set through PUSH, reads it back at BASE, times the queries at BASE.
-run_queries() { # target push base pid
-    local target="$1" push="$2" base="$3" pid="$4" rc=0 ids attempt
+# PIDS (space-separated) are every process of the system under test: their CPU is the
+# target's, not a disturbance (a querier's ingesters work for its queries).
+run_queries() { # target push base pids
+    local target="$1" push="$2" base="$3" pids="$4" rc=0 ids attempt p
     [[ -n "$QUERY_END_MS" ]] || QUERY_END_MS=$("$QBENCH" end-ms)
     local -a data=(--scale "$QUERY_SCALE" --points "$QUERY_POINTS" --end-ms "$QUERY_END_MS")
     log "$target: loading the query data set ($QUERY_SCALE series x 3 metrics x $QUERY_POINTS points)"
@@ -339,8 +343,9 @@ run_queries() { # target push base pid
     [[ "$rc" == 0 ]] || note "$target: query data read-back differs or failed (rc $rc, see verify.jsonl)"
     quiet "$target queries"
     log "$target: timing the queries ($QUERY_WARMUP warm-up + $QUERY_RUNS runs each, 1 h range, 60 s step)"
-    local -a tq=("${data[@]}" --base "$base" --target "$target" --pid "$pid" --warmup "$QUERY_WARMUP"
+    local -a tq=("${data[@]}" --base "$base" --target "$target" --warmup "$QUERY_WARMUP"
         --runs "$QUERY_RUNS" --range-hours 1 --step-secs 60 --answers "$OUT/answers")
+    for p in $pids; do tq+=(--pid "$p"); done
     timeout 1800 "$QBENCH" time "${tq[@]}" --json-out "$TIMINGS" >/dev/null 2>>"$OUT/load.log" \
         || note "$target: query timing exited with an error"
     for ((attempt = 0; ; attempt++)); do
@@ -373,13 +378,13 @@ run_strata() { # rf rep attempt-is-last
     cp "$dir/instances.json" "$OUT/$name-instances.json"
     wait_ring "$dir" "$rf" || { cluster_down "$dir"; return 0; }
     local -a args=() pids=()
-    local querier="" querier_pid="" d1=""
+    local querier="" d1=""
     while read -r n c p http; do
         pids+=("$p")
         case "$c" in
             ingester) args+=(--pid "$n=$p") ;;
             distributor) args+=(--pid "$n=$p" --url "$http/api/v1/push"); [[ -n "$d1" ]] || d1="$http" ;;
-            querier) querier="$http"; querier_pid="$p"; args+=(--aux-pid "$n=$p") ;;
+            querier) querier="$http"; args+=(--aux-pid "$n=$p") ;;
             *) args+=(--aux-pid "$n=$p") ;;
         esac
     done < <(instances "$dir")
@@ -405,7 +410,7 @@ run_strata() { # rf rep attempt-is-last
     [[ "$appended" == "$((SERIES * ROUNDS * rf))" && "$series" == "$SERIES" ]] \
         || note "$name rep $rep: read-back mismatch: $appended samples appended, $series series"
     if [[ "$QUERIES" == 1 && "$rf" == 3 && "$rep" == 1 && "${QUERIES_DONE_RF3:-0}" == 0 ]]; then
-        run_queries strata-rf3 "$d1/api/v1/push" "$querier" "$querier_pid"
+        run_queries strata-rf3 "$d1/api/v1/push" "$querier" "${pids[*]}"
         QUERIES_DONE_RF3=1
     fi
     while read -r n c p http; do
@@ -461,7 +466,7 @@ run_vm() { # rep
                 || note "vm-x3 rep $rep: $u read-back mismatch: $s series, $n samples"
         done
         if [[ "$QUERIES" == 1 && "$rep" == 1 && "${QUERIES_DONE_VM:-0}" == 0 ]]; then
-            run_queries victoriametrics "${urls[0]}/api/v1/write" "${urls[0]}" "${VM_PIDS[0]}"
+            run_queries victoriametrics "${urls[0]}/api/v1/write" "${urls[0]}" "${VM_PIDS[*]}"
             QUERIES_DONE_VM=1
         fi
     fi
