@@ -1,5 +1,6 @@
 # Shared shell helpers of the benchmark scripts (sourced, not run). The caller sets OUT, NOTES,
-# WORK, TARGET_PID, WAIT_OTHERS, SETTLE_MAX and READY_TIMEOUT before using them.
+# WORK, TARGET_PID (or TARGET_PIDS, space-separated, for a target of several processes),
+# WAIT_OTHERS, SETTLE_MAX and READY_TIMEOUT before using them.
 
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 note() { log "NOTE: $*"; echo "$*" >>"$NOTES"; }
@@ -40,6 +41,7 @@ busy_others() {
     declare -A t0=()
     for p in $pids; do
         [[ "$p" == "${TARGET_PID:-}" ]] && continue
+        [[ " ${TARGET_PIDS:-} " == *" $p "* ]] && continue
         t0[$p]=$(proc_ticks "$p")
     done
     sleep 2

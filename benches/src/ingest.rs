@@ -6,21 +6,29 @@
 //! request body before the clock starts, then posts them as fast as the target acknowledges them.
 //! With `--pid` it samples the target's RSS from /proc every 200 ms.
 //!
+//! A target may be several processes: `--url` is repeatable (`--mode spread`: each request to the next URL,
+//! as a load balancer in front of several distributors; `--mode quorum --quorum N`: each request to every URL,
+//! acknowledged once N answered 2xx, see `send.rs`), and so is `--pid` (`NAME=PID`; RSS and CPU are summed
+//! and reported per process too). `--aux-pid` names processes of the same system whose CPU is part of the
+//! run (not a disturbance) but whose memory is not summed.
+//!
 //! Typical use (see benches/ingest.sh): build the payloads once with `--save-payloads FILE`, then run
 //! `--payloads FILE --url ... --pid ... --target NAME --json-out results.jsonl` against each target in turn, and
 //! print the comparison with `--report results.jsonl`.
 #![allow(clippy::print_stdout)]
 
+mod cluster_report;
 mod node_exporter;
 mod payload;
 mod procfs;
 mod rng;
+mod send;
+mod watch;
 mod wire;
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -29,6 +37,8 @@ use clap::Parser;
 use serde_json::{json, Value};
 
 use payload::{Params, Payloads, Request};
+use send::{Endpoints, Mode};
+use watch::Watch;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -36,18 +46,34 @@ use payload::{Params, Payloads, Request};
     about = "Remote write 1.0 ingest benchmark (node_exporter-like series)"
 )]
 struct Args {
-    /// Remote-write URL to post to, e.g. http://127.0.0.1:9090/api/v1/write.
+    /// Remote-write URL to post to, e.g. http://127.0.0.1:9090/api/v1/write. Repeatable: see --mode.
     #[arg(long)]
-    url: Option<String>,
+    url: Vec<String>,
+    /// With several URLs: `spread` sends each request to the next URL in turn (a load balancer in front
+    /// of several distributors); `quorum` sends each request to every URL and counts it acknowledged once
+    /// --quorum of them answered 2xx (the others finish in the background).
+    #[arg(long, value_enum, default_value = "spread")]
+    mode: Mode,
+    /// 2xx answers that acknowledge a request in quorum mode (default: a majority of the URLs).
+    #[arg(long)]
+    quorum: Option<usize>,
     /// Extra request header, "Name: value" (repeatable), e.g. "X-Scope-OrgID: bench".
     #[arg(long = "header", value_name = "NAME: VALUE")]
     headers: Vec<String>,
     /// Name of the target in the output (strata, prometheus, victoriametrics, ...).
     #[arg(long, default_value = "target")]
     target: String,
-    /// PID of the target process, to read VmRSS/VmHWM and CPU time from /proc.
-    #[arg(long)]
-    pid: Option<u32>,
+    /// PID of a target process, to read VmRSS/VmHWM and CPU time from /proc: `PID` or `NAME=PID`.
+    /// Repeatable: RSS and CPU are then summed over the processes and reported per process too.
+    #[arg(long = "pid", value_name = "[NAME=]PID")]
+    pids: Vec<String>,
+    /// A process of the target whose CPU time belongs to the run (not counted as a disturbance) but
+    /// whose RSS is not in the sums, e.g. a cluster's meta voters: `NAME=PID`, repeatable.
+    #[arg(long = "aux-pid", value_name = "[NAME=]PID")]
+    aux_pids: Vec<String>,
+    /// Copies of each series the target keeps (recorded in the result line for RSS per stored series).
+    #[arg(long, default_value_t = 1)]
+    replication_factor: u64,
     /// Number of active series.
     #[arg(long, default_value_t = 100_000)]
     series: usize,
@@ -99,6 +125,12 @@ struct Args {
     /// Print a comparison table of the JSON result lines in this file and exit.
     #[arg(long)]
     report: Option<PathBuf>,
+    /// Print the cluster comparison (benches/cluster.sh) of the JSON result lines in this file and exit.
+    #[arg(long)]
+    cluster_report: Option<PathBuf>,
+    /// With --cluster-report: query-bench `time` result lines to add to it.
+    #[arg(long)]
+    query_timings: Option<PathBuf>,
 }
 
 fn main() -> Result<()> {
@@ -106,10 +138,13 @@ fn main() -> Result<()> {
     if let Some(path) = &args.report {
         return report(path);
     }
+    if let Some(path) = &args.cluster_report {
+        return cluster_report::print(path, args.query_timings.as_deref());
+    }
     if let Some(n) = args.dump_series {
         return dump_series(&args, n);
     }
-    if args.url.is_none() && args.save_payloads.is_none() {
+    if args.url.is_empty() && args.save_payloads.is_none() {
         bail!("nothing to do: give --url (and optionally --pid), --save-payloads or --report");
     }
 
@@ -143,9 +178,11 @@ fn main() -> Result<()> {
         payload::save(&payloads, path)?;
         eprintln!("saved payloads to {}", path.display());
     }
-    let Some(url) = args.url.clone() else {
+    if args.url.is_empty() {
         return Ok(());
-    };
+    }
+    let quorum = args.quorum.unwrap_or(args.url.len() / 2 + 1);
+    let endpoints = Arc::new(Endpoints::new(args.url.clone(), args.mode, quorum)?);
 
     let age_min = (now_ms() - payloads.meta_i64("first_ts_ms")) as f64 / 60_000.0;
     if age_min > 58.0 {
@@ -154,7 +191,7 @@ fn main() -> Result<()> {
         );
     }
 
-    let result = run_target(&args, &url, payloads)?;
+    let result = run_target(&args, endpoints, payloads)?;
     let line = serde_json::to_string(&result)?;
     println!("{line}");
     println!("{}", human_line(&result));
@@ -275,12 +312,14 @@ struct ShardResult {
     skipped_samples: u64,
     status_counts: BTreeMap<String, u64>,
     first_error: Option<String>,
+    /// Quorum mode: sends still running when their request was decided.
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 async fn send_shard(
     client: reqwest::Client,
     headers: reqwest::header::HeaderMap,
-    url: String,
+    endpoints: Arc<Endpoints>,
     reqs: Vec<Request>,
     deadline: Instant,
 ) -> ShardResult {
@@ -295,40 +334,9 @@ async fn send_shard(
             continue;
         }
         let t0 = Instant::now();
-        let resp = client
-            .post(&url)
-            .header("Content-Encoding", "snappy")
-            .header("Content-Type", "application/x-protobuf")
-            .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-            .header("User-Agent", "strata-ingest-bench/0.1")
-            .headers(headers.clone())
-            .body(req.body)
-            .send()
+        let outcome = endpoints
+            .send(&client, &headers, req.body, &mut r.background)
             .await;
-        let outcome = match resp {
-            Ok(resp) => {
-                let status = resp.status();
-                let body = resp.bytes().await;
-                match body {
-                    Ok(_) if status.is_success() => Ok(status.as_u16().to_string()),
-                    Ok(body) => Err((
-                        status.as_u16().to_string(),
-                        format!(
-                            "HTTP {status}: {}",
-                            String::from_utf8_lossy(&body[..body.len().min(1_000)]).trim()
-                        ),
-                    )),
-                    Err(e) => Err((
-                        "body-error".to_string(),
-                        format!("HTTP {status}, reading body failed: {e}"),
-                    )),
-                }
-            }
-            Err(e) => Err((
-                "transport-error".to_string(),
-                format!("request failed: {e:#}"),
-            )),
-        };
         r.latencies_us.push(t0.elapsed().as_micros() as u64);
         match outcome {
             Ok(code) => {
@@ -356,33 +364,18 @@ fn percentile(sorted: &[u64], q: f64) -> f64 {
     sorted[idx] as f64 / 1000.0
 }
 
-fn run_target(args: &Args, url: &str, payloads: Payloads) -> Result<Value> {
+fn run_target(args: &Args, endpoints: Arc<Endpoints>, payloads: Payloads) -> Result<Value> {
     let series = payloads.meta_u64("series");
-    let pid = args.pid;
-    let pid_str = pid.map(|p| p.to_string());
-    if let Some(p) = pid {
-        procfs::mem(p).with_context(|| format!("cannot read /proc/{p}/status"))?;
-    }
-    let mem_before = pid.and_then(procfs::mem);
-    let cpu_before = pid_str.as_deref().and_then(procfs::cpu_seconds);
+    let specs = |list: &[String]| -> Result<Vec<(String, u32)>> {
+        list.iter().map(|s| watch::parse_spec(s)).collect()
+    };
+    let watch = Arc::new(Watch::start(&specs(&args.pids)?, &specs(&args.aux_pids)?)?);
+    let watching = !watch.is_empty();
     let self_cpu_before = procfs::cpu_seconds("self");
     let machine_before = procfs::machine_cpu_seconds();
     let steal_before = procfs::machine_steal_seconds();
 
-    // RSS sampler.
-    let stop = Arc::new(AtomicBool::new(false));
-    let peak_sampled = Arc::new(AtomicU64::new(mem_before.map_or(0, |m| m.rss)));
-    let sampler = pid.map(|p| {
-        let (stop, peak) = (stop.clone(), peak_sampled.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                if let Some(m) = procfs::mem(p) {
-                    peak.fetch_max(m.rss, Ordering::Relaxed);
-                }
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        })
-    });
+    let sampler = watching.then(|| watch.sampler());
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.threads.max(1))
@@ -405,7 +398,7 @@ fn run_target(args: &Args, url: &str, payloads: Payloads) -> Result<Value> {
         .pool_max_idle_per_host(nshards)
         .timeout(Duration::from_secs(args.request_timeout_secs))
         .build()?;
-    let (wall, results) = rt.block_on(async {
+    let (wall, drain, results) = rt.block_on(async {
         let start = Instant::now();
         let deadline = start + Duration::from_secs(args.max_run_secs);
         let tasks: Vec<_> = payloads
@@ -415,7 +408,7 @@ fn run_target(args: &Args, url: &str, payloads: Payloads) -> Result<Value> {
                 tokio::spawn(send_shard(
                     client.clone(),
                     headers.clone(),
-                    url.to_string(),
+                    endpoints.clone(),
                     reqs,
                     deadline,
                 ))
@@ -425,26 +418,31 @@ fn run_target(args: &Args, url: &str, payloads: Payloads) -> Result<Value> {
         for t in tasks {
             results.push(t.await.expect("shard task panicked"));
         }
-        (start.elapsed(), results)
+        // The last request was acknowledged: the run's time. Then the stragglers of quorum mode.
+        let wall = start.elapsed();
+        for r in &mut results {
+            for h in r.background.drain(..) {
+                let _ = h.await;
+            }
+        }
+        (wall, start.elapsed(), results)
     });
-    let cpu_run_end = pid_str.as_deref().and_then(procfs::cpu_seconds);
+    watch.mark_run_end();
+    let (target_cpu, aux_cpu) = watch.cpu_since_start();
     let self_cpu_after = procfs::cpu_seconds("self");
     let machine_after = procfs::machine_cpu_seconds();
     let steal_after = procfs::machine_steal_seconds();
 
     std::thread::sleep(Duration::from_secs(args.settle_secs));
-    stop.store(true, Ordering::Relaxed);
-    if let Some(s) = sampler {
-        let _ = s.join();
+    if let Some((stop, handle)) = sampler {
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = handle.join();
     }
-    let mem_after = pid.and_then(procfs::mem);
-    if pid.is_some() && mem_after.is_none() {
-        eprintln!(
-            "WARNING: target pid {} is gone after the run",
-            pid.unwrap_or(0)
-        );
+    let figures = watch.finish();
+    for gone in &figures.gone {
+        eprintln!("WARNING: target process {gone} is gone after the run");
     }
-    let cpu_after = pid_str.as_deref().and_then(procfs::cpu_seconds);
+    let (target_cpu_incl_settle, aux_cpu_incl_settle) = watch.cpu_since_start();
 
     let mut lat: Vec<u64> = Vec::new();
     let (mut ok, mut failed, mut errors, mut skipped_req, mut skipped_samples) =
@@ -467,36 +465,35 @@ fn run_target(args: &Args, url: &str, payloads: Payloads) -> Result<Value> {
     }
     lat.sort_unstable();
     let wall_s = wall.as_secs_f64();
-    let peak = match mem_after {
-        Some(m) => m.hwm.max(peak_sampled.load(Ordering::Relaxed)),
-        None => peak_sampled.load(Ordering::Relaxed),
-    };
     if let Some(e) = &first_error {
         eprintln!(
             "{}: {errors} failed requests; first error: {e}",
             args.target
         );
     }
-    let target_cpu = cpu_before.zip(cpu_run_end).map(|(a, b)| b - a);
     let self_cpu = self_cpu_before.zip(self_cpu_after).map(|(a, b)| b - a);
     let machine_cpu = machine_before.zip(machine_after).map(|(a, b)| b.0 - a.0);
     let irq_cpu = machine_before.zip(machine_after).map(|(a, b)| b.1 - a.1);
-    // CPU used during the run by anything but the target and the generator (other builds, daemons...).
-    let other_cpu =
-        machine_cpu.map(|m| (m - target_cpu.unwrap_or(0.0) - self_cpu.unwrap_or(0.0)).max(0.0));
+    // CPU used during the run (until the last straggler) by anything but the target's processes and
+    // the generator (other builds, daemons...).
+    let other_cpu = machine_cpu.map(|m| {
+        (m - target_cpu.unwrap_or(0.0) - aux_cpu.unwrap_or(0.0) - self_cpu.unwrap_or(0.0)).max(0.0)
+    });
+    let busy_s = drain.as_secs_f64();
     if let Some(o) = other_cpu {
-        if o > 0.1 * wall_s.max(1.0) {
+        if o > 0.1 * busy_s.max(1.0) {
             eprintln!(
-                "WARNING: other processes used {o:.1} CPU s during the {wall_s:.1} s run ({:.0}% of one core): the figures are disturbed",
-                100.0 * o / wall_s
+                "WARNING: other processes used {o:.1} CPU s during the {busy_s:.1} s run ({:.0}% of one core): the figures are disturbed",
+                100.0 * o / busy_s
             );
         }
     }
     let opt = |v: Option<u64>| v.map_or(Value::Null, Value::from);
     let optf = |v: Option<f64>| v.map_or(Value::Null, |x| json!((x * 1000.0).round() / 1000.0));
-    Ok(json!({
+    let replicated = endpoints.urls().len() > 1;
+    let mut v = json!({
         "target": args.target,
-        "url": url,
+        "url": endpoints.urls()[0],
         "series": series,
         "hosts": payloads.meta["hosts"],
         "rounds": payloads.meta["rounds"],
@@ -516,28 +513,52 @@ fn run_target(args: &Args, url: &str, payloads: Payloads) -> Result<Value> {
         "p50_ms": percentile(&lat, 0.50),
         "p99_ms": percentile(&lat, 0.99),
         "max_ms": percentile(&lat, 1.0),
-        "rss_before_bytes": opt(mem_before.map(|m| m.rss)),
-        "rss_peak_bytes": if pid.is_some() { Value::from(peak) } else { Value::Null },
-        "rss_after_bytes": opt(mem_after.map(|m| m.rss)),
-        "rss_per_series_bytes": opt(mem_after.map(|m| m.rss / series.max(1))),
+        "rss_before_bytes": if watching { opt(figures.rss_before) } else { Value::Null },
+        "rss_peak_bytes": if watching { Value::from(figures.rss_peak) } else { Value::Null },
+        "rss_after_bytes": if watching { opt(figures.rss_after) } else { Value::Null },
+        "rss_per_series_bytes": if watching { opt(figures.rss_after.map(|m| m / series.max(1))) } else { Value::Null },
         "settle_s": args.settle_secs,
-        "target_cpu_s_run": optf(target_cpu),
-        "target_cpu_s_incl_settle": optf(cpu_before.zip(cpu_after).map(|(a, b)| b - a)),
+        "target_cpu_s_run": if watching { optf(target_cpu) } else { Value::Null },
+        "target_cpu_s_incl_settle": if watching { optf(target_cpu_incl_settle) } else { Value::Null },
         "generator_cpu_s_run": optf(self_cpu),
         "machine_cpu_s_run": optf(machine_cpu),
         "irq_cpu_s_run": optf(irq_cpu),
         "steal_cpu_s_run": optf(steal_before.zip(steal_after).map(|(a, b)| b - a)),
         "other_cpu_s_run": optf(other_cpu),
         // Something else used more than 10% of a core during the run (same test as the warning above).
-        "disturbed": other_cpu.is_some_and(|o| o > 0.1 * wall_s.max(1.0)),
+        "disturbed": other_cpu.is_some_and(|o| o > 0.1 * busy_s.max(1.0)),
         "nproc": std::thread::available_parallelism().map_or(0, |n| n.get()),
         "wire_bytes": payloads.meta["compressed_bytes"],
         "first_ts_ms": payloads.meta["first_ts_ms"],
         "last_ts_ms": payloads.meta["last_ts_ms"],
         "seed": payloads.meta["seed"],
-    }))
+    });
+    v["urls"] = json!(endpoints.urls());
+    v["mode"] = if replicated {
+        Value::from(endpoints.mode().name())
+    } else {
+        Value::Null
+    };
+    v["quorum"] = if replicated && endpoints.mode() == Mode::Quorum {
+        Value::from(endpoints.quorum())
+    } else {
+        Value::Null
+    };
+    v["replication_factor"] = json!(args.replication_factor);
+    // Quorum mode: until the last background send finished (= wall_s otherwise).
+    v["drain_s"] = json!((busy_s * 1000.0).round() / 1000.0);
+    v["rss_peak_sum_sampled_bytes"] = if watching {
+        Value::from(figures.rss_peak_sum_sampled)
+    } else {
+        Value::Null
+    };
+    v["aux_cpu_s_run"] = optf(aux_cpu);
+    v["aux_cpu_s_incl_settle"] = optf(aux_cpu_incl_settle);
+    v["pids"] = json!(figures.per_pid);
+    v["aux_pids"] = json!(figures.aux);
+    v["endpoints"] = endpoints.report();
+    Ok(v)
 }
-
 fn fmt_int(v: f64) -> String {
     let s = format!("{:.0}", v);
     let (sign, digits) = s.strip_prefix('-').map_or(("", s.as_str()), |d| ("-", d));

@@ -139,9 +139,10 @@ struct TimeArgs {
     base: String,
     #[arg(long)]
     target: String,
-    /// PID of the target, to read its CPU time and RSS.
-    #[arg(long)]
-    pid: Option<u32>,
+    /// PID of the target, to read its CPU time and RSS. Repeatable for a target of several
+    /// processes (a cluster's querier and ingesters): CPU and RSS are then summed.
+    #[arg(long = "pid")]
+    pids: Vec<u32>,
     #[arg(long, default_value_t = 1)]
     warmup: usize,
     #[arg(long, default_value_t = 5)]
@@ -716,7 +717,14 @@ fn time(a: &TimeArgs) -> Result<()> {
     let end = ds.end_ms + a.end_offset_ms;
     let start = end - a.range_hours * 3_600_000;
     let only: Option<Vec<&str>> = a.only.as_deref().map(|s| s.split(',').collect());
-    let pid = a.pid.map(|p| p.to_string());
+    let pids: Vec<String> = a.pids.iter().map(u32::to_string).collect();
+    // Summed over the target's processes; None if one of them cannot be read.
+    let target_cpu = || -> Option<f64> {
+        if pids.is_empty() {
+            return None;
+        }
+        pids.iter().map(|p| querysys::process_cpu_s(p)).sum()
+    };
     for q in queries(&ds) {
         if only.as_ref().is_some_and(|o| !o.contains(&q.id)) {
             continue;
@@ -739,7 +747,7 @@ fn time(a: &TimeArgs) -> Result<()> {
         }
         let mut walls = Vec::new();
         let mut last: Option<(Value, usize)> = None;
-        let cpu0 = pid.as_deref().and_then(querysys::process_cpu_s);
+        let cpu0 = target_cpu();
         let self0 = querysys::process_cpu_s("self");
         let mach0 = querysys::machine_busy_s();
         let t_all = Instant::now();
@@ -758,9 +766,7 @@ fn time(a: &TimeArgs) -> Result<()> {
             }
         }
         let span = t_all.elapsed().as_secs_f64();
-        let cpu = cpu0
-            .zip(pid.as_deref().and_then(querysys::process_cpu_s))
-            .map(|(x, y)| y - x);
+        let cpu = cpu0.zip(target_cpu()).map(|(x, y)| y - x);
         let self_cpu = self0
             .zip(querysys::process_cpu_s("self"))
             .map(|(x, y)| y - x);
@@ -806,7 +812,7 @@ fn time(a: &TimeArgs) -> Result<()> {
             "result_series": series,
             "result_points": points,
             "response_bytes": bytes,
-            "rss_bytes": a.pid.and_then(querysys::rss_bytes),
+            "rss_bytes": if a.pids.is_empty() { None } else { a.pids.iter().map(|&p| querysys::rss_bytes(p)).sum::<Option<u64>>() },
             "error": error,
         });
         eprintln!(

@@ -16,8 +16,12 @@
 #
 # Environment: STRATA_BIN (default target/release/strata, built if missing), STRATA_HTTP_PORT
 # (8080), STRATA_GRPC_PORT (9095), STRATA_AM_GRPC_PORT (9094), STRATA_HEARTBEAT (5s),
-# STRATA_HEARTBEAT_TIMEOUT (30s), STRATA_EXTRA_CONFIG (a YAML file appended to every
-# instance's configuration, e.g. block ranges or limits).
+# STRATA_HEARTBEAT_TIMEOUT (30s), STRATA_EXTRA_CONFIG (a YAML file merged into every
+# instance's configuration, e.g. block ranges, limits or `ingester: {ring: {replication_factor:
+# 1}}`: mappings are merged key by key, anything else replaces the generated value; needs
+# python3 with PyYAML, which reads YAML 1.1: quote strings such as on/off/yes/no),
+# STRATA_SKIP (comma-separated instance or component names not to run, e.g.
+# `alertmanager,compactor`; the meta voters, ingesters and distributors cannot be skipped).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -49,6 +53,21 @@ instances=(
 
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 
+if [[ -n "${STRATA_SKIP:-}" ]]; then
+  skip=",${STRATA_SKIP// /,},"
+  kept=()
+  for i in "${instances[@]}"; do
+    read -r n c _ <<<"$i"
+    if [[ "$skip" == *",$n,"* || "$skip" == *",$c,"* ]]; then
+      [[ "$c" == meta || "$c" == ingester || "$c" == distributor ]] \
+        && die "STRATA_SKIP: $n ($c) cannot be skipped"
+      continue
+    fi
+    kept+=("$i")
+  done
+  instances=("${kept[@]}")
+fi
+
 lookup() { # NAME -> "component ip"
   local i
   for i in "${instances[@]}"; do
@@ -69,6 +88,32 @@ meta_peers() { # DIR -> YAML list of the voters
     read -r _ ip < <(lookup "$n")
     echo "    - {id: $(meta_id "$dir" "$n"), address: '$ip:$grpc_port'}"
   done
+}
+
+# Merges the YAML file EXTRA into the YAML file BASE (mappings key by key, anything else
+# replaced) and prints the result: appending would repeat top-level keys, which the config
+# loader refuses ("duplicate field").
+merge_yaml() { # BASE EXTRA
+  python3 - "$1" "$2" <<'PY' || die "STRATA_EXTRA_CONFIG: cannot merge $2 (needs python3 with PyYAML, e.g. Debian python3-yaml)"
+import sys
+import yaml
+
+def merge(a, b):
+    for k, v in b.items():
+        if isinstance(v, dict) and isinstance(a.get(k), dict):
+            merge(a[k], v)
+        else:
+            a[k] = v
+    return a
+
+with open(sys.argv[1]) as f:
+    base = yaml.safe_load(f) or {}
+with open(sys.argv[2]) as f:
+    extra = yaml.safe_load(f) or {}
+if not isinstance(extra, dict):
+    sys.exit("not a YAML mapping")
+sys.stdout.write(yaml.safe_dump(merge(base, extra), sort_keys=False, default_flow_style=False))
+PY
 }
 
 write_config() { # DIR NAME BOOTSTRAP
@@ -118,8 +163,11 @@ alertmanager:
     tokens_file: am-tokens.json
 YAML
     fi
-    if [[ -n "${STRATA_EXTRA_CONFIG:-}" ]]; then cat "$STRATA_EXTRA_CONFIG"; fi
   } >"$dir/$name/config.yaml"
+  if [[ -n "${STRATA_EXTRA_CONFIG:-}" ]]; then
+    merge_yaml "$dir/$name/config.yaml" "$STRATA_EXTRA_CONFIG" >"$dir/$name/config.yaml.merged"
+    mv "$dir/$name/config.yaml.merged" "$dir/$name/config.yaml"
+  fi
 }
 
 alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null; }
