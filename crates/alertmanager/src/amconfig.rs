@@ -1608,6 +1608,17 @@ mod tests {
     #[test]
     fn no_secret_is_serialized_or_printed() {
         const S: &str = "S3NT1NEL";
+        // A notifier's client key is checked against its certificate when loaded, so this one
+        // is real; a line of its body stands for the sentinel.
+        let issued = strata_tls::testing::TestCa::new("ca").issue(&["h.example"]);
+        let key_line = issued
+            .key_pem
+            .lines()
+            .find(|l| !l.starts_with("-----"))
+            .unwrap()
+            .to_owned();
+        let indent = |pem: &str| pem.trim_end().replace('\n', "\n          ");
+        let (cert, key) = (indent(&issued.cert_pem), indent(&issued.key_pem));
         let text = format!(
             "global:
   smtp_from: a@x
@@ -1623,7 +1634,13 @@ receivers:
 - name: a
   webhook_configs:
   - url: 'http://h.example/{S}7?t={S}8'
-    http_config: {{basic_auth: {{username: u, password: {S}9}}, tls_config: {{key: {S}10}}}}
+    http_config:
+      basic_auth: {{username: u, password: {S}9}}
+      tls_config:
+        cert: |
+          {cert}
+        key: |
+          {key}
   - url: 'http://h.example/x'
     http_config: {{authorization: {{credentials: {S}11}}}}
   slack_configs: [{{api_url: 'https://s.example/{S}12'}}]
@@ -1642,6 +1659,7 @@ receivers:
             ("shown", &c.shown),
         ] {
             assert!(!out.contains(S), "{what}: {out}");
+            assert!(!out.contains(&key_line), "{what}: the client key: {out}");
         }
         assert_eq!(c.shown.matches("<secret>").count(), 15, "{}", c.shown);
         // The values are there for the senders.
