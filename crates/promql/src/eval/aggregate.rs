@@ -7,6 +7,11 @@ use crate::EvalError;
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 use std::collections::HashMap;
 use strata_model::{Label, Labels, METRIC_NAME};
+use strata_storage::limits::labels_heap_bytes;
+
+/// Bytes of accumulators per group and step in the worst case (`avg`: count, Kahan sum, mean,
+/// overflow flag, output value).
+const AGGREGATION_BYTES_PER_POINT: usize = 48;
 
 /// The labels of a series' group under `by`/`without`.
 pub(crate) fn group_labels(l: &Labels, modifier: &Option<LabelModifier>) -> Labels {
@@ -111,6 +116,12 @@ impl Evaluator {
         let n = steps.n;
         let ng = groups.len();
         self.check_budget(ng * n)?;
+        // The dense accumulators: a count, a sum or running mean, and the output value per
+        // group and step.
+        self.check_memory(
+            (ng * n).saturating_mul(AGGREGATION_BYTES_PER_POINT)
+                + groups.iter().map(labels_heap_bytes).sum::<usize>(),
+        )?;
         let mut count = vec![0u32; ng * n];
         let out_vals: Vec<Option<f64>> = match op.as_str() {
             "sum" | "avg" => {
