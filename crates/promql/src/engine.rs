@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use strata_model::{MatchOp, Matcher, TenantId, METRIC_NAME};
+use strata_storage::limits::labels_heap_bytes;
 use strata_storage::query::Series;
 use strata_storage::{
     ChunkedSeries, LimitExceeded, QueryError, Queryable, ReadLimit, ReadLimits, SelectHints,
@@ -445,6 +446,7 @@ impl Engine {
         // Estimated bytes of everything fetched so far; each selection may take what is left,
         // and the stores stop reading once their answer needs more.
         let mut held = 0usize;
+        let (mut label_sets, mut labels_bytes) = (0usize, 0usize);
         for (key, f) in fetches {
             let mut series: Vec<ChunkedSeries> = Vec::new();
             for set in &f.matchers {
@@ -476,6 +478,9 @@ impl Engine {
                     Err(e) => return Err(e.into()),
                 };
                 held = held.saturating_add(got.iter().map(ChunkedSeries::heap_bytes).sum());
+                label_sets += got.len();
+                labels_bytes = labels_bytes
+                    .saturating_add(got.iter().map(|s| labels_heap_bytes(s.labels())).sum());
                 if max_memory != NO_LIMIT && held > max_memory {
                     return Err(memory_exceeded());
                 }
@@ -490,7 +495,11 @@ impl Engine {
             }
             data.insert(key, Arc::new(series));
         }
-        let mut ev = Evaluator::new(data, held, &self.opts, q, t0);
+        // Derived series carry copies of fetched label sets: count each at their mean size.
+        let mean_labels = labels_bytes
+            .checked_div(label_sets)
+            .unwrap_or(std::mem::size_of::<strata_model::Labels>());
+        let mut ev = Evaluator::new(data, held, mean_labels, &self.opts, q, t0);
         ev.is_range = is_range;
         let val = match ev.eval(expr, &Steps::new(start, end, step))? {
             Val::Vector(vs) => Val::Vector(crate::eval::finalize_names(vs)?),

@@ -7,7 +7,6 @@ use crate::EvalError;
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 use std::collections::HashMap;
 use strata_model::{Label, Labels, METRIC_NAME};
-use strata_storage::limits::labels_heap_bytes;
 
 /// Bytes of accumulators per group and step in the worst case (`avg`: count, Kahan sum, mean,
 /// overflow flag, output value).
@@ -119,8 +118,9 @@ impl Evaluator {
         // The dense accumulators: a count, a sum or running mean, and the output value per
         // group and step.
         self.check_memory(
-            (ng * n).saturating_mul(AGGREGATION_BYTES_PER_POINT)
-                + groups.iter().map(labels_heap_bytes).sum::<usize>(),
+            (ng * n)
+                .saturating_mul(AGGREGATION_BYTES_PER_POINT)
+                .saturating_add(self.vector_bytes(ng, 0)),
         )?;
         let mut count = vec![0u32; ng * n];
         let out_vals: Vec<Option<f64>> = match op.as_str() {

@@ -7,7 +7,6 @@ use crate::EvalError;
 use promql_parser::parser::{Call, Expr};
 use regex::Regex;
 use strata_model::{Label, Labels, MatchOp, METRIC_NAME};
-use strata_storage::limits::labels_heap_bytes;
 
 /// Functions whose output keeps the metric name.
 fn keeps_name(name: &str) -> bool {
@@ -317,10 +316,7 @@ impl Evaluator {
         counter_check: bool,
     ) -> Result<Vec<SV>, EvalError> {
         self.check_budget(arg.len().saturating_mul(steps.n))?;
-        let labels: usize = (0..arg.len())
-            .map(|k| labels_heap_bytes(arg.labels(k)))
-            .sum();
-        self.check_memory(super::step_matrix_bytes(arg.len(), steps.n).saturating_add(labels))?;
+        self.check_memory(self.vector_bytes(arg.len(), steps.n))?;
         // Series are independent: split them over the cores (PERFORMANCE.md §2: one pass per
         // series, parallel across series).
         let results = super::parallel::map_series(arg.len(), |k, buf| {

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use strata_model::{is_stale_nan, Labels, Sample};
-use strata_storage::limits::{labels_heap_bytes, samples_heap_bytes};
+use strata_storage::limits::samples_heap_bytes;
 use strata_storage::query::Series;
 use strata_storage::{ChunkedSeries, LimitExceeded, ReadLimit};
 
@@ -117,32 +117,31 @@ pub(crate) enum Val {
     Matrix(Vec<Series>),
 }
 
-/// Estimated heap bytes of `series` step vectors of `steps` values each.
-pub(crate) fn step_matrix_bytes(series: usize, steps: usize) -> usize {
+/// Estimated heap bytes of `series` series with `steps` values each and label sets of
+/// `labels` bytes.
+pub(crate) fn step_matrix_bytes(series: usize, steps: usize, labels: usize) -> usize {
     series.saturating_mul(
         steps
             .saturating_mul(std::mem::size_of::<Option<f64>>())
-            .saturating_add(std::mem::size_of::<SV>()),
+            .saturating_add(std::mem::size_of::<SV>())
+            .saturating_add(labels),
     )
 }
 
 impl Val {
-    /// Estimated heap bytes held by the value (for `querier.max_query_memory_bytes`).
-    pub fn heap_bytes(&self) -> usize {
+    /// Estimated heap bytes held by the value (for `querier.max_query_memory_bytes`), label
+    /// sets taken at `labels` bytes each: O(1) for vectors (every series of a node has one value
+    /// per step), so the estimate costs nothing next to evaluating the node.
+    pub fn heap_bytes(&self, labels: usize) -> usize {
         match self {
             Val::Scalar(v) => v.len() * std::mem::size_of::<f64>(),
             Val::String(s) => s.len(),
-            Val::Vector(vs) => vs
-                .iter()
-                .map(|s| {
-                    std::mem::size_of::<SV>()
-                        + s.vals.len() * std::mem::size_of::<Option<f64>>()
-                        + labels_heap_bytes(&s.labels)
-                })
-                .sum(),
+            Val::Vector(vs) => {
+                step_matrix_bytes(vs.len(), vs.first().map_or(0, |s| s.vals.len()), labels)
+            }
             Val::Matrix(m) => m
                 .iter()
-                .map(|s| labels_heap_bytes(&s.labels) + samples_heap_bytes(s.samples.len()))
+                .map(|s| labels.saturating_add(samples_heap_bytes(s.samples.len())))
                 .sum(),
         }
     }
@@ -158,6 +157,9 @@ pub(crate) struct Evaluator {
     /// Estimated bytes the query holds now: its fetched series and the values of the nodes
     /// evaluated and not yet consumed by their parents.
     held: usize,
+    /// Estimated bytes of one label set: the mean of the fetched series' (derived series
+    /// carry copies of them).
+    labels_bytes: usize,
     timeout: Duration,
     started: Instant,
     pub q: QueryTimes,
@@ -174,10 +176,12 @@ impl std::fmt::Debug for Evaluator {
 }
 
 impl Evaluator {
-    /// An evaluator over fetched `data`, estimated at `fetched_bytes`.
+    /// An evaluator over fetched `data`, estimated at `fetched_bytes` of which `labels_bytes`
+    /// per label set.
     pub fn new(
         data: HashMap<usize, Arc<Vec<ChunkedSeries>>>,
         fetched_bytes: usize,
+        labels_bytes: usize,
         opts: &EngineOptions,
         q: QueryTimes,
         started: Instant,
@@ -189,6 +193,7 @@ impl Evaluator {
             max_samples: opts.max_samples,
             max_memory: opts.max_query_memory_bytes,
             held: fetched_bytes,
+            labels_bytes,
             timeout: opts.timeout,
             started,
             q,
@@ -209,6 +214,11 @@ impl Evaluator {
             return Err(EvalError::Timeout("query evaluation"));
         }
         Ok(())
+    }
+
+    /// Estimated bytes of `series` series of `steps` values each.
+    pub(crate) fn vector_bytes(&self, series: usize, steps: usize) -> usize {
+        step_matrix_bytes(series, steps, self.labels_bytes)
     }
 
     /// Fails if holding `more` bytes on top of what the query holds would exceed
@@ -235,7 +245,7 @@ impl Evaluator {
     pub fn eval(&mut self, expr: &Expr, steps: &Steps) -> Result<Val, EvalError> {
         let before = self.held;
         let v = self.eval_node(expr, steps)?;
-        self.held = before.saturating_add(v.heap_bytes());
+        self.held = before.saturating_add(v.heap_bytes(self.labels_bytes));
         self.check_memory(0)?;
         Ok(v)
     }
@@ -290,8 +300,7 @@ impl Evaluator {
     ) -> Result<Vec<SV>, EvalError> {
         let data = self.selector_data(vs);
         // Every series gets a value per step (before those without any are dropped).
-        let labels: usize = data.iter().map(|s| labels_heap_bytes(s.labels())).sum();
-        self.check_memory(step_matrix_bytes(data.len(), steps.n).saturating_add(labels))?;
+        self.check_memory(step_matrix_bytes(data.len(), steps.n, self.labels_bytes))?;
         let off = offset_ms(&vs.offset);
         let at = self.q.at_ms(&vs.at);
         let lookback = self.lookback;

@@ -19,17 +19,17 @@ use strata_storage::{
 };
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     Answer,
     Fail,
     BadRequest,
     Hang,
 }
 
-struct Fake {
-    store: MemStore,
-    mode: Mutex<Mode>,
-    calls: Mutex<usize>,
+pub(crate) struct Fake {
+    pub(crate) store: MemStore,
+    pub(crate) mode: Mutex<Mode>,
+    pub(crate) calls: Mutex<usize>,
 }
 
 impl std::fmt::Debug for Fake {
@@ -130,7 +130,7 @@ impl IngesterQueryClients for Clients {
     }
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     strata_model::time::now_ms()
 }
 
@@ -205,11 +205,11 @@ fn queryable(ring: &Arc<RingWatcher>, c: &Arc<Clients>) -> RingQueryable {
     RingQueryable::new(ring.clone(), c.clone(), IngesterReadConfig::default())
 }
 
-fn t() -> TenantId {
+pub(crate) fn t() -> TenantId {
     TenantId::new("t").unwrap()
 }
 
-fn m() -> Vec<Matcher> {
+pub(crate) fn m() -> Vec<Matcher> {
     vec![Matcher::equal("__name__", "m")]
 }
 
