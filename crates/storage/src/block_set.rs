@@ -3,7 +3,7 @@
 //! replicas or from a compaction in progress hold duplicate samples).
 
 use crate::block::{BlockError, BlockReader};
-use crate::limits::ReadLimits;
+use crate::limits::{ReadLimits, SharedBytes};
 use crate::merge::merge_series;
 use crate::query::{ChunkedSeries, Queryable, SelectHints, Series, SeriesMetadata};
 use crate::QueryError;
@@ -53,8 +53,9 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// [`select`] under `limits`: each block stops at them on its own (a block holds a series
-/// once), and the merged answer is checked again, since blocks that each fit may not together.
+/// [`select`] under `limits`: each block stops at the series and samples limits on its own (a
+/// block holds a series once), the blocks' bytes count against one shared budget, and the
+/// merged answer is checked again, since blocks that each fit may not together.
 pub async fn select_limited(
     blocks: &[Arc<BlockReader>],
     matchers: &[Matcher],
@@ -63,11 +64,12 @@ pub async fn select_limited(
     limits: &ReadLimits,
 ) -> Result<Vec<Series>, QueryError> {
     // One task per block: decoding is CPU work, and blocks decode in parallel across cores.
+    let bytes = SharedBytes::default();
     let mut tasks = AbortOnDrop(
         overlapping(blocks, start, end)
             .map(|b| {
-                let (b, m, l) = (b.clone(), matchers.to_vec(), *limits);
-                tokio::spawn(async move { b.select_limited(&m, start, end, &l).await })
+                let (b, m, l, bytes) = (b.clone(), matchers.to_vec(), *limits, bytes.clone());
+                tokio::spawn(async move { b.select_shared(&m, start, end, &l, &bytes).await })
             })
             .collect(),
     );

@@ -6,6 +6,8 @@
 
 use crate::error::{LimitExceeded, ReadLimit};
 use crate::query::{ChunkedSeries, EncodedChunk};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use strata_model::{Label, Labels, Sample};
 
 /// No limit: the value of a limit argument or field that does not bound anything (also what an
@@ -99,6 +101,31 @@ impl ReadTally {
     /// Adds one series.
     pub fn add_series(&mut self, s: &ChunkedSeries) -> Result<(), LimitExceeded> {
         self.add(1, s.num_samples(), s.heap_bytes())
+    }
+}
+
+/// Bytes charged by reads running in parallel for one selection (one task per block), so that
+/// [`ReadLimits::max_bytes`] bounds what they hold together, not each. Charged once per batch
+/// of rows, never per sample.
+#[derive(Debug, Clone, Default)]
+pub struct SharedBytes(Arc<AtomicUsize>);
+
+impl SharedBytes {
+    /// Adds `n` bytes; fails once the total is over `max` ([`NO_LIMIT`]: never).
+    pub fn charge(&self, n: usize, max: usize) -> Result<(), LimitExceeded> {
+        let total = self.0.fetch_add(n, Ordering::Relaxed).saturating_add(n);
+        if over(total, max) {
+            return Err(LimitExceeded {
+                limit: ReadLimit::QueryMemory,
+                max: max as u64,
+            });
+        }
+        Ok(())
+    }
+
+    /// Bytes charged so far.
+    pub fn total(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
     }
 }
 
@@ -199,6 +226,17 @@ mod tests {
                 .contains("querier.max_label_values_per_request"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn shared_bytes_bound_the_sum_of_parallel_reads() {
+        let shared = SharedBytes::default();
+        let other = shared.clone();
+        shared.charge(600, 1000).unwrap();
+        let e = other.charge(600, 1000).unwrap_err();
+        assert_eq!((e.limit, e.max), (ReadLimit::QueryMemory, 1000));
+        assert_eq!(shared.total(), 1200);
+        assert!(SharedBytes::default().charge(usize::MAX, NO_LIMIT).is_ok());
     }
 
     #[test]

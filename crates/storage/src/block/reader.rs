@@ -12,7 +12,9 @@ use super::schema::{
 use super::{block_path, BlockError, META_FILE, SAMPLES_FILE, SERIES_FILE};
 use crate::bucket::{Bucket, BucketError};
 use crate::error::{LimitExceeded, ReadLimit};
-use crate::limits::{check_count, labels_heap_bytes, samples_heap_bytes, ReadLimits, NO_LIMIT};
+use crate::limits::{
+    check_count, labels_heap_bytes, samples_heap_bytes, ReadLimits, SharedBytes, NO_LIMIT,
+};
 use crate::query::Series;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int32Type, Int64Type, UInt64Type, UInt8Type};
@@ -601,13 +603,28 @@ impl BlockReader {
 
     /// [`BlockReader::select`] under `limits`: more matching series than allowed fails before
     /// any sample is fetched, and samples and bytes are counted batch by batch as pages
-    /// arrive, so the read stops at the first batch over a limit without fetching the rest.
+    /// arrive, so the read stops at the first batch over a limit without fetching the rest
+    /// (fetches go a row group at a time).
     pub async fn select_limited(
         &self,
         matchers: &[Matcher],
         start: i64,
         end: i64,
         limits: &ReadLimits,
+    ) -> Result<Vec<Series>, BlockError> {
+        self.select_shared(matchers, start, end, limits, &SharedBytes::default())
+            .await
+    }
+
+    /// [`BlockReader::select_limited`] charging its bytes to `bytes`, a budget shared with
+    /// reads of other blocks running at the same time (`limits.max_bytes` bounds their sum).
+    pub async fn select_shared(
+        &self,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+        limits: &ReadLimits,
+        bytes: &SharedBytes,
     ) -> Result<Vec<Series>, BlockError> {
         let ids = self.matching(matchers, start, end);
         if ids.is_empty() {
@@ -649,7 +666,13 @@ impl BlockReader {
 
         let mut out: Vec<Series> = Vec::with_capacity(ids.len());
         let mut current: Option<(u64, Vec<Sample>)> = None;
-        let mut tally = limits.tally();
+        // Series and samples are counted here (a block holds each series once); bytes go to the
+        // shared budget.
+        let mut tally = ReadLimits {
+            max_bytes: NO_LIMIT,
+            ..*limits
+        }
+        .tally();
         let f = SAMPLES_FILE;
         let finish = |cur: Option<(u64, Vec<Sample>)>, out: &mut Vec<Series>| {
             if let Some((id, samples)) = cur {
@@ -714,10 +737,10 @@ impl BlockReader {
                 }
             }
             // Checked once per batch: the next pages are fetched only if this one fit.
-            tally.add(
-                new_series,
-                new_samples,
+            tally.add(new_series, new_samples, 0)?;
+            bytes.charge(
                 new_bytes + samples_heap_bytes(new_samples),
+                limits.max_bytes,
             )?;
         }
         finish(current.take(), &mut out);

@@ -708,6 +708,25 @@ fn block_sets_stop_per_block_and_on_the_union() {
             .await
             .unwrap();
         assert_eq!(got.len(), 190);
+        // The blocks' bytes count together: a budget of two blocks' worth fails ten.
+        let one_block: usize = got.iter().take(100).map(|s| s.heap_bytes()).sum();
+        let e = st
+            .select_chunks_hinted(
+                &tenant(),
+                &m,
+                0,
+                end,
+                &SelectHints {
+                    limits: ReadLimits {
+                        max_bytes: 2 * one_block,
+                        ..Default::default()
+                    },
+                    ..SelectHints::default()
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, QueryError::LimitExceeded(l) if l.limit == ReadLimit::QueryMemory), "{e}");
         let e = st
             .series(&tenant(), &m, 0, end, 150)
             .await
