@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 use strata_model::{Labels, Matcher, Overrides, TenantId, WriteBatch};
 use strata_storage::bucket::Bucket;
 use strata_storage::query::{Series, SeriesMetadata};
-use strata_storage::{block_set, merge, PushError, PushOutcome, Pusher, QueryError, Queryable};
+use strata_storage::{
+    block_set, merge, PushError, PushOutcome, Pusher, QueryError, Queryable, ReadLimit, SelectHints,
+};
 
 /// The ingester component.
 #[derive(Debug)]
@@ -465,6 +467,12 @@ impl Pusher for Ingester {
 }
 
 impl Ingester {
+    /// Series the head of `tenant` examined for queries (see
+    /// [`TenantHead::series_visited`]); 0 without a head.
+    pub fn query_series_visited(&self, tenant: &TenantId) -> u64 {
+        self.existing_head(tenant).map_or(0, |h| h.series_visited())
+    }
+
     fn local_blocks(
         &self,
         tenant: &TenantId,
@@ -507,18 +515,18 @@ impl Queryable for Ingester {
         matchers: &[Matcher],
         start: i64,
         end: i64,
+        limit: usize,
     ) -> Result<Vec<Labels>, QueryError> {
-        let mut v = self
-            .existing_head(tenant)
-            .map(|h| h.series(matchers, start, end))
-            .unwrap_or_default();
+        let head = match self.existing_head(tenant) {
+            Some(h) => h.series(matchers, start, end, limit)?,
+            None => Vec::new(),
+        };
         let blocks = self.local_blocks(tenant, start, end);
-        if !blocks.is_empty() {
-            v.extend(block_set::series(&blocks, matchers, start, end));
-            v.sort();
-            v.dedup();
+        if blocks.is_empty() {
+            return Ok(head);
         }
-        Ok(v)
+        let from_blocks = block_set::series(&blocks, matchers, start, end, limit)?;
+        Ok(merge::merge_labels(vec![head, from_blocks], limit)?)
     }
 
     async fn label_names(
@@ -527,16 +535,19 @@ impl Queryable for Ingester {
         matchers: &[Matcher],
         start: i64,
         end: i64,
+        limit: usize,
     ) -> Result<Vec<String>, QueryError> {
-        let head = self
-            .existing_head(tenant)
-            .map(|h| h.label_names(matchers, start, end))
-            .unwrap_or_default();
+        let head = match self.existing_head(tenant) {
+            Some(h) => h.label_names(matchers, start, end, limit)?,
+            None => Vec::new(),
+        };
         let blocks = self.local_blocks(tenant, start, end);
-        Ok(merge::merge_sorted_strings(vec![
-            head,
-            block_set::label_names(&blocks, matchers, start, end),
-        ]))
+        let from_blocks = block_set::label_names(&blocks, matchers, start, end, limit)?;
+        Ok(merge::merge_strings_limited(
+            vec![head, from_blocks],
+            limit,
+            ReadLimit::LabelNames,
+        )?)
     }
 
     async fn label_values(
@@ -546,16 +557,19 @@ impl Queryable for Ingester {
         matchers: &[Matcher],
         start: i64,
         end: i64,
+        limit: usize,
     ) -> Result<Vec<String>, QueryError> {
-        let head = self
-            .existing_head(tenant)
-            .map(|h| h.label_values(name, matchers, start, end))
-            .unwrap_or_default();
+        let head = match self.existing_head(tenant) {
+            Some(h) => h.label_values(name, matchers, start, end, limit)?,
+            None => Vec::new(),
+        };
         let blocks = self.local_blocks(tenant, start, end);
-        Ok(merge::merge_sorted_strings(vec![
-            head,
-            block_set::label_values(&blocks, name, matchers, start, end),
-        ]))
+        let from_blocks = block_set::label_values(&blocks, name, matchers, start, end, limit)?;
+        Ok(merge::merge_strings_limited(
+            vec![head, from_blocks],
+            limit,
+            ReadLimit::LabelValues,
+        )?)
     }
 
     async fn select_chunks(
@@ -565,20 +579,35 @@ impl Queryable for Ingester {
         start: i64,
         end: i64,
     ) -> Result<Vec<strata_storage::ChunkedSeries>, QueryError> {
-        let head = self
-            .existing_head(tenant)
-            .map(|h| h.select_chunks(matchers, start, end))
-            .unwrap_or_default();
+        self.select_chunks_hinted(tenant, matchers, start, end, &SelectHints::default())
+            .await
+    }
+
+    async fn select_chunks_hinted(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+        hints: &SelectHints,
+    ) -> Result<Vec<strata_storage::ChunkedSeries>, QueryError> {
+        let limits = &hints.limits;
+        let head = match self.existing_head(tenant) {
+            Some(h) => h.select_chunks(matchers, start, end, limits)?,
+            None => Vec::new(),
+        };
         let blocks = self.local_blocks(tenant, start, end);
         if blocks.is_empty() {
             return Ok(head);
         }
-        let from_blocks = block_set::select(&blocks, matchers, start, end)
+        let from_blocks = block_set::select_limited(&blocks, matchers, start, end, limits)
             .await?
             .into_iter()
             .map(strata_storage::ChunkedSeries::Samples)
             .collect();
-        Ok(merge::merge_chunked(vec![head, from_blocks], start, end))
+        let merged = merge::merge_chunked(vec![head, from_blocks], start, end);
+        limits.check(&merged)?;
+        Ok(merged)
     }
 
     async fn head_stats(

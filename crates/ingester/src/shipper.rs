@@ -339,7 +339,10 @@ impl Shipper {
             // Refuse samples for the range first, then read it: see `TenantHead::append`.
             head.set_min_valid_t(end);
             let t0 = Instant::now();
-            let series = head.select_chunks(&[], start, end - 1);
+            // Without limits the walk cannot stop early: a cut takes every series.
+            let series = head
+                .select_chunks(&[], start, end - 1, &Default::default())
+                .unwrap_or_default();
             let tenant = head.tenant.clone();
             let block = if series.is_empty() {
                 None

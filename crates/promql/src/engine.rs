@@ -9,8 +9,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use strata_model::{MatchOp, Matcher, TenantId, METRIC_NAME};
+use strata_storage::limits::labels_heap_bytes;
 use strata_storage::query::Series;
-use strata_storage::{ChunkedSeries, Queryable, SelectHints};
+use strata_storage::{
+    ChunkedSeries, LimitExceeded, QueryError, Queryable, ReadLimit, ReadLimits, SelectHints,
+    NO_LIMIT,
+};
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -30,7 +34,17 @@ pub struct EngineOptions {
     pub max_query_bytes: usize,
     /// Deepest expression tree accepted (see [`crate::limits`]).
     pub max_query_depth: usize,
+    /// Most bytes a query may hold, estimated as it runs: fetched chunks and label sets, decoded
+    /// samples, and the per-step values of the nodes being evaluated; 0 = no limit.
+    pub max_query_memory_bytes: usize,
 }
+
+/// Default of [`EngineOptions::max_query_memory_bytes`] (and `querier.max_query_memory_bytes`):
+/// 2 GiB. The sample limit's default (50M points) alone admits ~800 MB of per-step values; a
+/// query reaching it also holds its fetched chunks and label sets, so the memory limit sits above
+/// that and catches what the sample limit does not see (long ranges over many series, large label
+/// sets) while still keeping one query from taking a querier of a few GiB down.
+pub const DEFAULT_MAX_QUERY_MEMORY_BYTES: usize = 2 << 30;
 
 impl Default for EngineOptions {
     fn default() -> Self {
@@ -42,6 +56,7 @@ impl Default for EngineOptions {
             default_subquery_step: Duration::from_secs(60),
             max_query_bytes: 256 << 10,
             max_query_depth: 128,
+            max_query_memory_bytes: DEFAULT_MAX_QUERY_MEMORY_BYTES,
         }
     }
 }
@@ -421,18 +436,54 @@ impl Engine {
         let mut fetches = HashMap::new();
         collect(expr, start, end, q, &self.opts, &mut fetches, None)?;
         let mut data: HashMap<usize, Arc<Vec<ChunkedSeries>>> = HashMap::new();
+        let max_memory = self.opts.max_query_memory_bytes;
+        let memory_exceeded = || {
+            EvalError::LimitExceeded(LimitExceeded {
+                limit: ReadLimit::QueryMemory,
+                max: max_memory as u64,
+            })
+        };
+        // Estimated bytes of everything fetched so far; each selection may take what is left,
+        // and the stores stop reading once their answer needs more.
+        let mut held = 0usize;
+        let (mut label_sets, mut labels_bytes) = (0usize, 0usize);
         for (key, f) in fetches {
             let mut series: Vec<ChunkedSeries> = Vec::new();
             for set in &f.matchers {
+                let limits = ReadLimits {
+                    // What is left, at least 1 (0 would mean no limit): an empty answer still fits.
+                    max_bytes: if max_memory == NO_LIMIT {
+                        NO_LIMIT
+                    } else {
+                        max_memory.saturating_sub(held).max(1)
+                    },
+                    ..ReadLimits::default()
+                };
                 let hints = SelectHints {
                     max_resolution_ms: max_resolution,
                     func: f.func.clone(),
                     range_ms: f.range_ms,
                     step_ms: if is_range { step } else { 0 },
+                    limits,
                 };
-                let mut got = store
+                let mut got = match store
                     .select_chunks_hinted(tenant, set, f.min_t, f.max_t, &hints)
-                    .await?;
+                    .await
+                {
+                    Ok(got) => got,
+                    // The store names what was left of the budget; the user set the whole.
+                    Err(QueryError::LimitExceeded(l)) if l.limit == ReadLimit::QueryMemory => {
+                        return Err(memory_exceeded())
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                held = held.saturating_add(got.iter().map(ChunkedSeries::heap_bytes).sum());
+                label_sets += got.len();
+                labels_bytes = labels_bytes
+                    .saturating_add(got.iter().map(|s| labels_heap_bytes(s.labels())).sum());
+                if max_memory != NO_LIMIT && held > max_memory {
+                    return Err(memory_exceeded());
+                }
                 series.append(&mut got);
             }
             if f.matchers.len() > 1 {
@@ -444,7 +495,11 @@ impl Engine {
             }
             data.insert(key, Arc::new(series));
         }
-        let mut ev = Evaluator::new(data, &self.opts, q, t0);
+        // Derived series carry copies of fetched label sets: count each at their mean size.
+        let mean_labels = labels_bytes
+            .checked_div(label_sets)
+            .unwrap_or(std::mem::size_of::<strata_model::Labels>());
+        let mut ev = Evaluator::new(data, held, mean_labels, &self.opts, q, t0);
         ev.is_range = is_range;
         let val = match ev.eval(expr, &Steps::new(start, end, step))? {
             Val::Vector(vs) => Val::Vector(crate::eval::finalize_names(vs)?),
@@ -535,6 +590,68 @@ mod tests {
         assert!(r[0].0.contains("host=\"a\""), "{r:?}");
         // Past the lookback delta the series is gone.
         assert!(instant("req_total", 900_000 + 300_000).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn memory_limit_fails_while_fetching_and_before_step_values() {
+        let t = TenantId::new("t").unwrap();
+        let engine = |max| {
+            Engine::new(EngineOptions {
+                max_query_memory_bytes: max,
+                ..EngineOptions::default()
+            })
+        };
+        let is_memory = |e: &EvalError, max: usize| {
+            matches!(e, EvalError::LimitExceeded(l)
+                if l.limit == ReadLimit::QueryMemory && l.max == max as u64)
+        };
+        // 2,000 series of 100 samples: ~2 MB fetched for `sum(m)` at 50 s.
+        let mut many = MemStore::new();
+        for i in 0..2000 {
+            many.add(
+                Labels::from_pairs([("__name__", "m".to_string()), ("i", format!("{i:05}"))]),
+                (0..100).map(|t| Sample::new(t * 1000, t as f64)),
+            );
+        }
+        let e = engine(256 << 10)
+            .instant(&many, &t, "sum(m)", 50_000)
+            .await
+            .unwrap_err();
+        assert!(is_memory(&e, 256 << 10), "{e}");
+        assert!(
+            e.to_string().contains("querier.max_query_memory_bytes"),
+            "{e}"
+        );
+        // The store stopped handing out series once the budget was spent.
+        let produced = many.series_produced();
+        assert!(produced < 500, "{produced} of 2000 series fetched");
+        let r = engine(64 << 20)
+            .instant(&many, &t, "sum(m)", 50_000)
+            .await
+            .unwrap();
+        assert!(matches!(r.value, QueryValue::Vector(ref v) if v[0].v == 100_000.0));
+
+        // 10 series over 10,000 steps: a few KB fetched, 1.6 MB of step values. The fetch
+        // completes, the selector refuses to allocate its values.
+        let mut few = MemStore::new();
+        for i in 0..10 {
+            few.add(
+                Labels::from_pairs([("__name__", "f".to_string()), ("i", i.to_string())]),
+                (0..167).map(|k| Sample::new(k * 60_000, k as f64)),
+            );
+        }
+        let range = |e: Engine| {
+            let few = &few;
+            let t = &t;
+            async move { e.range(few, t, "f", 0, 9_999_000, 1000).await }
+        };
+        let e = range(engine(512 << 10)).await.unwrap_err();
+        assert!(is_memory(&e, 512 << 10), "{e}");
+        assert_eq!(few.series_produced(), 10, "fetched in full");
+        let r = range(engine(64 << 20)).await.unwrap();
+        assert!(matches!(r.value, QueryValue::Matrix(ref m) if m.len() == 10));
+        // No limit at all.
+        assert!(range(engine(0)).await.is_ok());
     }
 
     #[tokio::test]

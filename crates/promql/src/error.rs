@@ -19,6 +19,10 @@ pub enum EvalError {
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] strata_storage::QueryError),
+    /// The query would exceed one of its limits, e.g. `querier.max_query_memory_bytes`
+    /// (`execution`, HTTP 422); the message names the setting.
+    #[error(transparent)]
+    LimitExceeded(strata_storage::LimitExceeded),
     /// The query is longer or nests deeper than allowed; found before parsing or evaluating
     /// it (`bad_data`, HTTP 400).
     #[error("{}", match .limit {

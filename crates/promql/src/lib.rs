@@ -13,7 +13,9 @@ pub mod limits;
 pub mod testing;
 mod value;
 
-pub use engine::{selector_matchers, Engine, EngineOptions, SourceResolution};
+pub use engine::{
+    selector_matchers, Engine, EngineOptions, SourceResolution, DEFAULT_MAX_QUERY_MEMORY_BYTES,
+};
 pub use error::EvalError;
 pub use limits::{parse_checked, QueryLimit};
 pub use value::{InstantSample, QueryResult, QueryValue};

@@ -2,16 +2,30 @@
 
 use async_trait::async_trait;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use strata_model::{Labels, Matcher, Sample, TenantId};
+use strata_storage::limits::check_count;
 use strata_storage::query::{Series, SeriesMetadata};
-use strata_storage::{QueryError, Queryable};
+use strata_storage::{ChunkedSeries, QueryError, Queryable, ReadLimit, SelectHints};
 
 /// Series kept in memory, sorted by labels; samples sorted by time (later adds of the same
-/// timestamp replace earlier ones).
-#[derive(Debug, Default, Clone)]
+/// timestamp replace earlier ones). Reads stop at their limits like a real store's, and the
+/// series they produce are counted ([`MemStore::series_produced`]).
+#[derive(Debug, Default)]
 pub struct MemStore {
     series: BTreeMap<Labels, BTreeMap<i64, f64>>,
     metadata: Vec<SeriesMetadata>,
+    produced: AtomicUsize,
+}
+
+impl Clone for MemStore {
+    fn clone(&self) -> Self {
+        Self {
+            series: self.series.clone(),
+            metadata: self.metadata.clone(),
+            produced: AtomicUsize::new(0),
+        }
+    }
 }
 
 impl MemStore {
@@ -48,11 +62,22 @@ impl MemStore {
         self.series.clear();
     }
 
-    fn matching(&self, m: &[Matcher], start: i64, end: i64) -> Vec<Series> {
+    /// Series handed out by reads so far (a read stopped by a limit hands out fewer).
+    pub fn series_produced(&self) -> usize {
+        self.produced.load(Ordering::Relaxed)
+    }
+
+    /// The matching series with samples in the range, one at a time.
+    fn matching_iter<'a>(
+        &'a self,
+        m: &'a [Matcher],
+        start: i64,
+        end: i64,
+    ) -> impl Iterator<Item = Series> + 'a {
         self.series
             .iter()
-            .filter(|(l, _)| m.iter().all(|m| m.matches(l.get(&m.name).unwrap_or(""))))
-            .map(|(l, s)| Series {
+            .filter(move |(l, _)| m.iter().all(|m| m.matches(l.get(&m.name).unwrap_or(""))))
+            .map(move |(l, s)| Series {
                 labels: l.clone(),
                 samples: s
                     .range(start..=end)
@@ -60,7 +85,13 @@ impl MemStore {
                     .collect(),
             })
             .filter(|s| !s.samples.is_empty())
-            .collect()
+            .inspect(|_| {
+                self.produced.fetch_add(1, Ordering::Relaxed);
+            })
+    }
+
+    fn matching(&self, m: &[Matcher], start: i64, end: i64) -> Vec<Series> {
+        self.matching_iter(m, start, end).collect()
     }
 }
 
@@ -76,18 +107,49 @@ impl Queryable for MemStore {
         Ok(self.matching(m, start, end))
     }
 
+    async fn select_chunks(
+        &self,
+        t: &TenantId,
+        m: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<ChunkedSeries>, QueryError> {
+        self.select_chunks_hinted(t, m, start, end, &SelectHints::default())
+            .await
+    }
+
+    async fn select_chunks_hinted(
+        &self,
+        _: &TenantId,
+        m: &[Matcher],
+        start: i64,
+        end: i64,
+        hints: &SelectHints,
+    ) -> Result<Vec<ChunkedSeries>, QueryError> {
+        let mut tally = hints.limits.tally();
+        let mut out = Vec::new();
+        for s in self.matching_iter(m, start, end) {
+            let s = ChunkedSeries::Samples(s);
+            tally.add_series(&s)?;
+            out.push(s);
+        }
+        Ok(out)
+    }
+
     async fn series(
         &self,
         _: &TenantId,
         m: &[Matcher],
         start: i64,
         end: i64,
+        limit: usize,
     ) -> Result<Vec<Labels>, QueryError> {
-        Ok(self
-            .matching(m, start, end)
-            .into_iter()
-            .map(|s| s.labels)
-            .collect())
+        let mut out = Vec::new();
+        for s in self.matching_iter(m, start, end) {
+            out.push(s.labels);
+            check_count(out.len(), limit, ReadLimit::Series)?;
+        }
+        Ok(out)
     }
 
     async fn label_names(
@@ -96,15 +158,14 @@ impl Queryable for MemStore {
         m: &[Matcher],
         start: i64,
         end: i64,
+        limit: usize,
     ) -> Result<Vec<String>, QueryError> {
-        let mut v: Vec<String> = self
-            .matching(m, start, end)
-            .iter()
-            .flat_map(|s| s.labels.iter().map(|l| l.name.clone()))
-            .collect();
-        v.sort();
-        v.dedup();
-        Ok(v)
+        let mut v = std::collections::BTreeSet::new();
+        for s in self.matching_iter(m, start, end) {
+            v.extend(s.labels.iter().map(|l| l.name.clone()));
+            check_count(v.len(), limit, ReadLimit::LabelNames)?;
+        }
+        Ok(v.into_iter().collect())
     }
 
     async fn label_values(
@@ -114,15 +175,16 @@ impl Queryable for MemStore {
         m: &[Matcher],
         start: i64,
         end: i64,
+        limit: usize,
     ) -> Result<Vec<String>, QueryError> {
-        let mut v: Vec<String> = self
-            .matching(m, start, end)
-            .iter()
-            .filter_map(|s| s.labels.get(n).map(str::to_owned))
-            .collect();
-        v.sort();
-        v.dedup();
-        Ok(v)
+        let mut v = std::collections::BTreeSet::new();
+        for s in self.matching_iter(m, start, end) {
+            if let Some(x) = s.labels.get(n) {
+                v.insert(x.to_owned());
+                check_count(v.len(), limit, ReadLimit::LabelValues)?;
+            }
+        }
+        Ok(v.into_iter().collect())
     }
 
     async fn metadata(

@@ -15,7 +15,8 @@ use axum::Router;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use strata_model::{Labels, Matcher, TenancyConfig, TenantId};
-use strata_storage::Queryable;
+use strata_storage::limits::check_count;
+use strata_storage::{QueryError, Queryable, ReadLimit, NO_LIMIT};
 
 /// The querier component.
 pub struct Querier {
@@ -134,16 +135,13 @@ async fn series(
     let tenant = q.tenant(&headers)?;
     let sets = matcher_sets(&p, true, &q.cfg)?;
     let (start, end) = p.range()?;
+    let limit = q.cfg.max_series_per_request;
     let mut all: BTreeSet<Labels> = BTreeSet::new();
+    // Each store stops at the limit; the union of several `match[]` may still exceed it.
     for set in &sets {
-        for l in q.store.series(&tenant, set, start, end).await? {
+        for l in q.store.series(&tenant, set, start, end, limit).await? {
             all.insert(l);
-            if all.len() > q.cfg.max_series_per_request {
-                return Err(ApiError::Execution(format!(
-                    "the query matches more than {} series (querier.max_series_per_request); narrow the selector or the time range",
-                    q.cfg.max_series_per_request
-                )));
-            }
+            check_count(all.len(), limit, ReadLimit::Series).map_err(QueryError::from)?;
         }
     }
     let mut out = String::from("[");
@@ -167,12 +165,14 @@ async fn labels(
     let tenant = q.tenant(&headers)?;
     let sets = matcher_sets(&p, false, &q.cfg)?;
     let (start, end) = p.range()?;
+    let limit = q.cfg.max_label_names_per_request;
     let mut names = BTreeSet::new();
     if sets.is_empty() {
-        names.extend(q.store.label_names(&tenant, &[], start, end).await?);
+        names.extend(q.store.label_names(&tenant, &[], start, end, limit).await?);
     }
     for set in &sets {
-        names.extend(q.store.label_names(&tenant, set, start, end).await?);
+        names.extend(q.store.label_names(&tenant, set, start, end, limit).await?);
+        check_count(names.len(), limit, ReadLimit::LabelNames).map_err(QueryError::from)?;
     }
     Ok(json_ok(json_strings(names.iter().map(String::as_str))))
 }
@@ -191,20 +191,22 @@ async fn label_values(
     }
     let sets = matcher_sets(&p, false, &q.cfg)?;
     let (start, end) = p.range()?;
+    let limit = q.cfg.max_label_values_per_request;
     let mut values = BTreeSet::new();
     if sets.is_empty() {
         values.extend(
             q.store
-                .label_values(&tenant, &name, &[], start, end)
+                .label_values(&tenant, &name, &[], start, end, limit)
                 .await?,
         );
     }
     for set in &sets {
         values.extend(
             q.store
-                .label_values(&tenant, &name, set, start, end)
+                .label_values(&tenant, &name, set, start, end, limit)
                 .await?,
         );
+        check_count(values.len(), limit, ReadLimit::LabelValues).map_err(QueryError::from)?;
     }
     Ok(json_ok(json_strings(values.iter().map(String::as_str))))
 }
@@ -309,6 +311,7 @@ async fn tsdb_status(
         Matcher::new(strata_model::MatchOp::RegexMatch, "__name__", ".+")
             .map_err(|e| ApiError::Execution(e.to_string()))?,
     ];
+    // The status page counts every series of the head; no request limit applies to it.
     let series = q
         .store
         .series(
@@ -316,6 +319,7 @@ async fn tsdb_status(
             &all,
             crate::params::MIN_TIME,
             crate::params::MAX_TIME,
+            NO_LIMIT,
         )
         .await?;
     let stats = q.store.head_stats(&tenant).await?.unwrap_or_default();

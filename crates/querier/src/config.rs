@@ -6,10 +6,18 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QuerierConfig {
-    /// Most series one metadata or remote-read request may return.
+    /// Most series one `series` or remote-read request may return. Passed down with the read:
+    /// every store stops reading once its answer exceeds it.
     pub max_series_per_request: usize,
-    /// Most samples one remote-read request may return.
+    /// Most samples one remote-read request may return, counted as chunks arrive.
     pub max_samples_per_read: usize,
+    /// Most label names one `labels` request may return (stores stop at it).
+    pub max_label_names_per_request: usize,
+    /// Most values one `label/<name>/values` request may return (stores stop at it).
+    pub max_label_values_per_request: usize,
+    /// Most bytes one PromQL query may hold, estimated as it runs (fetched chunks and label
+    /// sets, decoded samples, per-step values); 0 = no limit.
+    pub max_query_memory_bytes: usize,
     /// Wall-clock budget of one PromQL query (`timeout` may lower it per request).
     #[serde(with = "humantime_serde")]
     pub query_timeout: std::time::Duration,
@@ -42,6 +50,9 @@ impl Default for QuerierConfig {
         Self {
             max_series_per_request: 500_000,
             max_samples_per_read: 50_000_000,
+            max_label_names_per_request: 100_000,
+            max_label_values_per_request: 500_000,
+            max_query_memory_bytes: strata_promql::DEFAULT_MAX_QUERY_MEMORY_BYTES,
             query_timeout: std::time::Duration::from_secs(120),
             max_samples: 50_000_000,
             lookback_delta: std::time::Duration::from_secs(300),
@@ -59,6 +70,18 @@ impl QuerierConfig {
         if self.max_series_per_request == 0 {
             return Err(ApiError::Config {
                 field: "querier.max_series_per_request",
+                reason: "must be > 0",
+            });
+        }
+        if self.max_label_names_per_request == 0 {
+            return Err(ApiError::Config {
+                field: "querier.max_label_names_per_request",
+                reason: "must be > 0",
+            });
+        }
+        if self.max_label_values_per_request == 0 {
+            return Err(ApiError::Config {
+                field: "querier.max_label_values_per_request",
                 reason: "must be > 0",
             });
         }

@@ -78,6 +78,7 @@ impl From<strata_promql::EvalError> for ApiError {
             E::Execution(m) | E::Limit(m) => Self::Execution(m),
             E::Timeout(_) => Self::Timeout(e.to_string()),
             E::Storage(s) => s.into(),
+            E::LimitExceeded(_) => Self::Execution(e.to_string()),
             E::QueryTooLarge { limit, .. } => {
                 let setting = match limit {
                     strata_promql::QueryLimit::Bytes => "querier.max_query_bytes",

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use strata_model::{Labels, Matcher, TenantId};
 use strata_ring::{InstanceDesc, Operation, RingWatcher};
-use strata_storage::merge::{merge_chunked, merge_sorted_strings};
+use strata_storage::merge::{merge_chunked, merge_labels, merge_strings_limited};
 use strata_storage::{
-    ChunkedSeries, HeadStats, QueryError, Queryable, SelectHints, Series, SeriesMetadata,
+    ChunkedSeries, HeadStats, QueryError, Queryable, ReadLimit, SelectHints, Series, SeriesMetadata,
 };
 
 /// Clients of the ingesters by ring entry.
@@ -231,7 +231,11 @@ impl Queryable for RingQueryable {
                     .await
             })
             .await?;
-        Ok(merge_chunked(answers, start, end))
+        // Every ingester stopped at the limits on its own; replicas' copies merge into one, and
+        // the merged answer is what the limits are about.
+        let merged = merge_chunked(answers, start, end);
+        hints.limits.check(&merged)?;
+        Ok(merged)
     }
 
     async fn series(
@@ -240,17 +244,15 @@ impl Queryable for RingQueryable {
         matchers: &[Matcher],
         start: i64,
         end: i64,
+        limit: usize,
     ) -> Result<Vec<Labels>, QueryError> {
         let Some((start, end)) = self.window(start, end) else {
             return Ok(Vec::new());
         };
         let answers = self
-            .fan_out(|c| async move { c.series(tenant, matchers, start, end).await })
+            .fan_out(|c| async move { c.series(tenant, matchers, start, end, limit).await })
             .await?;
-        let mut v: Vec<Labels> = answers.into_iter().flatten().collect();
-        v.sort();
-        v.dedup();
-        Ok(v)
+        Ok(merge_labels(answers, limit)?)
     }
 
     async fn label_names(
@@ -259,14 +261,19 @@ impl Queryable for RingQueryable {
         matchers: &[Matcher],
         start: i64,
         end: i64,
+        limit: usize,
     ) -> Result<Vec<String>, QueryError> {
         let Some((start, end)) = self.window(start, end) else {
             return Ok(Vec::new());
         };
         let answers = self
-            .fan_out(|c| async move { c.label_names(tenant, matchers, start, end).await })
+            .fan_out(|c| async move { c.label_names(tenant, matchers, start, end, limit).await })
             .await?;
-        Ok(merge_sorted_strings(answers))
+        Ok(merge_strings_limited(
+            answers,
+            limit,
+            ReadLimit::LabelNames,
+        )?)
     }
 
     async fn label_values(
@@ -276,14 +283,22 @@ impl Queryable for RingQueryable {
         matchers: &[Matcher],
         start: i64,
         end: i64,
+        limit: usize,
     ) -> Result<Vec<String>, QueryError> {
         let Some((start, end)) = self.window(start, end) else {
             return Ok(Vec::new());
         };
         let answers = self
-            .fan_out(|c| async move { c.label_values(tenant, name, matchers, start, end).await })
+            .fan_out(|c| async move {
+                c.label_values(tenant, name, matchers, start, end, limit)
+                    .await
+            })
             .await?;
-        Ok(merge_sorted_strings(answers))
+        Ok(merge_strings_limited(
+            answers,
+            limit,
+            ReadLimit::LabelValues,
+        )?)
     }
 
     /// Summed over ingesters: with replication the series count is RF times the distinct

@@ -178,6 +178,7 @@ fn engine_for(q: &Querier, p: &Params) -> Result<Engine, ApiError> {
         timeout,
         max_query_bytes: q.cfg.max_query_bytes,
         max_query_depth: q.cfg.max_query_depth,
+        max_query_memory_bytes: q.cfg.max_query_memory_bytes,
         ..EngineOptions::default()
     }))
 }

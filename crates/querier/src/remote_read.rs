@@ -11,6 +11,7 @@ use prost::Message;
 use std::sync::Arc;
 use strata_model::{MatchOp, Matcher};
 use strata_proto::prometheus as pb;
+use strata_storage::{LimitExceeded, QueryError, ReadLimit, ReadLimits, SelectHints, NO_LIMIT};
 
 fn convert(m: &pb::LabelMatcher) -> Result<Matcher, ApiError> {
     let op = match pb::label_matcher::Type::try_from(m.r#type) {
@@ -60,30 +61,69 @@ async fn read(q: &Querier, headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, 
         }
         selections.push((matchers, query.start_timestamp_ms, query.end_timestamp_ms));
     }
+    let (max_series, max_samples) = (q.cfg.max_series_per_request, q.cfg.max_samples_per_read);
+    let configured = ReadLimits {
+        max_series,
+        max_samples,
+        max_bytes: NO_LIMIT,
+    };
+    // The limits hold for the whole request: each query may take what the ones before it left.
+    let mut tally = configured.tally();
     let mut resp = pb::ReadResponse::default();
-    let mut samples_total = 0usize;
+    let mut buf = Vec::new();
     for (matchers, start, end) in &selections {
-        let series = q.store.select(&tenant, matchers, *start, *end).await?;
+        let (start, end) = (*start, *end);
+        let left = |max: usize, used: usize| max.saturating_sub(used).max(1);
+        let hints = SelectHints {
+            limits: ReadLimits {
+                max_series: left(max_series, tally.series),
+                max_samples: left(max_samples, tally.samples),
+                max_bytes: NO_LIMIT,
+            },
+            ..SelectHints::default()
+        };
+        let series = match q
+            .store
+            .select_chunks_hinted(&tenant, matchers, start, end, &hints)
+            .await
+        {
+            Ok(s) => s,
+            // The store names what was left; the user set the whole.
+            Err(QueryError::LimitExceeded(l)) => {
+                let max = match l.limit {
+                    ReadLimit::Series => max_series,
+                    ReadLimit::Samples => max_samples,
+                    _ => return Err(QueryError::LimitExceeded(l).into()),
+                };
+                return Err(QueryError::LimitExceeded(LimitExceeded {
+                    limit: l.limit,
+                    max: max as u64,
+                })
+                .into());
+            }
+            Err(e) => return Err(e.into()),
+        };
         let mut result = pb::QueryResult::default();
         for s in series {
-            samples_total += s.samples.len();
-            if samples_total > q.cfg.max_samples_per_read {
-                return Err(ApiError::Execution(format!(
-                    "remote read would return more than {} samples (querier.max_samples_per_read)",
-                    q.cfg.max_samples_per_read
-                )));
+            buf.clear();
+            s.decode_into(start, end, &mut buf);
+            if buf.is_empty() {
+                continue;
             }
+            // Exact counts of what is sent (the stores counted whole chunks).
+            tally
+                .add(1, buf.len(), 0)
+                .map_err(QueryError::LimitExceeded)?;
             result.timeseries.push(pb::TimeSeries {
                 labels: s
-                    .labels
+                    .labels()
                     .iter()
                     .map(|l| pb::Label {
                         name: l.name.clone(),
                         value: l.value.clone(),
                     })
                     .collect(),
-                samples: s
-                    .samples
+                samples: buf
                     .iter()
                     .map(|x| pb::Sample {
                         value: x.v,

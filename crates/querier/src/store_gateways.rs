@@ -123,8 +123,9 @@ impl Queryable for StoreGatewaySet {
         matchers: &[Matcher],
         start: i64,
         end: i64,
+        limit: usize,
     ) -> Result<Vec<Labels>, QueryError> {
-        self.one(|c| async move { c.series(tenant, matchers, start, end).await })
+        self.one(|c| async move { c.series(tenant, matchers, start, end, limit).await })
             .await
     }
 
@@ -134,8 +135,9 @@ impl Queryable for StoreGatewaySet {
         matchers: &[Matcher],
         start: i64,
         end: i64,
+        limit: usize,
     ) -> Result<Vec<String>, QueryError> {
-        self.one(|c| async move { c.label_names(tenant, matchers, start, end).await })
+        self.one(|c| async move { c.label_names(tenant, matchers, start, end, limit).await })
             .await
     }
 
@@ -146,9 +148,13 @@ impl Queryable for StoreGatewaySet {
         matchers: &[Matcher],
         start: i64,
         end: i64,
+        limit: usize,
     ) -> Result<Vec<String>, QueryError> {
-        self.one(|c| async move { c.label_values(tenant, name, matchers, start, end).await })
-            .await
+        self.one(|c| async move {
+            c.label_values(tenant, name, matchers, start, end, limit)
+                .await
+        })
+        .await
     }
 
     async fn metadata(

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use strata_model::{Label, Labels, MatchOp, Matcher, TenantId};
 use strata_storage::chunk::XorAppender;
 use strata_storage::{
-    ChunkedSeries, EncodedChunk, PushError, PushOutcome, QueryError, Rejection, RejectionKind,
-    SelectHints,
+    ChunkedSeries, EncodedChunk, LimitExceeded, PushError, PushOutcome, QueryError, ReadLimit,
+    ReadLimits, Rejection, RejectionKind, SelectHints,
 };
 use tonic::{Code, Status};
 
@@ -75,6 +75,30 @@ pub fn hints_from_pb(h: Option<pb::SelectHints>) -> SelectHints {
         func: (!h.func.is_empty()).then_some(h.func),
         range_ms: h.range_ms,
         step_ms: h.step_ms,
+        // Limits travel beside the hints (`SelectRequest.limits`).
+        limits: ReadLimits::default(),
+    }
+}
+
+/// A count from the wire: values beyond this machine's `usize` are as good as no limit.
+pub fn count_from_pb(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+pub fn limits_to_pb(l: &ReadLimits) -> pb::ReadLimits {
+    pb::ReadLimits {
+        max_series: l.max_series as u64,
+        max_samples: l.max_samples as u64,
+        max_bytes: l.max_bytes as u64,
+    }
+}
+
+pub fn limits_from_pb(l: Option<pb::ReadLimits>) -> ReadLimits {
+    let l = l.unwrap_or_default();
+    ReadLimits {
+        max_series: count_from_pb(l.max_series),
+        max_samples: count_from_pb(l.max_samples),
+        max_bytes: count_from_pb(l.max_bytes),
     }
 }
 
@@ -271,7 +295,21 @@ pub fn status_to_push_error(target: &str, s: Status) -> PushError {
     }
 }
 
+/// gRPC metadata keys carrying which limit a read exceeded, and its value.
+const LIMIT_KEY: &str = "strata-limit";
+const LIMIT_MAX_KEY: &str = "strata-limit-max";
+
 pub fn query_error_to_status(e: &QueryError) -> Status {
+    if let QueryError::LimitExceeded(l) = e {
+        let mut s = Status::new(Code::ResourceExhausted, l.to_string());
+        let md = s.metadata_mut();
+        md.insert(
+            LIMIT_KEY,
+            tonic::metadata::MetadataValue::from_static(l.limit.as_str()),
+        );
+        md.insert(LIMIT_MAX_KEY, tonic::metadata::MetadataValue::from(l.max));
+        return s;
+    }
     let code = match e {
         QueryError::BadData(_) => Code::InvalidArgument,
         QueryError::LimitExceeded(_) => Code::ResourceExhausted,
@@ -280,19 +318,31 @@ pub fn query_error_to_status(e: &QueryError) -> Status {
         }
         QueryError::Storage(_) => Code::Internal,
     };
-    // Limit and bad-data messages are shown to the user as they are; the variant's prefix is
-    // added again on the calling side.
+    // Bad-data messages are shown to the user as they are; the variant's prefix is added again
+    // on the calling side.
     let msg = match e {
-        QueryError::BadData(m) | QueryError::LimitExceeded(m) => m.clone(),
+        QueryError::BadData(m) => m.clone(),
         _ => chain(e),
     };
     Status::new(code, msg)
 }
 
+/// The limit a peer's status reports, if it is one this build knows.
+fn limit_from_status(s: &Status) -> Option<LimitExceeded> {
+    let md = s.metadata();
+    let limit = ReadLimit::from_name(md.get(LIMIT_KEY)?.to_str().ok()?)?;
+    let max = md.get(LIMIT_MAX_KEY)?.to_str().ok()?.parse().ok()?;
+    Some(LimitExceeded { limit, max })
+}
+
 pub fn status_to_query_error(target: &str, s: Status) -> QueryError {
+    if s.code() == Code::ResourceExhausted {
+        if let Some(l) = limit_from_status(&s) {
+            return QueryError::LimitExceeded(l);
+        }
+    }
     match s.code() {
         Code::InvalidArgument => QueryError::BadData(s.message().to_owned()),
-        Code::ResourceExhausted => QueryError::LimitExceeded(s.message().to_owned()),
         _ => QueryError::Remote {
             target: target.to_owned(),
             source: Box::new(RemoteStatus::from(s)),
@@ -376,12 +426,30 @@ mod tests {
 
     #[test]
     fn errors_keep_their_meaning_across_the_wire() {
-        let s = query_error_to_status(&QueryError::LimitExceeded("too many series".into()));
-        let e = status_to_query_error("ingester-1", s);
+        for limit in ReadLimit::ALL {
+            let sent = LimitExceeded { limit, max: 42 };
+            let s = query_error_to_status(&QueryError::LimitExceeded(sent));
+            assert_eq!(s.code(), Code::ResourceExhausted);
+            let e = status_to_query_error("ingester-1", s);
+            assert!(
+                matches!(e, QueryError::LimitExceeded(got) if got == sent),
+                "{e}"
+            );
+        }
+        // A resource-exhausted status without a known limit (another kind of server) stays a
+        // remote failure naming the peer.
+        let e = status_to_query_error("ingester-1", Status::resource_exhausted("busy"));
         assert!(
-            matches!(e, QueryError::LimitExceeded(ref m) if m == "too many series"),
+            matches!(e, QueryError::Remote { ref target, .. } if target == "ingester-1"),
             "{e}"
         );
+        let limits = ReadLimits {
+            max_series: 1,
+            max_samples: 2,
+            max_bytes: 3,
+        };
+        assert_eq!(limits_from_pb(Some(limits_to_pb(&limits))), limits);
+        assert_eq!(limits_from_pb(None), ReadLimits::default());
         let s = push_error_to_status(&PushError::Unavailable("ingester", "shutting down"));
         let e = status_to_push_error("ingester-1", s);
         assert!(e.to_string().contains("ingester-1"), "{e}");

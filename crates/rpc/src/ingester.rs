@@ -18,7 +18,7 @@ use strata_model::{Labels, Matcher, TenantId, WriteBatch};
 use strata_proto::decode::decode_write_request_v1;
 use strata_storage::{
     ChunkedSeries, EncodedPusher, HeadStats, PushError, PushOutcome, Pusher, QueryError, Queryable,
-    SelectHints, Series, SeriesMetadata,
+    ReadLimit, SelectHints, Series, SeriesMetadata,
 };
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
@@ -279,7 +279,7 @@ impl Queryable for IngesterClient {
         let r = self.reads();
         let req = r.select_request(tenant, matchers, start, end, hints);
         let mut raw = self.raw.clone();
-        r.collect_stream(raw.query_stream(req)).await
+        r.collect_stream(raw.query_stream(req), &hints.limits).await
     }
 
     async fn series(
@@ -288,11 +288,12 @@ impl Queryable for IngesterClient {
         matchers: &[Matcher],
         start: i64,
         end: i64,
+        limit: usize,
     ) -> Result<Vec<Labels>, QueryError> {
         let r = self.reads();
-        let req = r.select_request(tenant, matchers, start, end, &SelectHints::default());
+        let req = r.series_request(tenant, matchers, start, end, limit);
         let mut raw = self.raw.clone();
-        Ok(RemoteReads::label_sets(r.call(raw.series(req)).await?))
+        RemoteReads::label_sets(r.call(raw.series(req)).await?, limit)
     }
 
     async fn label_names(
@@ -301,11 +302,16 @@ impl Queryable for IngesterClient {
         matchers: &[Matcher],
         start: i64,
         end: i64,
+        limit: usize,
     ) -> Result<Vec<String>, QueryError> {
         let r = self.reads();
-        let req = r.label_names_request(tenant, matchers, start, end);
+        let req = r.label_names_request(tenant, matchers, start, end, limit);
         let mut raw = self.raw.clone();
-        Ok(r.call(raw.label_names(req)).await?.values)
+        RemoteReads::strings(
+            r.call(raw.label_names(req)).await?,
+            limit,
+            ReadLimit::LabelNames,
+        )
     }
 
     async fn label_values(
@@ -315,11 +321,16 @@ impl Queryable for IngesterClient {
         matchers: &[Matcher],
         start: i64,
         end: i64,
+        limit: usize,
     ) -> Result<Vec<String>, QueryError> {
         let r = self.reads();
-        let req = r.label_values_request(tenant, name, matchers, start, end);
+        let req = r.label_values_request(tenant, name, matchers, start, end, limit);
         let mut raw = self.raw.clone();
-        Ok(r.call(raw.label_values(req)).await?.values)
+        RemoteReads::strings(
+            r.call(raw.label_values(req)).await?,
+            limit,
+            ReadLimit::LabelValues,
+        )
     }
 
     async fn head_stats(&self, tenant: &TenantId) -> Result<Option<HeadStats>, QueryError> {

@@ -2,15 +2,17 @@
 //! gRPC, and a client that is a `Queryable` again.
 
 use crate::convert::{
-    hints_from_pb, hints_to_pb, labels_from_pb, labels_to_pb, matchers_from_pb, matchers_to_pb,
-    query_error_to_status, series_from_pb, series_to_pb, status_to_query_error, tenant,
+    count_from_pb, hints_from_pb, hints_to_pb, labels_from_pb, labels_to_pb, limits_from_pb,
+    limits_to_pb, matchers_from_pb, matchers_to_pb, query_error_to_status, series_from_pb,
+    series_to_pb, status_to_query_error, tenant,
 };
 use crate::pb::query::v1 as pb;
 use futures::{Stream, StreamExt};
 use std::pin::Pin;
 use std::time::Duration;
 use strata_model::{Labels, Matcher, TenantId};
-use strata_storage::{ChunkedSeries, QueryError, Queryable, SelectHints};
+use strata_storage::limits::check_count;
+use strata_storage::{ChunkedSeries, QueryError, Queryable, ReadLimit, ReadLimits, SelectHints};
 use tonic::{Request, Response, Status};
 
 /// Bytes of chunk data per streamed message: big enough to amortize framing, small enough
@@ -26,7 +28,8 @@ pub async fn serve_select(
 ) -> Result<Response<SelectStream>, Status> {
     let t = tenant(&req.tenant)?;
     let matchers = matchers_from_pb(req.matchers)?;
-    let hints = hints_from_pb(req.hints);
+    let mut hints = hints_from_pb(req.hints);
+    hints.limits = limits_from_pb(req.limits);
     let series = q
         .select_chunks_hinted(&t, &matchers, req.start_ms, req.end_ms, &hints)
         .await
@@ -55,8 +58,9 @@ pub async fn serve_series(
 ) -> Result<Response<pb::SeriesLabelsResponse>, Status> {
     let t = tenant(&req.tenant)?;
     let matchers = matchers_from_pb(req.matchers)?;
+    let limit = limits_from_pb(req.limits).max_series;
     let v = q
-        .series(&t, &matchers, req.start_ms, req.end_ms)
+        .series(&t, &matchers, req.start_ms, req.end_ms, limit)
         .await
         .map_err(|e| query_error_to_status(&e))?;
     Ok(Response::new(pb::SeriesLabelsResponse {
@@ -76,7 +80,13 @@ pub async fn serve_label_names(
     let t = tenant(&req.tenant)?;
     let matchers = matchers_from_pb(req.matchers)?;
     let values = q
-        .label_names(&t, &matchers, req.start_ms, req.end_ms)
+        .label_names(
+            &t,
+            &matchers,
+            req.start_ms,
+            req.end_ms,
+            count_from_pb(req.limit),
+        )
         .await
         .map_err(|e| query_error_to_status(&e))?;
     Ok(Response::new(pb::StringsResponse { values }))
@@ -89,7 +99,14 @@ pub async fn serve_label_values(
     let t = tenant(&req.tenant)?;
     let matchers = matchers_from_pb(req.matchers)?;
     let values = q
-        .label_values(&t, &req.name, &matchers, req.start_ms, req.end_ms)
+        .label_values(
+            &t,
+            &req.name,
+            &matchers,
+            req.start_ms,
+            req.end_ms,
+            count_from_pb(req.limit),
+        )
         .await
         .map_err(|e| query_error_to_status(&e))?;
     Ok(Response::new(pb::StringsResponse { values }))
@@ -122,7 +139,27 @@ impl RemoteReads<'_> {
             start_ms: start,
             end_ms: end,
             hints: Some(hints_to_pb(hints)),
+            limits: Some(limits_to_pb(&hints.limits)),
         })
+    }
+
+    /// A request for the label sets of a selection, at most `limit` of them.
+    pub fn series_request(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+        limit: usize,
+    ) -> Request<pb::SelectRequest> {
+        let hints = SelectHints {
+            limits: ReadLimits {
+                max_series: limit,
+                ..ReadLimits::default()
+            },
+            ..SelectHints::default()
+        };
+        self.select_request(tenant, matchers, start, end, &hints)
     }
 
     pub fn label_names_request(
@@ -131,12 +168,14 @@ impl RemoteReads<'_> {
         matchers: &[Matcher],
         start: i64,
         end: i64,
+        limit: usize,
     ) -> Request<pb::LabelNamesRequest> {
         self.request(pb::LabelNamesRequest {
             tenant: tenant.as_str().to_owned(),
             matchers: matchers_to_pb(matchers),
             start_ms: start,
             end_ms: end,
+            limit: limit as u64,
         })
     }
 
@@ -147,6 +186,7 @@ impl RemoteReads<'_> {
         matchers: &[Matcher],
         start: i64,
         end: i64,
+        limit: usize,
     ) -> Request<pb::LabelValuesRequest> {
         self.request(pb::LabelValuesRequest {
             tenant: tenant.as_str().to_owned(),
@@ -154,6 +194,7 @@ impl RemoteReads<'_> {
             matchers: matchers_to_pb(matchers),
             start_ms: start,
             end_ms: end,
+            limit: limit as u64,
         })
     }
 
@@ -177,32 +218,59 @@ impl RemoteReads<'_> {
         )
     }
 
-    /// Collects a streamed selection.
+    /// Collects a streamed selection, counting it against `limits` as the messages arrive: a
+    /// peer that does not stop by itself (one that predates limits) is cut off at the first
+    /// message over them, and dropping the stream cancels the call.
     pub async fn collect_stream(
         &self,
         call: impl std::future::Future<
             Output = Result<Response<tonic::Streaming<pb::SelectStreamResponse>>, Status>,
         >,
+        limits: &ReadLimits,
     ) -> Result<Vec<ChunkedSeries>, QueryError> {
         let fut = async {
-            let mut stream = call.await?.into_inner();
+            let mut stream = call
+                .await
+                .map_err(|s| status_to_query_error(self.target, s))?
+                .into_inner();
             let mut out = Vec::new();
+            let mut tally = limits.tally();
             while let Some(msg) = stream.next().await {
-                out.extend(msg?.series.into_iter().map(series_from_pb));
+                let msg = msg.map_err(|s| status_to_query_error(self.target, s))?;
+                for s in msg.series {
+                    let s = series_from_pb(s);
+                    tally.add_series(&s)?;
+                    out.push(s);
+                }
             }
-            Ok::<_, Status>(out)
+            Ok::<_, QueryError>(out)
         };
         match tokio::time::timeout(self.timeout, fut).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(s)) => Err(status_to_query_error(self.target, s)),
+            Ok(r) => r,
             Err(_) => Err(self.deadline()),
         }
     }
 
-    pub fn label_sets(r: pb::SeriesLabelsResponse) -> Vec<Labels> {
-        r.series
+    /// The label sets of an answer; more than `limit` (a peer that predates limits) is the
+    /// series limit exceeded, as if the peer had stopped.
+    pub fn label_sets(
+        r: pb::SeriesLabelsResponse,
+        limit: usize,
+    ) -> Result<Vec<Labels>, QueryError> {
+        check_count(r.series.len(), limit, ReadLimit::Series)?;
+        Ok(r.series
             .into_iter()
             .map(|s| labels_from_pb(s.labels))
-            .collect()
+            .collect())
+    }
+
+    /// The strings of an answer, checked against `limit` like [`RemoteReads::label_sets`].
+    pub fn strings(
+        r: pb::StringsResponse,
+        limit: usize,
+        kind: ReadLimit,
+    ) -> Result<Vec<String>, QueryError> {
+        check_count(r.values.len(), limit, kind)?;
+        Ok(r.values)
     }
 }

@@ -8,7 +8,9 @@ use crate::{GrpcClientConfig, GrpcServerConfig};
 use async_trait::async_trait;
 use std::sync::Arc;
 use strata_model::{Labels, Matcher, TenantId};
-use strata_storage::{ChunkedSeries, QueryError, Queryable, SelectHints, Series, SeriesMetadata};
+use strata_storage::{
+    ChunkedSeries, QueryError, Queryable, ReadLimit, SelectHints, Series, SeriesMetadata,
+};
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
@@ -143,7 +145,7 @@ impl Queryable for StoreGatewayClient {
         let r = self.reads();
         let req = r.select_request(tenant, matchers, start, end, hints);
         let mut raw = self.raw.clone();
-        r.collect_stream(raw.series(req)).await
+        r.collect_stream(raw.series(req), &hints.limits).await
     }
 
     async fn series(
@@ -152,13 +154,12 @@ impl Queryable for StoreGatewayClient {
         matchers: &[Matcher],
         start: i64,
         end: i64,
+        limit: usize,
     ) -> Result<Vec<Labels>, QueryError> {
         let r = self.reads();
-        let req = r.select_request(tenant, matchers, start, end, &SelectHints::default());
+        let req = r.series_request(tenant, matchers, start, end, limit);
         let mut raw = self.raw.clone();
-        Ok(RemoteReads::label_sets(
-            r.call(raw.series_labels(req)).await?,
-        ))
+        RemoteReads::label_sets(r.call(raw.series_labels(req)).await?, limit)
     }
 
     async fn label_names(
@@ -167,11 +168,16 @@ impl Queryable for StoreGatewayClient {
         matchers: &[Matcher],
         start: i64,
         end: i64,
+        limit: usize,
     ) -> Result<Vec<String>, QueryError> {
         let r = self.reads();
-        let req = r.label_names_request(tenant, matchers, start, end);
+        let req = r.label_names_request(tenant, matchers, start, end, limit);
         let mut raw = self.raw.clone();
-        Ok(r.call(raw.label_names(req)).await?.values)
+        RemoteReads::strings(
+            r.call(raw.label_names(req)).await?,
+            limit,
+            ReadLimit::LabelNames,
+        )
     }
 
     async fn label_values(
@@ -181,11 +187,16 @@ impl Queryable for StoreGatewayClient {
         matchers: &[Matcher],
         start: i64,
         end: i64,
+        limit: usize,
     ) -> Result<Vec<String>, QueryError> {
         let r = self.reads();
-        let req = r.label_values_request(tenant, name, matchers, start, end);
+        let req = r.label_values_request(tenant, name, matchers, start, end, limit);
         let mut raw = self.raw.clone();
-        Ok(r.call(raw.label_values(req)).await?.values)
+        RemoteReads::strings(
+            r.call(raw.label_values(req)).await?,
+            limit,
+            ReadLimit::LabelValues,
+        )
     }
 
     /// Blocks carry no metric metadata (ingesters answer it).

@@ -11,11 +11,13 @@ pub mod bucket;
 pub mod chunk;
 mod error;
 pub mod index;
+pub mod limits;
 pub mod merge;
 pub mod push;
 pub mod query;
 
-pub use error::{PushError, QueryError};
+pub use error::{LimitExceeded, PushError, QueryError, ReadLimit};
+pub use limits::{ReadLimits, NO_LIMIT};
 pub use merge::MergeQueryable;
 pub use push::{EncodedPusher, PushOutcome, Pusher, Rejection, RejectionKind};
 pub use query::{

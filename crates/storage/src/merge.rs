@@ -3,8 +3,9 @@
 //! That is what makes a query answer the same before and after a block is flushed, uploaded
 //! twice by replicas, or compacted while the old blocks are still readable.
 
+use crate::limits::check_count;
 use crate::query::{ChunkedSeries, Queryable, SelectHints, Series, SeriesMetadata};
-use crate::QueryError;
+use crate::{LimitExceeded, QueryError, ReadLimit};
 use async_trait::async_trait;
 use std::sync::Arc;
 use strata_model::{Labels, Matcher, Sample, TenantId};
@@ -135,6 +136,33 @@ pub fn merge_sorted_strings(lists: Vec<Vec<String>>) -> Vec<String> {
     v
 }
 
+/// Merges sorted label-set lists into one sorted list without duplicates; more than `limit`
+/// distinct sets is [`ReadLimit::Series`] exceeded.
+pub fn merge_labels(lists: Vec<Vec<Labels>>, limit: usize) -> Result<Vec<Labels>, LimitExceeded> {
+    let mut v: Vec<Labels> = if lists.len() == 1 {
+        lists.into_iter().flatten().collect()
+    } else {
+        let mut v: Vec<Labels> = lists.into_iter().flatten().collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    check_count(v.len(), limit, ReadLimit::Series)?;
+    v.shrink_to_fit();
+    Ok(v)
+}
+
+/// [`merge_sorted_strings`], then more than `limit` strings is `kind` exceeded.
+pub fn merge_strings_limited(
+    lists: Vec<Vec<String>>,
+    limit: usize,
+    kind: ReadLimit,
+) -> Result<Vec<String>, LimitExceeded> {
+    let v = merge_sorted_strings(lists);
+    check_count(v.len(), limit, kind)?;
+    Ok(v)
+}
+
 /// A [`Queryable`] over several stores, in priority order (the first wins on equal samples).
 pub struct MergeQueryable {
     sources: Vec<Arc<dyn Queryable>>,
@@ -199,7 +227,10 @@ impl Queryable for MergeQueryable {
                 .map(|s| s.select_chunks_hinted(tenant, matchers, start, end, hints)),
         )
         .await?;
-        Ok(merge_chunked(answers, start, end))
+        // Each source stopped at the limits on its own; their union may still exceed them.
+        let merged = merge_chunked(answers, start, end);
+        hints.limits.check(&merged)?;
+        Ok(merged)
     }
 
     async fn series(
@@ -208,17 +239,15 @@ impl Queryable for MergeQueryable {
         matchers: &[Matcher],
         start: i64,
         end: i64,
+        limit: usize,
     ) -> Result<Vec<Labels>, QueryError> {
         let answers = futures::future::try_join_all(
             self.sources
                 .iter()
-                .map(|s| s.series(tenant, matchers, start, end)),
+                .map(|s| s.series(tenant, matchers, start, end, limit)),
         )
         .await?;
-        let mut v: Vec<Labels> = answers.into_iter().flatten().collect();
-        v.sort();
-        v.dedup();
-        Ok(v)
+        Ok(merge_labels(answers, limit)?)
     }
 
     async fn label_names(
@@ -227,14 +256,19 @@ impl Queryable for MergeQueryable {
         matchers: &[Matcher],
         start: i64,
         end: i64,
+        limit: usize,
     ) -> Result<Vec<String>, QueryError> {
         let answers = futures::future::try_join_all(
             self.sources
                 .iter()
-                .map(|s| s.label_names(tenant, matchers, start, end)),
+                .map(|s| s.label_names(tenant, matchers, start, end, limit)),
         )
         .await?;
-        Ok(merge_sorted_strings(answers))
+        Ok(merge_strings_limited(
+            answers,
+            limit,
+            ReadLimit::LabelNames,
+        )?)
     }
 
     async fn label_values(
@@ -244,14 +278,19 @@ impl Queryable for MergeQueryable {
         matchers: &[Matcher],
         start: i64,
         end: i64,
+        limit: usize,
     ) -> Result<Vec<String>, QueryError> {
         let answers = futures::future::try_join_all(
             self.sources
                 .iter()
-                .map(|s| s.label_values(tenant, name, matchers, start, end)),
+                .map(|s| s.label_values(tenant, name, matchers, start, end, limit)),
         )
         .await?;
-        Ok(merge_sorted_strings(answers))
+        Ok(merge_strings_limited(
+            answers,
+            limit,
+            ReadLimit::LabelValues,
+        )?)
     }
 
     async fn head_stats(&self, tenant: &TenantId) -> Result<Option<crate::HeadStats>, QueryError> {
@@ -334,6 +373,172 @@ mod tests {
         assert_eq!(m.len(), 3);
         assert_eq!(m[0].samples, vec![s(1, 1.0), s(2, 2.0)]);
         assert_eq!(m[2].labels.metric_name(), Some("c"));
+    }
+
+    /// A store of series `m{i="…"}` for ids in `ids`, one sample each, that stops at its limits
+    /// and counts the series it hands out.
+    struct Source {
+        ids: std::ops::Range<usize>,
+        produced: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Source {
+        fn new(ids: std::ops::Range<usize>) -> Arc<Self> {
+            Arc::new(Self {
+                ids,
+                produced: Default::default(),
+            })
+        }
+
+        fn produced(&self) -> usize {
+            self.produced.load(std::sync::atomic::Ordering::SeqCst)
+        }
+
+        fn each(&self) -> impl Iterator<Item = Series> + '_ {
+            self.ids.clone().map(|i| {
+                self.produced
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Series {
+                    labels: Labels::from_pairs([
+                        ("__name__", "m".to_string()),
+                        ("i", format!("{i:05}")),
+                    ]),
+                    samples: vec![s(1, i as f64)],
+                }
+            })
+        }
+    }
+
+    #[async_trait]
+    impl Queryable for Source {
+        async fn select(
+            &self,
+            _: &TenantId,
+            _: &[Matcher],
+            _: i64,
+            _: i64,
+        ) -> Result<Vec<Series>, QueryError> {
+            Ok(self.each().collect())
+        }
+
+        async fn select_chunks_hinted(
+            &self,
+            _: &TenantId,
+            _: &[Matcher],
+            _: i64,
+            _: i64,
+            hints: &SelectHints,
+        ) -> Result<Vec<ChunkedSeries>, QueryError> {
+            let mut tally = hints.limits.tally();
+            let mut out = Vec::new();
+            for x in self.each() {
+                let x = ChunkedSeries::Samples(x);
+                tally.add_series(&x)?;
+                out.push(x);
+            }
+            Ok(out)
+        }
+
+        async fn series(
+            &self,
+            _: &TenantId,
+            _: &[Matcher],
+            _: i64,
+            _: i64,
+            limit: usize,
+        ) -> Result<Vec<Labels>, QueryError> {
+            let mut out = Vec::new();
+            for x in self.each() {
+                out.push(x.labels);
+                check_count(out.len(), limit, ReadLimit::Series)?;
+            }
+            Ok(out)
+        }
+
+        async fn label_names(
+            &self,
+            _: &TenantId,
+            _: &[Matcher],
+            _: i64,
+            _: i64,
+            _: usize,
+        ) -> Result<Vec<String>, QueryError> {
+            Ok(vec!["__name__".into(), "i".into()])
+        }
+
+        async fn label_values(
+            &self,
+            _: &TenantId,
+            name: &str,
+            _: &[Matcher],
+            _: i64,
+            _: i64,
+            limit: usize,
+        ) -> Result<Vec<String>, QueryError> {
+            let mut out = Vec::new();
+            for x in self.each() {
+                out.extend(x.labels.get(name).map(str::to_owned));
+                check_count(out.len(), limit, ReadLimit::LabelValues)?;
+            }
+            Ok(out)
+        }
+
+        async fn metadata(
+            &self,
+            _: &TenantId,
+            _: Option<&str>,
+        ) -> Result<Vec<SeriesMetadata>, QueryError> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[tokio::test]
+    async fn limits_reach_every_source_and_the_union() {
+        let (a, b) = (Source::new(0..600), Source::new(400..1000));
+        let q = MergeQueryable::new(vec![a.clone(), b.clone()]);
+        let t = TenantId::new("t").unwrap();
+        let limited = |max_series| SelectHints {
+            limits: crate::ReadLimits {
+                max_series,
+                ..Default::default()
+            },
+            ..SelectHints::default()
+        };
+        let is_limit = |e: &QueryError, kind: ReadLimit, max: u64| matches!(e, QueryError::LimitExceeded(l) if (l.limit, l.max) == (kind, max));
+        // Both sources stop at their 11th series.
+        let e = q.series(&t, &[], 0, 1, 10).await.unwrap_err();
+        assert!(is_limit(&e, ReadLimit::Series, 10), "{e}");
+        let e = q
+            .select_chunks_hinted(&t, &[], 0, 1, &limited(10))
+            .await
+            .unwrap_err();
+        assert!(is_limit(&e, ReadLimit::Series, 10), "{e}");
+        let e = q.label_values(&t, "i", &[], 0, 1, 10).await.unwrap_err();
+        assert!(is_limit(&e, ReadLimit::LabelValues, 10), "{e}");
+        assert!(
+            a.produced() + b.produced() <= 3 * 22,
+            "{}",
+            a.produced() + b.produced()
+        );
+        // Each source's 600 fit under 700; their union of 1,000 does not.
+        let e = q.series(&t, &[], 0, 1, 700).await.unwrap_err();
+        assert!(is_limit(&e, ReadLimit::Series, 700), "{e}");
+        let e = q
+            .select_chunks_hinted(&t, &[], 0, 1, &limited(700))
+            .await
+            .unwrap_err();
+        assert!(is_limit(&e, ReadLimit::Series, 700), "{e}");
+        let e = q.label_values(&t, "i", &[], 0, 1, 700).await.unwrap_err();
+        assert!(is_limit(&e, ReadLimit::LabelValues, 700), "{e}");
+        let e = q.label_names(&t, &[], 0, 1, 1).await.unwrap_err();
+        assert!(is_limit(&e, ReadLimit::LabelNames, 1), "{e}");
+        // At the limit: the whole union.
+        assert_eq!(q.series(&t, &[], 0, 1, 1000).await.unwrap().len(), 1000);
+        let got = q
+            .select_chunks_hinted(&t, &[], 0, 1, &limited(1000))
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1000);
     }
 
     #[test]

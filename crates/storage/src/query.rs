@@ -1,5 +1,6 @@
 //! Reading series back.
 
+use crate::limits::{chunk_heap_bytes, labels_heap_bytes, samples_heap_bytes, ReadLimits};
 use crate::QueryError;
 use async_trait::async_trait;
 use strata_model::{Labels, Matcher, MetricType, Sample, TenantId};
@@ -20,6 +21,13 @@ pub struct EncodedChunk {
     pub data: std::sync::Arc<[u8]>,
 }
 
+impl EncodedChunk {
+    /// Samples in the chunk, from its header.
+    pub fn num_samples(&self) -> usize {
+        usize::from(crate::chunk::chunk_len(&self.data))
+    }
+}
+
 /// A series whose samples stay compressed until a reader decodes them, which keeps a query over
 /// many series at ~1.3 bytes per sample instead of 16.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +44,25 @@ impl ChunkedSeries {
         match self {
             Self::Chunks { labels, .. } => labels,
             Self::Samples(s) => &s.labels,
+        }
+    }
+
+    /// Samples held: whole chunks counted from their headers, so a chunk reaching past the
+    /// selected range counts all its samples.
+    pub fn num_samples(&self) -> usize {
+        match self {
+            Self::Chunks { chunks, .. } => chunks.iter().map(EncodedChunk::num_samples).sum(),
+            Self::Samples(s) => s.samples.len(),
+        }
+    }
+
+    /// Estimated heap bytes held: labels plus compressed chunks or decoded samples.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Self::Chunks { labels, chunks } => {
+                labels_heap_bytes(labels) + chunks.iter().map(chunk_heap_bytes).sum::<usize>()
+            }
+            Self::Samples(s) => labels_heap_bytes(&s.labels) + samples_heap_bytes(s.samples.len()),
         }
     }
 
@@ -99,9 +126,16 @@ pub struct SelectHints {
     pub range_ms: i64,
     /// Query step, ms (0 for an instant query).
     pub step_ms: i64,
+    /// Where the store stops reading and answers [`QueryError::LimitExceeded`].
+    pub limits: ReadLimits,
 }
 
 /// Storage that answers selections. Time ranges are inclusive milliseconds.
+///
+/// Reads carry limits (`limit` arguments, [`SelectHints::limits`]; [`crate::limits::NO_LIMIT`]
+/// is none): a store stops collecting as soon as its answer exceeds one and answers
+/// [`QueryError::LimitExceeded`], so a request over a limit costs about the limit, not the
+/// whole selection.
 #[async_trait]
 pub trait Queryable: Send + Sync {
     /// Series matching every matcher that have a sample in `[start, end]`, with those samples,
@@ -131,38 +165,47 @@ pub trait Queryable: Send + Sync {
             .collect())
     }
 
-    /// Like [`Queryable::select_chunks`], with hints about the query. Stores without downsampled
-    /// data ignore them (the default).
+    /// Like [`Queryable::select_chunks`], with hints about the query and limits on the answer.
+    /// Stores without downsampled data ignore the resolution hints. The default checks the
+    /// limits on the whole answer; stores that collect series one by one should override it and
+    /// stop at the first series over a limit.
     async fn select_chunks_hinted(
         &self,
         tenant: &TenantId,
         matchers: &[Matcher],
         start: i64,
         end: i64,
-        _hints: &SelectHints,
+        hints: &SelectHints,
     ) -> Result<Vec<ChunkedSeries>, QueryError> {
-        self.select_chunks(tenant, matchers, start, end).await
+        let v = self.select_chunks(tenant, matchers, start, end).await?;
+        hints.limits.check(&v)?;
+        Ok(v)
     }
 
-    /// Label sets of the series matching every matcher with a sample in `[start, end]`, sorted.
+    /// Label sets of the series matching every matcher with a sample in `[start, end]`, sorted;
+    /// more than `limit` of them is [`crate::ReadLimit::Series`] exceeded.
     async fn series(
         &self,
         tenant: &TenantId,
         matchers: &[Matcher],
         start: i64,
         end: i64,
+        limit: usize,
     ) -> Result<Vec<Labels>, QueryError>;
 
-    /// Sorted label names of series matching `matchers` (all series if empty) in `[start, end]`.
+    /// Sorted label names of series matching `matchers` (all series if empty) in `[start, end]`;
+    /// more than `limit` of them is [`crate::ReadLimit::LabelNames`] exceeded.
     async fn label_names(
         &self,
         tenant: &TenantId,
         matchers: &[Matcher],
         start: i64,
         end: i64,
+        limit: usize,
     ) -> Result<Vec<String>, QueryError>;
 
-    /// Sorted values of label `name` among series matching `matchers` in `[start, end]`.
+    /// Sorted values of label `name` among series matching `matchers` in `[start, end]`; more
+    /// than `limit` of them is [`crate::ReadLimit::LabelValues`] exceeded.
     async fn label_values(
         &self,
         tenant: &TenantId,
@@ -170,6 +213,7 @@ pub trait Queryable: Send + Sync {
         matchers: &[Matcher],
         start: i64,
         end: i64,
+        limit: usize,
     ) -> Result<Vec<String>, QueryError>;
 
     /// Statistics of the in-memory head, for stores that have one.

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 use strata_model::{Labels, MatchOp, Matcher, Sample, TenantId};
@@ -15,7 +15,7 @@ use strata_storage::bucket::Bucket;
 use strata_storage::index::{BucketIndex, IndexedBlock};
 use strata_storage::merge::merge_series;
 use strata_storage::query::{Series, SeriesMetadata};
-use strata_storage::{ChunkedSeries, QueryError, Queryable, SelectHints};
+use strata_storage::{ChunkedSeries, QueryError, Queryable, ReadLimits, SelectHints};
 use ulid::Ulid;
 
 #[derive(Debug)]
@@ -145,6 +145,33 @@ impl StoreGateway {
         Ok(plan.into_iter().flat_map(|(_, b)| b).collect())
     }
 
+    /// Opens the raw blocks of `[start, end]` one after the other (up to
+    /// `block_open_concurrency` ahead) and hands each to `f`; the first error stops it, and the
+    /// blocks not reached yet are never opened. Label queries read this way stop at their
+    /// limit without opening the rest of the tenant's blocks.
+    async fn for_each_block(
+        &self,
+        tenant: &TenantId,
+        start: i64,
+        end: i64,
+        mut f: impl FnMut(&BlockReader) -> Result<(), QueryError>,
+    ) -> Result<(), QueryError> {
+        let wanted: Vec<IndexedBlock> = self
+            .plan_indexed(tenant, start, end, RESOLUTION_RAW)
+            .await?
+            .into_iter()
+            .flat_map(|(_, b)| b)
+            .collect();
+        let mut opened = futures::stream::iter(wanted)
+            .map(|b| self.open(tenant, b.ulid))
+            .buffered(self.cfg.block_open_concurrency);
+        while let Some(b) = opened.next().await {
+            let b = b?;
+            f(&b)?;
+        }
+        Ok(())
+    }
+
     /// The blocks answering `[start, end]` with resolutions up to `max_resolution`, grouped by
     /// resolution: the coarsest allowed blocks first, finer ones only where the coarser leave
     /// a gap (Thanos's choice: downsampled data exists to make long ranges cheap).
@@ -155,6 +182,24 @@ impl StoreGateway {
         end: i64,
         max_resolution: i64,
     ) -> Result<Vec<(i64, Vec<Arc<BlockReader>>)>, QueryError> {
+        let plan = self
+            .plan_indexed(tenant, start, end, max_resolution)
+            .await?;
+        let mut out = Vec::with_capacity(plan.len());
+        for (res, blocks) in plan {
+            out.push((res, self.open_all(tenant, blocks).await?));
+        }
+        Ok(out)
+    }
+
+    /// [`StoreGateway::plan`] without opening the blocks.
+    async fn plan_indexed(
+        &self,
+        tenant: &TenantId,
+        start: i64,
+        end: i64,
+        max_resolution: i64,
+    ) -> Result<Vec<(i64, Vec<IndexedBlock>)>, QueryError> {
         let index = self.index(tenant).await?;
         let mut candidates: Vec<&IndexedBlock> = index
             .queryable_blocks(
@@ -188,11 +233,7 @@ impl StoreGateway {
                 plan.push((res, chosen));
             }
         }
-        let mut out = Vec::with_capacity(plan.len());
-        for (res, blocks) in plan {
-            out.push((res, self.open_all(tenant, blocks).await?));
-        }
-        Ok(out)
+        Ok(plan)
     }
 
     async fn open_all(
@@ -275,6 +316,7 @@ impl StoreGateway {
         start: i64,
         end: i64,
         func: Option<&str>,
+        limits: &ReadLimits,
     ) -> Result<Vec<Series>, QueryError> {
         let aggr = aggregate_for(func);
         let mut m = matchers.to_vec();
@@ -286,7 +328,13 @@ impl StoreGateway {
             Matcher::new(MatchOp::RegexMatch, AGGR_LABEL, wanted)
                 .map_err(|e| QueryError::BadData(e.to_string()))?,
         );
-        let raw = block_set::select(blocks, &m, start, end).await?;
+        // An average reads two stored series (sum and count) per series it answers.
+        let per_series = if aggr == Aggregate::Avg { 2 } else { 1 };
+        let raw_limits = ReadLimits {
+            max_series: limits.max_series.saturating_mul(per_series),
+            ..*limits
+        };
+        let raw = block_set::select_limited(blocks, &m, start, end, &raw_limits).await?;
         let strip = |l: &Labels| {
             Labels::from_sorted(l.iter().filter(|x| x.name != AGGR_LABEL).cloned().collect())
         };
@@ -343,6 +391,17 @@ impl StoreGateway {
     /// Estimated bytes of open blocks.
     pub fn open_blocks_bytes(&self) -> u64 {
         self.cache.lock().bytes
+    }
+
+    /// Bytes of samples files fetched by selections from the blocks open now (a cost measure:
+    /// a selection stopped by a limit fetches less).
+    pub fn samples_bytes_fetched(&self) -> u64 {
+        self.cache
+            .lock()
+            .blocks
+            .values()
+            .map(|b| b.reader.samples_bytes_fetched())
+            .sum()
     }
 }
 
@@ -404,19 +463,29 @@ impl Queryable for StoreGateway {
             .plan(tenant, start, end, hints.max_resolution_ms)
             .await?;
         let mut lists = Vec::with_capacity(plan.len());
+        let limits = &hints.limits;
         // Finest first: on equal timestamps raw samples win over aggregates.
         for (res, blocks) in plan.into_iter().rev() {
             lists.push(if res == RESOLUTION_RAW {
-                block_set::select(&blocks, matchers, start, end).await?
+                block_set::select_limited(&blocks, matchers, start, end, limits).await?
             } else {
-                self.select_downsampled(&blocks, matchers, start, end, hints.func.as_deref())
-                    .await?
+                self.select_downsampled(
+                    &blocks,
+                    matchers,
+                    start,
+                    end,
+                    hints.func.as_deref(),
+                    limits,
+                )
+                .await?
             });
         }
-        Ok(merge_series(lists)
+        let out: Vec<ChunkedSeries> = merge_series(lists)
             .into_iter()
             .map(ChunkedSeries::Samples)
-            .collect())
+            .collect();
+        limits.check(&out)?;
+        Ok(out)
     }
 
     async fn select(
@@ -436,9 +505,14 @@ impl Queryable for StoreGateway {
         matchers: &[Matcher],
         start: i64,
         end: i64,
+        limit: usize,
     ) -> Result<Vec<Labels>, QueryError> {
-        let blocks = self.blocks_for(tenant, start, end).await?;
-        Ok(block_set::series(&blocks, matchers, start, end))
+        let mut out = BTreeSet::new();
+        self.for_each_block(tenant, start, end, |b| {
+            Ok(b.collect_series(matchers, start, end, limit, &mut out)?)
+        })
+        .await?;
+        Ok(out.into_iter().collect())
     }
 
     async fn label_names(
@@ -447,9 +521,14 @@ impl Queryable for StoreGateway {
         matchers: &[Matcher],
         start: i64,
         end: i64,
+        limit: usize,
     ) -> Result<Vec<String>, QueryError> {
-        let blocks = self.blocks_for(tenant, start, end).await?;
-        Ok(block_set::label_names(&blocks, matchers, start, end))
+        let mut out = BTreeSet::new();
+        self.for_each_block(tenant, start, end, |b| {
+            Ok(b.collect_label_names(matchers, start, end, limit, &mut out)?)
+        })
+        .await?;
+        Ok(out.into_iter().collect())
     }
 
     async fn label_values(
@@ -459,9 +538,14 @@ impl Queryable for StoreGateway {
         matchers: &[Matcher],
         start: i64,
         end: i64,
+        limit: usize,
     ) -> Result<Vec<String>, QueryError> {
-        let blocks = self.blocks_for(tenant, start, end).await?;
-        Ok(block_set::label_values(&blocks, name, matchers, start, end))
+        let mut out = BTreeSet::new();
+        self.for_each_block(tenant, start, end, |b| {
+            Ok(b.collect_label_values(name, matchers, start, end, limit, &mut out)?)
+        })
+        .await?;
+        Ok(out.into_iter().collect())
     }
 
     async fn metadata(

@@ -15,13 +15,15 @@ use hashbrown::HashTable;
 use parking_lot::{Mutex, RwLock};
 use postings::Postings;
 use series::{AppendResult, MemSeries};
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::collections::{BTreeSet, HashMap};
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use strata_model::labels::fmt_series;
 use strata_model::time::format_rfc3339_ms;
 use strata_model::{Labels, Limits, Matcher, MetricMetadata, Sample, TenantId, WriteBatch};
+use strata_storage::limits::{check_count, chunk_heap_bytes, ReadLimits};
 use strata_storage::query::{Series, SeriesMetadata};
-use strata_storage::{PushOutcome, Rejection, RejectionKind};
+use strata_storage::{LimitExceeded, PushOutcome, ReadLimit, Rejection, RejectionKind};
 
 #[derive(Debug, Default)]
 struct Shard {
@@ -80,6 +82,8 @@ pub struct TenantHead {
     /// Held shared by queries (which resolve postings to shard locations and then read the
     /// shards) and exclusively by truncation (which moves series inside shards).
     truncation: RwLock<()>,
+    /// Series examined by queries (see [`TenantHead::series_visited`]).
+    visited: AtomicU64,
 }
 
 /// What a truncation removed.
@@ -97,6 +101,24 @@ fn location(shard: usize, local: u32) -> u32 {
 #[inline]
 fn split_location(loc: u32) -> (usize, usize) {
     ((loc & 0xff) as usize, (loc >> 8) as usize)
+}
+
+/// Estimated heap bytes of the label set a canonical key decodes to (each name and value
+/// becomes a `String` of a `Label`).
+fn key_heap_bytes(key: &[u8]) -> usize {
+    std::mem::size_of::<Labels>()
+        + key::pairs(key)
+            .map(|(n, v)| std::mem::size_of::<strata_model::Label>() + n.len() + v.len())
+            .sum::<usize>()
+}
+
+/// How many items to collect to answer under `limit`: one more shows it is exceeded.
+fn upto(limit: usize) -> usize {
+    if limit == strata_storage::NO_LIMIT {
+        usize::MAX
+    } else {
+        limit.saturating_add(1)
+    }
 }
 
 fn describe(key: &[u8]) -> String {
@@ -118,6 +140,7 @@ impl TenantHead {
             min_valid_t: AtomicI64::new(i64::MIN),
             last_append_ms: AtomicI64::new(strata_model::time::now_ms()),
             truncation: RwLock::new(()),
+            visited: AtomicU64::new(0),
         }
     }
 
@@ -482,19 +505,34 @@ impl TenantHead {
         locs
     }
 
-    /// Visits matching series shard by shard (each shard locked once).
-    fn for_each_match(&self, matchers: &[Matcher], mut f: impl FnMut(&MemSeries)) {
+    /// Visits matching series shard by shard (each shard locked once) until `f` breaks.
+    fn for_each_match(
+        &self,
+        matchers: &[Matcher],
+        mut f: impl FnMut(&MemSeries) -> ControlFlow<()>,
+    ) {
         let _shared = self.truncation.read();
         let locs = self.matching_locations(matchers);
         let mut i = 0;
-        while i < locs.len() {
+        let mut visited = 0u64;
+        'shards: while i < locs.len() {
             let (shard_idx, _) = split_location(locs[i]);
             let shard = self.shards[shard_idx].lock();
             while i < locs.len() && split_location(locs[i]).0 == shard_idx {
-                f(&shard.series[split_location(locs[i]).1]);
+                visited += 1;
+                if f(&shard.series[split_location(locs[i]).1]).is_break() {
+                    break 'shards;
+                }
                 i += 1;
             }
         }
+        self.visited.fetch_add(visited, Ordering::Relaxed);
+    }
+
+    /// Series examined by queries since the head was created (a cost measure: a read stopped
+    /// by a limit examines fewer).
+    pub fn series_visited(&self) -> u64 {
+        self.visited.load(Ordering::Relaxed)
     }
 
     pub fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<Series> {
@@ -509,6 +547,7 @@ impl TenantHead {
             if !samples.is_empty() {
                 raw.push((s.key.clone(), samples));
             }
+            ControlFlow::Continue(())
         });
         for (k, samples) in raw {
             out.push(Series {
@@ -520,22 +559,39 @@ impl TenantHead {
         out
     }
 
+    /// Matching series with their chunks overlapping `[start, end]`, sorted by labels. Series,
+    /// samples (from the chunks' headers) and bytes are counted series by series under the
+    /// shard locks, and the walk stops at the first series over `limits`.
     pub fn select_chunks(
         &self,
         matchers: &[Matcher],
         start: i64,
         end: i64,
-    ) -> Vec<strata_storage::ChunkedSeries> {
+        limits: &ReadLimits,
+    ) -> Result<Vec<strata_storage::ChunkedSeries>, LimitExceeded> {
         if !self.overlaps(start, end) {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let mut raw: Vec<(Box<[u8]>, Vec<strata_storage::EncodedChunk>)> = Vec::new();
+        let mut tally = limits.tally();
+        let mut res = Ok(());
         self.for_each_match(matchers, |s| {
             let chunks = s.encoded_chunks(start, end);
-            if !chunks.is_empty() {
-                raw.push((s.key.clone(), chunks));
+            if chunks.is_empty() {
+                return ControlFlow::Continue(());
             }
+            res = tally.add(
+                1,
+                chunks.iter().map(|c| c.num_samples()).sum(),
+                key_heap_bytes(&s.key) + chunks.iter().map(chunk_heap_bytes).sum::<usize>(),
+            );
+            if res.is_err() {
+                return ControlFlow::Break(());
+            }
+            raw.push((s.key.clone(), chunks));
+            ControlFlow::Continue(())
         });
+        res?;
         let mut out: Vec<strata_storage::ChunkedSeries> = raw
             .into_iter()
             .map(|(k, chunks)| strata_storage::ChunkedSeries::Chunks {
@@ -544,62 +600,130 @@ impl TenantHead {
             })
             .collect();
         out.sort_by(|a, b| a.labels().cmp(b.labels()));
-        out
+        Ok(out)
     }
 
-    pub fn series(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<Labels> {
-        if !self.overlaps(start, end) {
-            return Vec::new();
-        }
+    /// Label sets of the matching series with a sample in `[start, end]`, sorted; stops at the
+    /// series past `limit`.
+    pub fn series(
+        &self,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+        limit: usize,
+    ) -> Result<Vec<Labels>, LimitExceeded> {
         let mut keys: Vec<Box<[u8]>> = Vec::new();
-        self.for_each_match(matchers, |s| {
-            if s.has_sample_in(start, end) {
+        self.matching_keys(
+            matchers,
+            start,
+            end,
+            |s, keys| {
                 keys.push(s.key.clone());
-            }
-        });
+                check_count(keys.len(), limit, ReadLimit::Series)
+            },
+            &mut keys,
+        )?;
         let mut out: Vec<Labels> = keys.iter().map(|k| key::to_labels(k)).collect();
         out.sort();
-        out
+        Ok(out)
     }
 
-    pub fn label_names(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<String> {
+    /// Calls `f` on each matching series with a sample in `[start, end]` until it fails.
+    fn matching_keys<T>(
+        &self,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+        mut f: impl FnMut(&MemSeries, &mut T) -> Result<(), LimitExceeded>,
+        acc: &mut T,
+    ) -> Result<(), LimitExceeded> {
         if !self.overlaps(start, end) {
-            return Vec::new();
+            return Ok(());
         }
-        if matchers.is_empty() {
-            return self.postings.read().label_names();
-        }
-        let mut names = std::collections::BTreeSet::new();
-        for l in self.series(matchers, start, end) {
-            for label in &l {
-                if !names.contains(&label.name) {
-                    names.insert(label.name.clone());
+        let mut res = Ok(());
+        self.for_each_match(matchers, |s| {
+            if s.has_sample_in(start, end) {
+                res = f(s, acc);
+                if res.is_err() {
+                    return ControlFlow::Break(());
                 }
             }
-        }
-        names.into_iter().collect()
+            ControlFlow::Continue(())
+        });
+        res
     }
 
+    /// Sorted label names of the matching series (every series when `matchers` is empty);
+    /// stops once more than `limit` are found.
+    pub fn label_names(
+        &self,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+        limit: usize,
+    ) -> Result<Vec<String>, LimitExceeded> {
+        if !self.overlaps(start, end) {
+            return Ok(Vec::new());
+        }
+        if matchers.is_empty() {
+            let names = self.postings.read().label_names_upto(upto(limit));
+            check_count(names.len(), limit, ReadLimit::LabelNames)?;
+            return Ok(names);
+        }
+        let mut names = BTreeSet::new();
+        self.matching_keys(
+            matchers,
+            start,
+            end,
+            |s, names: &mut BTreeSet<String>| {
+                for (n, _) in key::pairs(&s.key) {
+                    if !names.contains(n) {
+                        names.insert(n.to_owned());
+                        check_count(names.len(), limit, ReadLimit::LabelNames)?;
+                    }
+                }
+                Ok(())
+            },
+            &mut names,
+        )?;
+        Ok(names.into_iter().collect())
+    }
+
+    /// Sorted values of label `name` among the matching series; stops once more than `limit`
+    /// are found.
     pub fn label_values(
         &self,
         name: &str,
         matchers: &[Matcher],
         start: i64,
         end: i64,
-    ) -> Vec<String> {
+        limit: usize,
+    ) -> Result<Vec<String>, LimitExceeded> {
         if !self.overlaps(start, end) {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         if matchers.is_empty() {
-            return self.postings.read().label_values(name);
+            let values = self.postings.read().label_values_upto(name, upto(limit));
+            check_count(values.len(), limit, ReadLimit::LabelValues)?;
+            return Ok(values);
         }
-        let mut values = std::collections::BTreeSet::new();
-        for l in self.series(matchers, start, end) {
-            if let Some(v) = l.get(name) {
-                values.insert(v.to_owned());
-            }
-        }
-        values.into_iter().collect()
+        let mut values = BTreeSet::new();
+        self.matching_keys(
+            matchers,
+            start,
+            end,
+            |s, values: &mut BTreeSet<String>| {
+                if let Some(v) = key::get(&s.key, name) {
+                    if !values.contains(v) {
+                        values.insert(v.to_owned());
+                        check_count(values.len(), limit, ReadLimit::LabelValues)?;
+                    }
+                }
+                Ok(())
+            },
+            &mut values,
+        )?;
+        Ok(values.into_iter().collect())
     }
 
     /// Series, chunks and time range of this head.
@@ -633,5 +757,77 @@ impl TenantHead {
                     .sum::<usize>()
             })
             .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_model::MatchOp;
+
+    /// A head of `n` series `m{i="…", l<i%50>="x"}` with 200 samples each, 1 s apart.
+    fn head(n: usize) -> TenantHead {
+        let h = TenantHead::new(TenantId::new("t").unwrap(), 16);
+        for i in 0..n {
+            let id = format!("{i:05}");
+            let extra = format!("l{:02}", i % 50);
+            let mut pairs = vec![("__name__", "m"), ("i", id.as_str()), (extra.as_str(), "x")];
+            pairs.sort();
+            let mut k = Vec::new();
+            key::encode_into(&pairs, &mut k);
+            let loc = h.replay_series(&k);
+            for t in 0..200 {
+                h.replay_sample(loc, t * 1000, t as f64);
+            }
+        }
+        h
+    }
+
+    #[test]
+    fn limits_stop_the_walk_over_series() {
+        let h = head(1000);
+        let m = [Matcher::equal("__name__", "m")];
+        let limits = |max_series, max_samples, max_bytes| ReadLimits {
+            max_series,
+            max_samples,
+            max_bytes,
+        };
+        let cases = [
+            (limits(10, 0, 0), ReadLimit::Series),
+            (limits(0, 2000, 0), ReadLimit::Samples),
+            (limits(0, 0, 16 << 10), ReadLimit::QueryMemory),
+        ];
+        for (l, kind) in cases {
+            let before = h.series_visited();
+            let e = h.select_chunks(&m, 0, 200_000, &l).unwrap_err();
+            assert_eq!(e.limit, kind);
+            let visited = h.series_visited() - before;
+            assert!(visited < 100, "{kind:?}: {visited} of 1000 series visited");
+        }
+        let before = h.series_visited();
+        let got = h
+            .select_chunks(&m, 0, 200_000, &limits(1000, 200_000, 0))
+            .unwrap();
+        assert_eq!(got.len(), 1000);
+        assert_eq!(h.series_visited() - before, 1000);
+
+        let before = h.series_visited();
+        let e = h.series(&m, 0, 200_000, 10).unwrap_err();
+        assert_eq!((e.limit, e.max), (ReadLimit::Series, 10));
+        let e = h.label_values("i", &m, 0, 200_000, 10).unwrap_err();
+        assert_eq!(e.limit, ReadLimit::LabelValues);
+        let e = h.label_names(&m, 0, 200_000, 10).unwrap_err();
+        assert_eq!(e.limit, ReadLimit::LabelNames);
+        assert!(h.series_visited() - before <= 11 + 11 + 10);
+        // Without matchers the postings answer, also stopping at the limit.
+        let e = h.label_values("i", &[], 0, 200_000, 10).unwrap_err();
+        assert_eq!(e.limit, ReadLimit::LabelValues);
+        let e = h.label_names(&[], 0, 200_000, 10).unwrap_err();
+        assert_eq!(e.limit, ReadLimit::LabelNames);
+        // Under the limits: complete answers.
+        assert_eq!(h.series(&m, 0, 200_000, 1000).unwrap().len(), 1000);
+        assert_eq!(h.label_names(&[], 0, 200_000, 52).unwrap().len(), 52);
+        let re = [Matcher::new(MatchOp::RegexMatch, "i", "0000.").unwrap()];
+        assert_eq!(h.label_values("i", &re, 0, 200_000, 10).unwrap().len(), 10);
     }
 }

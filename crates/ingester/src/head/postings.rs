@@ -96,15 +96,26 @@ impl Postings {
 
     /// Sorted label names.
     pub fn label_names(&self) -> Vec<String> {
-        self.index.keys().map(|k| k.to_string()).collect()
+        self.label_names_upto(usize::MAX)
+    }
+
+    /// Like [`Postings::label_names`], collecting at most `n` (a caller over a limit needs no
+    /// more to know it).
+    pub fn label_names_upto(&self, n: usize) -> Vec<String> {
+        self.index.keys().take(n).map(|k| k.to_string()).collect()
     }
 
     /// Sorted values of a label.
     pub fn label_values(&self, name: &str) -> Vec<String> {
+        self.label_values_upto(name, usize::MAX)
+    }
+
+    /// Like [`Postings::label_values`], collecting at most `n` before sorting.
+    pub fn label_values_upto(&self, name: &str, n: usize) -> Vec<String> {
         let mut v: Vec<String> = self
             .index
             .get(name)
-            .map(|m| m.keys().map(|k| k.to_string()).collect())
+            .map(|m| m.keys().take(n).map(|k| k.to_string()).collect())
             .unwrap_or_default();
         v.sort_unstable();
         v

@@ -2,6 +2,7 @@
 //! limits and Prometheus's append rules.
 
 mod durability;
+mod limits;
 mod shipping;
 
 use parking_lot::RwLock;

@@ -8,6 +8,10 @@ use promql_parser::parser::{AggregateExpr, LabelModifier};
 use std::collections::HashMap;
 use strata_model::{Label, Labels, METRIC_NAME};
 
+/// Bytes of accumulators per group and step in the worst case (`avg`: count, Kahan sum, mean,
+/// overflow flag, output value).
+const AGGREGATION_BYTES_PER_POINT: usize = 48;
+
 /// The labels of a series' group under `by`/`without`.
 pub(crate) fn group_labels(l: &Labels, modifier: &Option<LabelModifier>) -> Labels {
     match modifier {
@@ -111,6 +115,13 @@ impl Evaluator {
         let n = steps.n;
         let ng = groups.len();
         self.check_budget(ng * n)?;
+        // The dense accumulators: a count, a sum or running mean, and the output value per
+        // group and step.
+        self.check_memory(
+            (ng * n)
+                .saturating_mul(AGGREGATION_BYTES_PER_POINT)
+                .saturating_add(self.vector_bytes(ng, 0)),
+        )?;
         let mut count = vec![0u32; ng * n];
         let out_vals: Vec<Option<f64>> = match op.as_str() {
             "sum" | "avg" => {

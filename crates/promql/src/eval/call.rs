@@ -88,7 +88,7 @@ impl Evaluator {
             }
             "timestamp" => {
                 let out = match unwrap_parens(&args[0]) {
-                    Expr::VectorSelector(vs) => self.vector_selector(vs, steps, true),
+                    Expr::VectorSelector(vs) => self.vector_selector(vs, steps, true)?,
                     other => {
                         let v = self.vector_arg(other, steps)?;
                         v.into_iter()
@@ -316,6 +316,7 @@ impl Evaluator {
         counter_check: bool,
     ) -> Result<Vec<SV>, EvalError> {
         self.check_budget(arg.len().saturating_mul(steps.n))?;
+        self.check_memory(self.vector_bytes(arg.len(), steps.n))?;
         // Series are independent: split them over the cores (PERFORMANCE.md §2: one pass per
         // series, parallel across series).
         let results = super::parallel::map_series(arg.len(), |k, buf| {

@@ -16,8 +16,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use strata_model::{is_stale_nan, Labels, Sample};
+use strata_storage::limits::samples_heap_bytes;
 use strata_storage::query::Series;
-use strata_storage::ChunkedSeries;
+use strata_storage::{ChunkedSeries, LimitExceeded, ReadLimit};
 
 /// The evaluation grid: `n` steps from `start`, `step` ms apart.
 #[derive(Debug, Clone, Copy)]
@@ -116,11 +117,49 @@ pub(crate) enum Val {
     Matrix(Vec<Series>),
 }
 
+/// Estimated heap bytes of `series` series with `steps` values each and label sets of
+/// `labels` bytes.
+pub(crate) fn step_matrix_bytes(series: usize, steps: usize, labels: usize) -> usize {
+    series.saturating_mul(
+        steps
+            .saturating_mul(std::mem::size_of::<Option<f64>>())
+            .saturating_add(std::mem::size_of::<SV>())
+            .saturating_add(labels),
+    )
+}
+
+impl Val {
+    /// Estimated heap bytes held by the value (for `querier.max_query_memory_bytes`), label
+    /// sets taken at `labels` bytes each: O(1) for vectors (every series of a node has one value
+    /// per step), so the estimate costs nothing next to evaluating the node.
+    pub fn heap_bytes(&self, labels: usize) -> usize {
+        match self {
+            Val::Scalar(v) => v.len() * std::mem::size_of::<f64>(),
+            Val::String(s) => s.len(),
+            Val::Vector(vs) => {
+                step_matrix_bytes(vs.len(), vs.first().map_or(0, |s| s.vals.len()), labels)
+            }
+            Val::Matrix(m) => m
+                .iter()
+                .map(|s| labels.saturating_add(samples_heap_bytes(s.samples.len())))
+                .sum(),
+        }
+    }
+}
+
 pub(crate) struct Evaluator {
     data: HashMap<usize, Arc<Vec<ChunkedSeries>>>,
     lookback: i64,
     default_subquery_step: i64,
     max_samples: usize,
+    /// `querier.max_query_memory_bytes` (0: no limit).
+    max_memory: usize,
+    /// Estimated bytes the query holds now: its fetched series and the values of the nodes
+    /// evaluated and not yet consumed by their parents.
+    held: usize,
+    /// Estimated bytes of one label set: the mean of the fetched series' (derived series
+    /// carry copies of them).
+    labels_bytes: usize,
     timeout: Duration,
     started: Instant,
     pub q: QueryTimes,
@@ -137,8 +176,12 @@ impl std::fmt::Debug for Evaluator {
 }
 
 impl Evaluator {
+    /// An evaluator over fetched `data`, estimated at `fetched_bytes` of which `labels_bytes`
+    /// per label set.
     pub fn new(
         data: HashMap<usize, Arc<Vec<ChunkedSeries>>>,
+        fetched_bytes: usize,
+        labels_bytes: usize,
         opts: &EngineOptions,
         q: QueryTimes,
         started: Instant,
@@ -148,6 +191,9 @@ impl Evaluator {
             lookback: opts.lookback_delta.as_millis() as i64,
             default_subquery_step: opts.default_subquery_step.as_millis() as i64,
             max_samples: opts.max_samples,
+            max_memory: opts.max_query_memory_bytes,
+            held: fetched_bytes,
+            labels_bytes,
             timeout: opts.timeout,
             started,
             q,
@@ -170,6 +216,23 @@ impl Evaluator {
         Ok(())
     }
 
+    /// Estimated bytes of `series` series of `steps` values each.
+    pub(crate) fn vector_bytes(&self, series: usize, steps: usize) -> usize {
+        step_matrix_bytes(series, steps, self.labels_bytes)
+    }
+
+    /// Fails if holding `more` bytes on top of what the query holds would exceed
+    /// `querier.max_query_memory_bytes`: called before each large allocation.
+    pub(crate) fn check_memory(&self, more: usize) -> Result<(), EvalError> {
+        if self.max_memory != 0 && self.held.saturating_add(more) > self.max_memory {
+            return Err(EvalError::LimitExceeded(LimitExceeded {
+                limit: ReadLimit::QueryMemory,
+                max: self.max_memory as u64,
+            }));
+        }
+        Ok(())
+    }
+
     fn selector_data(&self, vs: &VectorSelector) -> Arc<Vec<ChunkedSeries>> {
         self.data
             .get(&(vs as *const VectorSelector as usize))
@@ -177,12 +240,22 @@ impl Evaluator {
             .unwrap_or_default()
     }
 
+    /// Evaluates `expr`, keeping [`Evaluator::held`] at what remains held afterwards: the
+    /// values of its children are consumed by then, its own is added.
     pub fn eval(&mut self, expr: &Expr, steps: &Steps) -> Result<Val, EvalError> {
+        let before = self.held;
+        let v = self.eval_node(expr, steps)?;
+        self.held = before.saturating_add(v.heap_bytes(self.labels_bytes));
+        self.check_memory(0)?;
+        Ok(v)
+    }
+
+    fn eval_node(&mut self, expr: &Expr, steps: &Steps) -> Result<Val, EvalError> {
         match expr {
             Expr::NumberLiteral(n) => Ok(Val::Scalar(vec![n.val; steps.n])),
             Expr::StringLiteral(s) => Ok(Val::String(s.val.clone())),
             Expr::Paren(p) => self.eval(&p.expr, steps),
-            Expr::VectorSelector(vs) => Ok(Val::Vector(self.vector_selector(vs, steps, false))),
+            Expr::VectorSelector(vs) => Ok(Val::Vector(self.vector_selector(vs, steps, false)?)),
             Expr::MatrixSelector(ms) => {
                 let arg = self.matrix_selector(ms, steps);
                 Ok(Val::Matrix(windows_of_single_step(arg, steps)))
@@ -219,8 +292,15 @@ impl Evaluator {
 
     /// Values of an instant selector; with `timestamps`, the value is the chosen sample's time
     /// in seconds (for `timestamp()`).
-    pub fn vector_selector(&self, vs: &VectorSelector, steps: &Steps, timestamps: bool) -> Vec<SV> {
+    pub fn vector_selector(
+        &self,
+        vs: &VectorSelector,
+        steps: &Steps,
+        timestamps: bool,
+    ) -> Result<Vec<SV>, EvalError> {
         let data = self.selector_data(vs);
+        // Every series gets a value per step (before those without any are dropped).
+        self.check_memory(step_matrix_bytes(data.len(), steps.n, self.labels_bytes))?;
         let off = offset_ms(&vs.offset);
         let at = self.q.at_ms(&vs.at);
         let lookback = self.lookback;
@@ -250,7 +330,7 @@ impl Evaluator {
             }
             any.then_some(vals)
         });
-        results
+        Ok(results
             .into_iter()
             .enumerate()
             .filter_map(|(k, vals)| {
@@ -260,7 +340,7 @@ impl Evaluator {
                     drop: false,
                 })
             })
-            .collect()
+            .collect())
     }
 
     pub fn matrix_selector(&self, ms: &MatrixSelector, _steps: &Steps) -> RangeArg {
@@ -307,8 +387,21 @@ impl Evaluator {
                 sub_step,
             );
             self.check_budget(inner.n)?;
+            let before = self.held;
             let mut drop = Vec::new();
-            let series = match self.eval(&sq.expr, &inner)? {
+            let inner_val = self.eval(&sq.expr, &inner)?;
+            // The step values become samples (timestamp and value) before they are dropped.
+            let points = match &inner_val {
+                Val::Vector(vs) => vs
+                    .iter()
+                    .map(|s| s.vals.iter().filter(|v| v.is_some()).count())
+                    .sum(),
+                Val::Scalar(v) => v.len(),
+                _ => 0,
+            };
+            let computed = samples_heap_bytes(points);
+            self.check_memory(computed)?;
+            let series = match inner_val {
                 Val::Vector(vs) => vs
                     .into_iter()
                     .map(|s| Series {
@@ -341,6 +434,7 @@ impl Evaluator {
                     ))
                 }
             };
+            self.held = before.saturating_add(computed);
             RangeArg {
                 source: RangeSource::Computed(series),
                 drop,

@@ -13,20 +13,23 @@ use strata_querier::ingesters::{IngesterQueryClients, IngesterReadConfig, RingQu
 use strata_ring::{
     instance_key, InstanceDesc, InstanceState, RingOptions, RingWatcher, WatcherOptions,
 };
-use strata_storage::{QueryError, Queryable, Series, SeriesMetadata};
+use strata_storage::{
+    ChunkedSeries, LimitExceeded, QueryError, Queryable, ReadLimit, ReadLimits, SelectHints,
+    Series, SeriesMetadata, NO_LIMIT,
+};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     Answer,
     Fail,
     BadRequest,
     Hang,
 }
 
-struct Fake {
-    store: MemStore,
-    mode: Mutex<Mode>,
-    calls: Mutex<usize>,
+pub(crate) struct Fake {
+    pub(crate) store: MemStore,
+    pub(crate) mode: Mutex<Mode>,
+    pub(crate) calls: Mutex<usize>,
 }
 
 impl std::fmt::Debug for Fake {
@@ -61,15 +64,30 @@ impl Queryable for Fake {
         }
         self.store.select(t, m, s, e).await
     }
+    async fn select_chunks_hinted(
+        &self,
+        t: &TenantId,
+        m: &[Matcher],
+        s: i64,
+        e: i64,
+        hints: &SelectHints,
+    ) -> Result<Vec<ChunkedSeries>, QueryError> {
+        self.check()?;
+        if *self.mode.lock() == Mode::Hang {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+        self.store.select_chunks_hinted(t, m, s, e, hints).await
+    }
     async fn series(
         &self,
         t: &TenantId,
         m: &[Matcher],
         s: i64,
         e: i64,
+        limit: usize,
     ) -> Result<Vec<Labels>, QueryError> {
         self.check()?;
-        self.store.series(t, m, s, e).await
+        self.store.series(t, m, s, e, limit).await
     }
     async fn label_names(
         &self,
@@ -77,9 +95,10 @@ impl Queryable for Fake {
         m: &[Matcher],
         s: i64,
         e: i64,
+        limit: usize,
     ) -> Result<Vec<String>, QueryError> {
         self.check()?;
-        self.store.label_names(t, m, s, e).await
+        self.store.label_names(t, m, s, e, limit).await
     }
     async fn label_values(
         &self,
@@ -88,9 +107,10 @@ impl Queryable for Fake {
         m: &[Matcher],
         s: i64,
         e: i64,
+        limit: usize,
     ) -> Result<Vec<String>, QueryError> {
         self.check()?;
-        self.store.label_values(t, n, m, s, e).await
+        self.store.label_values(t, n, m, s, e, limit).await
     }
     async fn metadata(
         &self,
@@ -110,13 +130,18 @@ impl IngesterQueryClients for Clients {
     }
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     strata_model::time::now_ms()
 }
 
-/// Three ingesters; series k is held by the replicas `holders(k)` (two of three: as after one
-/// ingester restarted empty), with samples at now-60s and now-30s.
+/// `n` ingesters; every series is held by all but one of them (as after one ingester
+/// restarted empty), with samples at now-60s and now-30s.
 async fn setup(n: usize) -> (Arc<RingWatcher>, Arc<Clients>) {
+    setup_series(n, 10).await
+}
+
+/// [`setup`] with `series` series `m{k="…"}`.
+async fn setup_series(n: usize, series: usize) -> (Arc<RingWatcher>, Arc<Clients>) {
     let kv: Arc<dyn KvStore> = Arc::new(MemoryKv::new());
     let mut fakes = HashMap::new();
     let base = now();
@@ -146,7 +171,7 @@ async fn setup(n: usize) -> (Arc<RingWatcher>, Arc<Clients>) {
             .await
             .unwrap();
         let mut store = MemStore::new();
-        for k in 0..10 {
+        for k in 0..series {
             if k % n != i {
                 // Every series on all but one ingester.
                 store.add(
@@ -180,11 +205,11 @@ fn queryable(ring: &Arc<RingWatcher>, c: &Arc<Clients>) -> RingQueryable {
     RingQueryable::new(ring.clone(), c.clone(), IngesterReadConfig::default())
 }
 
-fn t() -> TenantId {
+pub(crate) fn t() -> TenantId {
     TenantId::new("t").unwrap()
 }
 
-fn m() -> Vec<Matcher> {
+pub(crate) fn m() -> Vec<Matcher> {
     vec![Matcher::equal("__name__", "m")]
 }
 
@@ -201,9 +226,15 @@ async fn replicas_are_merged_into_one_complete_answer() {
         got.iter().all(|s| s.samples.len() == 2),
         "no duplicated samples"
     );
-    assert_eq!(q.series(&t(), &m(), 0, now()).await.unwrap().len(), 10);
     assert_eq!(
-        q.label_values(&t(), "k", &[], 0, now())
+        q.series(&t(), &m(), 0, now(), NO_LIMIT)
+            .await
+            .unwrap()
+            .len(),
+        10
+    );
+    assert_eq!(
+        q.label_values(&t(), "k", &[], 0, now(), NO_LIMIT)
             .await
             .unwrap()
             .len(),
@@ -247,7 +278,7 @@ async fn bad_requests_fail_at_once() {
     let (ring, c) = setup(3).await;
     *c.0["ingester-0"].mode.lock() = Mode::BadRequest;
     let q = queryable(&ring, &c);
-    let e = q.series(&t(), &m(), 0, now()).await.unwrap_err();
+    let e = q.series(&t(), &m(), 0, now(), NO_LIMIT).await.unwrap_err();
     assert!(matches!(e, QueryError::BadData(_)), "{e}");
 }
 
@@ -285,4 +316,99 @@ async fn a_hung_ingester_costs_the_grace_not_the_timeout() {
     .expect("answered without the hung ingester")
     .unwrap();
     assert_eq!(got.len(), 10);
+}
+
+fn produced(c: &Clients) -> usize {
+    c.0.values().map(|f| f.store.series_produced()).sum()
+}
+
+#[tokio::test]
+async fn limits_stop_every_ingester_and_the_merged_answer() {
+    // 1,000 series, each on two of three ingesters (~667 per ingester).
+    let (ring, c) = setup_series(3, 1000).await;
+    let q = queryable(&ring, &c);
+    let range = (now() - 3_600_000, now());
+    let limited = |max_series| SelectHints {
+        limits: ReadLimits {
+            max_series,
+            ..Default::default()
+        },
+        ..SelectHints::default()
+    };
+    let e = q
+        .select_chunks_hinted(&t(), &m(), range.0, range.1, &limited(10))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            QueryError::LimitExceeded(LimitExceeded {
+                limit: ReadLimit::Series,
+                max: 10
+            })
+        ),
+        "{e}"
+    );
+    // Each ingester stopped at its 11th series; without the limit they hand out ~2,000.
+    assert!(produced(&c) <= 33, "{} series read", produced(&c));
+
+    let before = produced(&c);
+    let e = q
+        .series(&t(), &m(), range.0, range.1, 10)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, QueryError::LimitExceeded(l) if l.limit == ReadLimit::Series),
+        "{e}"
+    );
+    let e = q
+        .label_values(&t(), "k", &m(), range.0, range.1, 10)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, QueryError::LimitExceeded(l) if l.limit == ReadLimit::LabelValues),
+        "{e}"
+    );
+    let e = q
+        .label_names(&t(), &m(), range.0, range.1, 1)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, QueryError::LimitExceeded(l) if l.limit == ReadLimit::LabelNames),
+        "{e}"
+    );
+    assert!(
+        produced(&c) - before <= 3 * (11 + 11 + 1),
+        "{}",
+        produced(&c) - before
+    );
+
+    // Every ingester's answer fits (~667 each), their union (1,000) does not.
+    let e = q
+        .select_chunks_hinted(&t(), &m(), range.0, range.1, &limited(800))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            QueryError::LimitExceeded(LimitExceeded {
+                limit: ReadLimit::Series,
+                max: 800
+            })
+        ),
+        "{e}"
+    );
+    let e = q
+        .series(&t(), &m(), range.0, range.1, 800)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, QueryError::LimitExceeded(l) if l.limit == ReadLimit::Series),
+        "{e}"
+    );
+    let got = q
+        .select_chunks_hinted(&t(), &m(), range.0, range.1, &limited(1000))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1000);
 }

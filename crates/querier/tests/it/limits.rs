@@ -1,5 +1,6 @@
-//! Limits checked before any work: body size, remote read's claimed size and matchers, PromQL
-//! length and depth.
+//! Limits checked before any work (body size, remote read's claimed size and matchers, PromQL
+//! length and depth) and while reading (series, samples, label names and values, query
+//! memory).
 
 use axum::body::Body;
 use axum::http::Request;
@@ -11,7 +12,7 @@ use strata_model::{Labels, Matcher, TenancyConfig, TenantId};
 use strata_proto::prometheus as pb;
 use strata_querier::{router, Querier, QuerierConfig};
 use strata_storage::query::{Series, SeriesMetadata};
-use strata_storage::{QueryError, Queryable};
+use strata_storage::{ChunkedSeries, QueryError, Queryable, SelectHints};
 use tower::ServiceExt;
 
 /// The test store, counting every selection that reaches it.
@@ -33,15 +34,28 @@ impl Queryable for Counting {
         self.inner.select(t, m, s, e).await
     }
 
+    async fn select_chunks_hinted(
+        &self,
+        t: &TenantId,
+        m: &[Matcher],
+        s: i64,
+        e: i64,
+        hints: &SelectHints,
+    ) -> Result<Vec<ChunkedSeries>, QueryError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.select_chunks_hinted(t, m, s, e, hints).await
+    }
+
     async fn series(
         &self,
         t: &TenantId,
         m: &[Matcher],
         s: i64,
         e: i64,
+        limit: usize,
     ) -> Result<Vec<Labels>, QueryError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.series(t, m, s, e).await
+        self.inner.series(t, m, s, e, limit).await
     }
 
     async fn label_names(
@@ -50,9 +64,10 @@ impl Queryable for Counting {
         m: &[Matcher],
         s: i64,
         e: i64,
+        limit: usize,
     ) -> Result<Vec<String>, QueryError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.label_names(t, m, s, e).await
+        self.inner.label_names(t, m, s, e, limit).await
     }
 
     async fn label_values(
@@ -62,9 +77,10 @@ impl Queryable for Counting {
         m: &[Matcher],
         s: i64,
         e: i64,
+        limit: usize,
     ) -> Result<Vec<String>, QueryError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.label_values(t, n, m, s, e).await
+        self.inner.label_values(t, n, m, s, e, limit).await
     }
 
     async fn metadata(
@@ -83,8 +99,12 @@ struct App {
 
 impl App {
     fn new(cfg: QuerierConfig) -> Self {
+        Self::with_store(cfg, crate::store())
+    }
+
+    fn with_store(cfg: QuerierConfig, inner: strata_promql::testing::MemStore) -> Self {
         let store = Arc::new(Counting {
-            inner: crate::store(),
+            inner,
             calls: AtomicUsize::new(0),
         });
         let q = Querier::new(cfg, TenancyConfig::default(), store.clone()).unwrap();
@@ -103,6 +123,11 @@ impl App {
 
     fn selections(&self) -> usize {
         self.store.calls.load(Ordering::SeqCst)
+    }
+
+    /// Series the store handed out so far.
+    fn produced(&self) -> usize {
+        self.store.inner.series_produced()
     }
 }
 
@@ -308,4 +333,215 @@ async fn oversized_bodies_are_413() {
         )
         .await;
     assert_eq!(status, 200, "{text}");
+}
+
+/// 2,000 series `wide{i="…",l<i%50>="x"}` (50 distinct extra label names), 100 samples each
+/// from 0 to 99 s.
+fn wide_store() -> strata_promql::testing::MemStore {
+    let mut s = strata_promql::testing::MemStore::new();
+    for i in 0..2000 {
+        s.add(
+            Labels::from_pairs([
+                ("__name__".to_string(), "wide".to_string()),
+                ("i".to_string(), format!("{i:05}")),
+                (format!("l{}", i % 50), "x".to_string()),
+            ]),
+            (0..100).map(|t| strata_model::Sample::new(t * 1000, t as f64)),
+        );
+    }
+    s
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+/// `s` percent-encoded for a query string.
+fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[tokio::test]
+async fn series_and_label_endpoints_stop_at_their_limits() {
+    let cfg = QuerierConfig {
+        max_series_per_request: 100,
+        max_label_names_per_request: 10,
+        max_label_values_per_request: 100,
+        ..Default::default()
+    };
+    let cases = [
+        (
+            "/api/v1/series?match[]=wide&start=0&end=100",
+            "more than 100 series (querier.max_series_per_request)",
+        ),
+        (
+            "/api/v1/labels?match[]=wide&start=0&end=100",
+            "more than 10 label names (querier.max_label_names_per_request)",
+        ),
+        (
+            "/api/v1/label/i/values?match[]=wide&start=0&end=100",
+            "more than 100 label values (querier.max_label_values_per_request)",
+        ),
+        (
+            "/api/v1/label/i/values?start=0&end=100",
+            "more than 100 label values (querier.max_label_values_per_request)",
+        ),
+    ];
+    for (uri, message) in cases {
+        let app = App::with_store(cfg.clone(), wide_store());
+        let (status, text) = app.call(get(uri)).await;
+        // As for the sample limit of queries: 422, `execution`.
+        assert_eq!(status, 422, "{uri}: {text}");
+        assert!(text.contains(r#""errorType":"execution""#), "{uri}: {text}");
+        assert!(text.contains(message), "{uri}: {text}");
+        // The store stopped just past the limit instead of reading all 2,000 series.
+        assert!(
+            app.produced() <= 101,
+            "{uri}: {} series read",
+            app.produced()
+        );
+    }
+    // Narrower selections within the limits answer.
+    let app = App::with_store(cfg, wide_store());
+    let (status, text) = app
+        .call(get(&format!(
+            "/api/v1/series?match[]={}&start=0&end=100",
+            enc(r#"wide{i=~"0000."}"#)
+        )))
+        .await;
+    assert_eq!(status, 200, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["data"].as_array().unwrap().len(), 10);
+    let (status, text) = app
+        .call(get(&format!(
+            "/api/v1/labels?match[]={}&start=0&end=100",
+            enc(r#"wide{l3="x"}"#)
+        )))
+        .await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains(r#"["__name__","i","l3"]"#), "{text}");
+}
+
+#[tokio::test]
+async fn several_match_sets_count_together() {
+    let app = App::with_store(
+        QuerierConfig {
+            max_series_per_request: 15,
+            ..Default::default()
+        },
+        wide_store(),
+    );
+    // 10 series each: every store answer fits, their union does not.
+    let (status, text) = app
+        .call(get(&format!(
+            "/api/v1/series?match[]={}&match[]={}&start=0&end=100",
+            enc(r#"wide{i=~"0000."}"#),
+            enc(r#"wide{i=~"0001."}"#)
+        )))
+        .await;
+    assert_eq!(status, 422, "{text}");
+    assert!(text.contains("querier.max_series_per_request"), "{text}");
+}
+
+#[tokio::test]
+async fn remote_read_stops_at_series_and_samples() {
+    let wide = || vec![matcher(0, "__name__", "wide")];
+    for (cfg, setting) in [
+        (
+            QuerierConfig {
+                max_series_per_request: 50,
+                ..Default::default()
+            },
+            "more than 50 series (querier.max_series_per_request)",
+        ),
+        (
+            QuerierConfig {
+                max_samples_per_read: 5_000,
+                ..Default::default()
+            },
+            "more than 5000 samples (querier.max_samples_per_read)",
+        ),
+    ] {
+        let app = App::with_store(cfg, wide_store());
+        let (status, text) = app.call(post_read(read_request(wide()))).await;
+        assert_eq!(status, 422, "{text}");
+        assert!(text.contains(setting), "{text}");
+        assert!(app.produced() <= 51, "{} series read", app.produced());
+    }
+    // The limits hold for the whole request: two queries of 30 series each exceed 50.
+    let app = App::with_store(
+        QuerierConfig {
+            max_series_per_request: 50,
+            ..Default::default()
+        },
+        wide_store(),
+    );
+    let query = |re: &str| pb::Query {
+        start_timestamp_ms: 0,
+        end_timestamp_ms: 100_000,
+        matchers: vec![matcher(0, "__name__", "wide"), matcher(2, "i", re)],
+        hints: None,
+    };
+    let two = pb::ReadRequest {
+        queries: vec![query("000[0-2].*"), query("001[0-2].*")],
+        accepted_response_types: vec![0],
+    };
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&two.encode_to_vec())
+        .unwrap();
+    let (status, text) = app.call(post_read(body)).await;
+    assert_eq!(status, 422, "{text}");
+    assert!(text.contains("more than 50 series"), "{text}");
+    // Within the limits: every series and sample.
+    let app = App::with_store(QuerierConfig::default(), wide_store());
+    let one = pb::ReadRequest {
+        queries: vec![query("000[0-2].*")],
+        accepted_response_types: vec![0],
+    };
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&one.encode_to_vec())
+        .unwrap();
+    let req = Request::post("/api/v1/read")
+        .body(Body::from(body))
+        .unwrap();
+    let resp = app.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let raw = snap::raw::Decoder::new().decompress_vec(&bytes).unwrap();
+    let r = pb::ReadResponse::decode(raw.as_slice()).unwrap();
+    assert_eq!(r.results[0].timeseries.len(), 30);
+    assert!(r.results[0]
+        .timeseries
+        .iter()
+        .all(|t| t.samples.len() == 100));
+}
+
+#[tokio::test]
+async fn promql_memory_limit_fails_while_fetching() {
+    let query = || get("/api/v1/query?query=sum(wide)&time=50");
+    // 2,000 series of 100 samples: well over 1 MiB fetched.
+    let app = App::with_store(
+        QuerierConfig {
+            max_query_memory_bytes: 256 << 10,
+            ..Default::default()
+        },
+        wide_store(),
+    );
+    let (status, text) = app.call(query()).await;
+    assert_eq!(status, 422, "{text}");
+    assert!(text.contains(r#""errorType":"execution""#), "{text}");
+    assert!(
+        text.contains("more than 262144 bytes of memory (querier.max_query_memory_bytes)"),
+        "{text}"
+    );
+    assert!(
+        app.produced() < 2000,
+        "the fetch stopped after {} series",
+        app.produced()
+    );
+    // The same query under the default limit.
+    let app = App::with_store(QuerierConfig::default(), wide_store());
+    let (status, text) = app.call(query()).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains(r#""value":[50,"100000"]"#), "{text}");
 }

@@ -1,6 +1,7 @@
 //! The querier's HTTP contract against Prometheus's JSON shapes, with an in-memory queryable.
 
 mod ingesters;
+mod store_gateways;
 
 use axum::body::Body;
 use axum::http::Request;

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use strata_model::batch::{MetricMetadata, MetricType};
@@ -11,17 +12,69 @@ use strata_rpc::{
     ChannelPool, GrpcClientConfig, GrpcServerConfig, IngesterClient, IngesterService,
     StoreGatewayClient, StoreGatewayService,
 };
+use strata_storage::limits::check_count;
 use strata_storage::{
-    EncodedPusher, PushError, PushOutcome, Pusher, QueryError, Queryable, Rejection, RejectionKind,
-    Series, SeriesMetadata,
+    ChunkedSeries, EncodedPusher, LimitExceeded, PushError, PushOutcome, Pusher, QueryError,
+    Queryable, ReadLimit, ReadLimits, Rejection, RejectionKind, SelectHints, Series,
+    SeriesMetadata,
 };
 use tokio_stream::wrappers::TcpListenerStream;
 
-/// Keeps pushed series; refuses series named `refused`; hangs on `hang`.
+/// Keeps pushed series; refuses series named `refused`; hangs on `hang`. Reads stop at their
+/// limits (unless `ignore_limits`, a peer that predates them) and count the series they visit.
 #[derive(Debug, Default)]
 struct Store {
     series: Mutex<Vec<Series>>,
     metadata: Mutex<Vec<SeriesMetadata>>,
+    visited: AtomicUsize,
+    ignore_limits: AtomicBool,
+    /// The limits of the last selection.
+    seen: Mutex<Option<ReadLimits>>,
+}
+
+impl Store {
+    /// Calls `f` on each matching series with samples in the range (only those) until it fails.
+    fn visit(
+        &self,
+        ms: &[Matcher],
+        start: i64,
+        end: i64,
+        mut f: impl FnMut(Series) -> Result<(), LimitExceeded>,
+    ) -> Result<(), QueryError> {
+        let all = self.series.lock().clone();
+        for s in all {
+            if !ms
+                .iter()
+                .all(|m| m.matches(s.labels.get(&m.name).unwrap_or("")))
+            {
+                continue;
+            }
+            self.visited.fetch_add(1, Ordering::SeqCst);
+            let samples: Vec<Sample> = s
+                .samples
+                .iter()
+                .copied()
+                .filter(|x| x.t >= start && x.t <= end)
+                .collect();
+            if samples.is_empty() {
+                continue;
+            }
+            f(Series {
+                labels: s.labels,
+                samples,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// `limit`, or none for a peer that ignores limits.
+    fn effective(&self, limit: usize) -> usize {
+        if self.ignore_limits.load(Ordering::SeqCst) {
+            strata_storage::NO_LIMIT
+        } else {
+            limit
+        }
+    }
 }
 
 #[async_trait]
@@ -72,64 +125,107 @@ impl Queryable for Store {
             tokio::time::sleep(Duration::from_secs(3600)).await;
         }
         if ms.iter().any(|m| m.value == "limit") {
-            return Err(QueryError::LimitExceeded("too many series (test)".into()));
+            return Err(QueryError::LimitExceeded(LimitExceeded {
+                limit: ReadLimit::Series,
+                max: 7,
+            }));
         }
-        let mut v: Vec<Series> = self
-            .series
-            .lock()
-            .iter()
-            .filter(|s| {
-                ms.iter()
-                    .all(|m| m.matches(s.labels.get(&m.name).unwrap_or("")))
-            })
-            .map(|s| Series {
-                labels: s.labels.clone(),
-                samples: s
-                    .samples
-                    .iter()
-                    .copied()
-                    .filter(|x| x.t >= start && x.t <= end)
-                    .collect(),
-            })
-            .collect();
+        let mut v: Vec<Series> = Vec::new();
+        self.visit(ms, start, end, |s| {
+            v.push(s);
+            Ok(())
+        })?;
         v.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(v)
     }
 
-    async fn series(
+    async fn select_chunks_hinted(
         &self,
         t: &TenantId,
         ms: &[Matcher],
         start: i64,
         end: i64,
+        hints: &SelectHints,
+    ) -> Result<Vec<ChunkedSeries>, QueryError> {
+        *self.seen.lock() = Some(hints.limits);
+        if ms.iter().any(|m| m.value == "hang" || m.value == "limit") {
+            return Ok(self
+                .select(t, ms, start, end)
+                .await?
+                .into_iter()
+                .map(ChunkedSeries::Samples)
+                .collect());
+        }
+        let limits = if self.ignore_limits.load(Ordering::SeqCst) {
+            ReadLimits::default()
+        } else {
+            hints.limits
+        };
+        let mut tally = limits.tally();
+        let mut v = Vec::new();
+        self.visit(ms, start, end, |s| {
+            let s = ChunkedSeries::Samples(s);
+            tally.add_series(&s)?;
+            v.push(s);
+            Ok(())
+        })?;
+        v.sort_by(|a, b| a.labels().cmp(b.labels()));
+        Ok(v)
+    }
+
+    async fn series(
+        &self,
+        _t: &TenantId,
+        ms: &[Matcher],
+        start: i64,
+        end: i64,
+        limit: usize,
     ) -> Result<Vec<Labels>, QueryError> {
-        Ok(self
-            .select(t, ms, start, end)
-            .await?
-            .into_iter()
-            .map(|s| s.labels)
-            .collect())
+        let limit = self.effective(limit);
+        let mut v = Vec::new();
+        self.visit(ms, start, end, |s| {
+            v.push(s.labels);
+            check_count(v.len(), limit, ReadLimit::Series)
+        })?;
+        v.sort();
+        Ok(v)
     }
 
     async fn label_names(
         &self,
         _t: &TenantId,
-        _ms: &[Matcher],
-        _s: i64,
-        _e: i64,
+        ms: &[Matcher],
+        start: i64,
+        end: i64,
+        limit: usize,
     ) -> Result<Vec<String>, QueryError> {
-        Ok(vec!["__name__".into(), "job".into()])
+        let limit = self.effective(limit);
+        let mut v = std::collections::BTreeSet::new();
+        self.visit(ms, start, end, |s| {
+            v.extend(s.labels.iter().map(|l| l.name.clone()));
+            check_count(v.len(), limit, ReadLimit::LabelNames)
+        })?;
+        Ok(v.into_iter().collect())
     }
 
     async fn label_values(
         &self,
         _t: &TenantId,
         name: &str,
-        _ms: &[Matcher],
-        _s: i64,
-        _e: i64,
+        ms: &[Matcher],
+        start: i64,
+        end: i64,
+        limit: usize,
     ) -> Result<Vec<String>, QueryError> {
-        Ok(vec![format!("{name}-value")])
+        let limit = self.effective(limit);
+        let mut v = std::collections::BTreeSet::new();
+        self.visit(ms, start, end, |s| {
+            if let Some(x) = s.labels.get(name) {
+                v.insert(x.to_owned());
+            }
+            check_count(v.len(), limit, ReadLimit::LabelValues)
+        })?;
+        Ok(v.into_iter().collect())
     }
 
     async fn metadata(
@@ -223,15 +319,17 @@ async fn push_and_read_back_through_the_ingester_service() {
     let got = c.select(&tenant(), &up, 15_000, 30_000).await.unwrap();
     assert_eq!(got[0].samples.len(), 2);
 
-    let series = c.series(&tenant(), &up, 0, i64::MAX).await.unwrap();
+    let series = c.series(&tenant(), &up, 0, i64::MAX, 0).await.unwrap();
     assert_eq!(series.len(), 2);
     assert_eq!(
-        c.label_names(&tenant(), &[], 0, 1).await.unwrap(),
+        c.label_names(&tenant(), &[], 0, 1, 0).await.unwrap(),
         vec!["__name__", "job"]
     );
     assert_eq!(
-        c.label_values(&tenant(), "job", &[], 0, 1).await.unwrap(),
-        vec!["job-value"]
+        c.label_values(&tenant(), "job", &[], 0, 1, 0)
+            .await
+            .unwrap(),
+        vec!["node"]
     );
     let md = c.metadata(&tenant(), None).await.unwrap();
     assert_eq!(md[0].family, "up");
@@ -243,7 +341,10 @@ async fn push_and_read_back_through_the_ingester_service() {
     let got = sg.select(&tenant(), &up, 0, i64::MAX).await.unwrap();
     assert_eq!(got.len(), 2);
     assert_eq!(
-        sg.series(&tenant(), &up, 0, i64::MAX).await.unwrap().len(),
+        sg.series(&tenant(), &up, 0, i64::MAX, 0)
+            .await
+            .unwrap()
+            .len(),
         2
     );
 }
@@ -263,7 +364,13 @@ async fn errors_keep_their_kind() {
         .await
         .unwrap_err();
     assert!(
-        matches!(e, QueryError::LimitExceeded(ref m) if m.contains("too many series")),
+        matches!(
+            e,
+            QueryError::LimitExceeded(LimitExceeded {
+                limit: ReadLimit::Series,
+                max: 7
+            })
+        ),
         "{e}"
     );
     // A garbled push is a request error, not a retryable one.
@@ -274,7 +381,11 @@ async fn errors_keep_their_kind() {
     assert!(matches!(e, PushError::InvalidRequest(_)), "{e}");
     // Regex matchers travel intact and still select.
     let re = Matcher::new(MatchOp::RegexMatch, "__name__", "u.|nothing").unwrap();
-    assert!(c.series(&tenant(), &[re], 0, 1).await.unwrap().is_empty());
+    assert!(c
+        .series(&tenant(), &[re], 0, 1, 0)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
@@ -420,4 +531,210 @@ async fn mutual_tls_pushes_with_a_valid_certificate_only() {
     let e = push(rogue_cfg).await.unwrap_err();
     assert!(matches!(e, PushError::Remote { .. }), "{e}");
     assert_eq!(store.series.lock().len(), 2, "refused peers stored nothing");
+}
+
+/// Pushes `n` series `many{i="…"}` of 300 samples each (three chunks on the wire).
+async fn push_many(c: &IngesterClient, n: usize) {
+    let ids: Vec<String> = (0..n).map(|i| format!("{i:05}")).collect();
+    let samples: Vec<Sample> = (0..300).map(|t| Sample::new(t * 1000, t as f64)).collect();
+    let mut b = WriteBatch::default();
+    for id in &ids {
+        b.push_series(&[("__name__", "many"), ("i", id.as_str())], &samples);
+    }
+    Pusher::push(c, &tenant(), &b).await.unwrap();
+}
+
+#[tokio::test]
+async fn limits_travel_to_the_peer_which_stops_reading() {
+    let store = Arc::new(Store::default());
+    let srv = serve(store.clone(), GrpcServerConfig::default()).await;
+    let pool = ChannelPool::new(GrpcClientConfig::default(), None).unwrap();
+    push_many(
+        &IngesterClient::new("i", pool.get("i", &srv.addr).unwrap(), pool.config()),
+        500,
+    )
+    .await;
+    let m = [Matcher::equal("__name__", "many")];
+    let clients: Vec<Box<dyn Queryable>> = vec![
+        Box::new(IngesterClient::new(
+            "ingester-1",
+            pool.get("ingester-1", &srv.addr).unwrap(),
+            pool.config(),
+        )),
+        Box::new(StoreGatewayClient::new(
+            "sg-1",
+            pool.get("sg-1", &srv.addr).unwrap(),
+            pool.config(),
+        )),
+    ];
+    let hints = |limits| SelectHints {
+        limits,
+        ..SelectHints::default()
+    };
+    for c in &clients {
+        // Within the limits everything arrives.
+        let all = ReadLimits {
+            max_series: 500,
+            max_samples: 150_000,
+            max_bytes: 0,
+        };
+        let got = c
+            .select_chunks_hinted(&tenant(), &m, 0, i64::MAX, &hints(all))
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 500);
+        assert_eq!(*store.seen.lock(), Some(all), "the limits reached the peer");
+
+        let cases = [
+            (
+                ReadLimits {
+                    max_series: 10,
+                    ..Default::default()
+                },
+                ReadLimit::Series,
+            ),
+            (
+                ReadLimits {
+                    max_samples: 3000,
+                    ..Default::default()
+                },
+                ReadLimit::Samples,
+            ),
+            (
+                ReadLimits {
+                    max_bytes: 64 << 10,
+                    ..Default::default()
+                },
+                ReadLimit::QueryMemory,
+            ),
+        ];
+        for (limits, kind) in cases {
+            store.visited.store(0, Ordering::SeqCst);
+            let e = c
+                .select_chunks_hinted(&tenant(), &m, 0, i64::MAX, &hints(limits))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(e, QueryError::LimitExceeded(l) if l.limit == kind),
+                "{kind:?}: {e}"
+            );
+            let visited = store.visited.load(Ordering::SeqCst);
+            assert!(
+                visited < 100,
+                "{kind:?}: the peer read {visited} of 500 series"
+            );
+        }
+
+        store.visited.store(0, Ordering::SeqCst);
+        let e = c.series(&tenant(), &m, 0, i64::MAX, 10).await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                QueryError::LimitExceeded(LimitExceeded {
+                    limit: ReadLimit::Series,
+                    max: 10
+                })
+            ),
+            "{e}"
+        );
+        let e = c
+            .label_values(&tenant(), "i", &m, 0, i64::MAX, 10)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                QueryError::LimitExceeded(LimitExceeded {
+                    limit: ReadLimit::LabelValues,
+                    max: 10
+                })
+            ),
+            "{e}"
+        );
+        let e = c
+            .label_names(&tenant(), &m, 0, i64::MAX, 1)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                QueryError::LimitExceeded(LimitExceeded {
+                    limit: ReadLimit::LabelNames,
+                    max: 1
+                })
+            ),
+            "{e}"
+        );
+        assert!(store.visited.load(Ordering::SeqCst) <= 11 + 11 + 1);
+        assert_eq!(
+            c.label_values(&tenant(), "i", &m, 0, i64::MAX, 500)
+                .await
+                .unwrap()
+                .len(),
+            500
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_peer_that_ignores_limits_is_cut_off_by_the_client() {
+    let store = Arc::new(Store::default());
+    store.ignore_limits.store(true, Ordering::SeqCst);
+    let srv = serve(store.clone(), GrpcServerConfig::default()).await;
+    let pool = ChannelPool::new(GrpcClientConfig::default(), None).unwrap();
+    let c = IngesterClient::new(
+        "ingester-1",
+        pool.get("ingester-1", &srv.addr).unwrap(),
+        pool.config(),
+    );
+    push_many(&c, 500).await;
+    let m = [Matcher::equal("__name__", "many")];
+    let hints = SelectHints {
+        limits: ReadLimits {
+            max_series: 10,
+            ..Default::default()
+        },
+        ..SelectHints::default()
+    };
+    let e = c
+        .select_chunks_hinted(&tenant(), &m, 0, i64::MAX, &hints)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            QueryError::LimitExceeded(LimitExceeded {
+                limit: ReadLimit::Series,
+                max: 10
+            })
+        ),
+        "{e}"
+    );
+    let e = c.series(&tenant(), &m, 0, i64::MAX, 10).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            QueryError::LimitExceeded(LimitExceeded {
+                limit: ReadLimit::Series,
+                max: 10
+            })
+        ),
+        "{e}"
+    );
+    let e = c
+        .label_values(&tenant(), "i", &m, 0, i64::MAX, 10)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            QueryError::LimitExceeded(LimitExceeded {
+                limit: ReadLimit::LabelValues,
+                max: 10
+            })
+        ),
+        "{e}"
+    );
+    // The peer itself read everything: it is the client that stopped.
+    assert!(store.visited.load(Ordering::SeqCst) >= 500);
 }

@@ -140,4 +140,7 @@ pub enum BlockError {
     /// The bucket failed.
     #[error(transparent)]
     Bucket(#[from] BucketError),
+    /// A read stopped at one of its limits (not a fault of the block).
+    #[error(transparent)]
+    LimitExceeded(#[from] crate::LimitExceeded),
 }

@@ -11,6 +11,10 @@ use super::schema::{
 };
 use super::{block_path, BlockError, META_FILE, SAMPLES_FILE, SERIES_FILE};
 use crate::bucket::{Bucket, BucketError};
+use crate::error::{LimitExceeded, ReadLimit};
+use crate::limits::{
+    check_count, labels_heap_bytes, samples_heap_bytes, ReadLimits, SharedBytes, NO_LIMIT,
+};
 use crate::query::Series;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int32Type, Int64Type, UInt64Type, UInt8Type};
@@ -18,7 +22,7 @@ use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::DataType;
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt};
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
 };
@@ -29,7 +33,7 @@ use parquet::errors::ParquetError;
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use std::collections::BTreeSet;
-use std::ops::Range;
+use std::ops::{ControlFlow, Range};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use strata_model::{Label, Labels, MatchOp, Matcher, Sample, TenantId, METRIC_NAME};
@@ -60,6 +64,8 @@ pub struct BlockReader {
     series: Vec<SeriesEntry>,
     fetched: Arc<AtomicU64>,
     cache: Option<Arc<RangeCache>>,
+    /// Series entries examined (see [`BlockReader::series_visited`]).
+    visited: AtomicU64,
 }
 
 /// A samples file in the bucket as Parquet's async reader sees it; counts the bytes it fetches.
@@ -330,6 +336,7 @@ impl BlockReader {
             series,
             fetched,
             cache: None,
+            visited: AtomicU64::new(0),
         })
     }
 
@@ -366,13 +373,18 @@ impl BlockReader {
         self.fetched.load(Ordering::Relaxed)
     }
 
-    /// Indexes of the series matching all `matchers` with samples in `[start, end]`.
-    fn matching(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<usize> {
+    /// Series entries examined by selections and label queries since the block was opened (a
+    /// cost measure: a read stopped by a limit examines fewer).
+    pub fn series_visited(&self) -> u64 {
+        self.visited.load(Ordering::Relaxed)
+    }
+
+    /// The index range of series that may match: series are sorted by metric name first, so an
+    /// equality on the name narrows the scan to one contiguous run by binary search.
+    fn candidates(&self, matchers: &[Matcher], start: i64, end: i64) -> Range<usize> {
         if start > self.meta.max_time || end < self.meta.min_time || start > end {
-            return Vec::new();
+            return 0..0;
         }
-        // Series are sorted by metric name first: an equality on the name narrows the scan to
-        // one contiguous run by binary search.
         let mut range = 0..self.series.len();
         if let Some(m) = matchers
             .iter()
@@ -386,39 +398,138 @@ impl BlockReader {
             range = lo..hi;
         }
         range
-            .filter(|&i| {
-                let e = &self.series[i];
-                e.max_t >= start
-                    && e.min_t <= end
-                    && matchers
-                        .iter()
-                        .all(|m| m.matches(e.labels.get(&m.name).unwrap_or("")))
-            })
-            .collect()
+    }
+
+    fn entry_matches(e: &SeriesEntry, matchers: &[Matcher], start: i64, end: i64) -> bool {
+        e.max_t >= start
+            && e.min_t <= end
+            && matchers
+                .iter()
+                .all(|m| m.matches(e.labels.get(&m.name).unwrap_or("")))
+    }
+
+    /// Calls `f` with the index of each series matching all `matchers` with samples in
+    /// `[start, end]`, in order, until it breaks.
+    fn visit_matching(
+        &self,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+        mut f: impl FnMut(usize) -> ControlFlow<()>,
+    ) {
+        let range = self.candidates(matchers, start, end);
+        let mut visited = 0u64;
+        for i in range {
+            visited += 1;
+            if Self::entry_matches(&self.series[i], matchers, start, end) && f(i).is_break() {
+                break;
+            }
+        }
+        self.visited.fetch_add(visited, Ordering::Relaxed);
+    }
+
+    /// Indexes of the series matching all `matchers` with samples in `[start, end]`.
+    fn matching(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<usize> {
+        let mut out = Vec::new();
+        self.visit_matching(matchers, start, end, |i| {
+            out.push(i);
+            ControlFlow::Continue(())
+        });
+        out
+    }
+
+    /// Adds the label sets of the matching series to `out`; stops as soon as `out` holds more
+    /// than `limit` ([`ReadLimit::Series`]; [`NO_LIMIT`] is none).
+    pub fn collect_series(
+        &self,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+        limit: usize,
+        out: &mut BTreeSet<Labels>,
+    ) -> Result<(), LimitExceeded> {
+        let mut res = Ok(());
+        self.visit_matching(matchers, start, end, |i| {
+            let l = &self.series[i].labels;
+            if !out.contains(l) {
+                out.insert(l.clone());
+                res = check_count(out.len(), limit, ReadLimit::Series);
+            }
+            if res.is_err() {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        res
+    }
+
+    /// Adds the label names of the matching series (all series when `matchers` is empty) to
+    /// `out`; stops as soon as `out` holds more than `limit` ([`ReadLimit::LabelNames`]).
+    pub fn collect_label_names(
+        &self,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+        limit: usize,
+        out: &mut BTreeSet<String>,
+    ) -> Result<(), LimitExceeded> {
+        let mut res = Ok(());
+        self.visit_matching(matchers, start, end, |i| {
+            for l in &self.series[i].labels {
+                if !out.contains(&l.name) {
+                    out.insert(l.name.clone());
+                    res = check_count(out.len(), limit, ReadLimit::LabelNames);
+                    if res.is_err() {
+                        return ControlFlow::Break(());
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        });
+        res
+    }
+
+    /// Adds the values of label `name` among the matching series to `out`; stops as soon as
+    /// `out` holds more than `limit` ([`ReadLimit::LabelValues`]).
+    pub fn collect_label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+        limit: usize,
+        out: &mut BTreeSet<String>,
+    ) -> Result<(), LimitExceeded> {
+        let mut res = Ok(());
+        self.visit_matching(matchers, start, end, |i| {
+            if let Some(v) = self.series[i].labels.get(name) {
+                if !out.contains(v) {
+                    out.insert(v.to_owned());
+                    res = check_count(out.len(), limit, ReadLimit::LabelValues);
+                    if res.is_err() {
+                        return ControlFlow::Break(());
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        });
+        res
     }
 
     /// Label sets of the matching series with samples in `[start, end]`, sorted.
     pub fn series_labels(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<Labels> {
-        let mut v: Vec<Labels> = self
-            .matching(matchers, start, end)
-            .into_iter()
-            .map(|i| self.series[i].labels.clone())
-            .collect();
-        v.sort();
-        v
+        let mut out = BTreeSet::new();
+        // Without a limit nothing can fail.
+        let _ = self.collect_series(matchers, start, end, NO_LIMIT, &mut out);
+        out.into_iter().collect()
     }
 
     /// Sorted label names of the matching series (all series when `matchers` is empty).
     pub fn label_names(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<String> {
-        let mut names = BTreeSet::new();
-        for i in self.matching(matchers, start, end) {
-            for l in &self.series[i].labels {
-                if !names.contains(&l.name) {
-                    names.insert(l.name.clone());
-                }
-            }
-        }
-        names.into_iter().collect()
+        let mut out = BTreeSet::new();
+        let _ = self.collect_label_names(matchers, start, end, NO_LIMIT, &mut out);
+        out.into_iter().collect()
     }
 
     /// Sorted values of label `name` among the matching series.
@@ -429,15 +540,9 @@ impl BlockReader {
         start: i64,
         end: i64,
     ) -> Vec<String> {
-        let mut values = BTreeSet::new();
-        for i in self.matching(matchers, start, end) {
-            if let Some(v) = self.series[i].labels.get(name) {
-                if !values.contains(v) {
-                    values.insert(v.to_owned());
-                }
-            }
-        }
-        values.into_iter().collect()
+        let mut out = BTreeSet::new();
+        let _ = self.collect_label_values(name, matchers, start, end, NO_LIMIT, &mut out);
+        out.into_iter().collect()
     }
 
     /// Row ranges of `samples.parquet` whose timestamp pages lie wholly outside `[start, end]`
@@ -492,10 +597,41 @@ impl BlockReader {
         start: i64,
         end: i64,
     ) -> Result<Vec<Series>, BlockError> {
+        self.select_limited(matchers, start, end, &ReadLimits::default())
+            .await
+    }
+
+    /// [`BlockReader::select`] under `limits`: more matching series than allowed fails before
+    /// any sample is fetched, and samples and bytes are counted batch by batch as pages
+    /// arrive, so the read stops at the first batch over a limit without fetching the rest
+    /// (fetches go a row group at a time).
+    pub async fn select_limited(
+        &self,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+        limits: &ReadLimits,
+    ) -> Result<Vec<Series>, BlockError> {
+        self.select_shared(matchers, start, end, limits, &SharedBytes::default())
+            .await
+    }
+
+    /// [`BlockReader::select_limited`] charging its bytes to `bytes`, a budget shared with
+    /// reads of other blocks running at the same time (`limits.max_bytes` bounds their sum).
+    pub async fn select_shared(
+        &self,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+        limits: &ReadLimits,
+        bytes: &SharedBytes,
+    ) -> Result<Vec<Series>, BlockError> {
         let ids = self.matching(matchers, start, end);
         if ids.is_empty() {
             return Ok(Vec::new());
         }
+        // A block holds each series once: its matches alone may exceed the series limit.
+        check_count(ids.len(), limits.max_series, ReadLimit::Series)?;
         let total_rows = self.meta.stats.num_samples as usize;
         let excluded = self.rows_outside(start, end);
         let mut ranges: Vec<Range<usize>> = Vec::with_capacity(ids.len());
@@ -521,16 +657,22 @@ impl BlockReader {
             file: self.samples_path.clone(),
             source,
         };
-        let stream =
+        let mut stream =
             ParquetRecordBatchStreamBuilder::new_with_metadata(file, self.samples_meta.clone())
                 .with_row_selection(selection)
                 .with_batch_size(8192)
                 .build()
                 .map_err(perr)?;
-        let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(perr)?;
 
         let mut out: Vec<Series> = Vec::with_capacity(ids.len());
         let mut current: Option<(u64, Vec<Sample>)> = None;
+        // Series and samples are counted here (a block holds each series once); bytes go to the
+        // shared budget.
+        let mut tally = ReadLimits {
+            max_bytes: NO_LIMIT,
+            ..*limits
+        }
+        .tally();
         let f = SAMPLES_FILE;
         let finish = |cur: Option<(u64, Vec<Sample>)>, out: &mut Vec<Series>| {
             if let Some((id, samples)) = cur {
@@ -542,14 +684,15 @@ impl BlockReader {
                 }
             }
         };
-        for b in &batches {
-            let sid = column(b, f, COL_SERIES_ID)?
+        while let Some(b) = stream.next().await {
+            let b = b.map_err(perr)?;
+            let sid = column(&b, f, COL_SERIES_ID)?
                 .as_primitive_opt::<UInt64Type>()
                 .ok_or_else(|| corrupt(f, "series_id is not uint64"))?;
-            let ts = column(b, f, COL_TIMESTAMP)?
+            let ts = column(&b, f, COL_TIMESTAMP)?
                 .as_primitive_opt::<Int64Type>()
                 .ok_or_else(|| corrupt(f, "timestamp is not int64"))?;
-            let fl = column(b, f, COL_VALUE)?
+            let fl = column(&b, f, COL_VALUE)?
                 .as_primitive_opt::<Float64Type>()
                 .ok_or_else(|| corrupt(f, "value is not float64"))?;
             let int = match b.column_by_name(COL_VALUE_INT) {
@@ -559,6 +702,7 @@ impl BlockReader {
                 ),
                 None => None,
             };
+            let (mut new_series, mut new_samples, mut new_bytes) = (0usize, 0usize, 0usize);
             for row in 0..b.num_rows() {
                 let id = sid.value(row);
                 if (id as usize) >= self.series.len() {
@@ -583,9 +727,21 @@ impl BlockReader {
                     }
                 };
                 if let Some(c) = current.as_mut() {
+                    // A series counts once it has a sample in the range (only those are kept).
+                    if c.1.is_empty() {
+                        new_series += 1;
+                        new_bytes += labels_heap_bytes(&self.series[id as usize].labels);
+                    }
                     c.1.push(Sample::new(t, v));
+                    new_samples += 1;
                 }
             }
+            // Checked once per batch: the next pages are fetched only if this one fit.
+            tally.add(new_series, new_samples, 0)?;
+            bytes.charge(
+                new_bytes + samples_heap_bytes(new_samples),
+                limits.max_bytes,
+            )?;
         }
         finish(current.take(), &mut out);
         out.sort_by(|a, b| a.labels.cmp(&b.labels));

@@ -505,3 +505,232 @@ fn series_cursor_streams_every_series_in_block_order_across_row_groups() {
         assert_same(&input, &got);
     });
 }
+
+#[test]
+fn limits_stop_block_reads_early() {
+    use crate::error::ReadLimit;
+    use crate::limits::ReadLimits;
+    use std::collections::BTreeSet;
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = local_bucket(dir.path());
+    // 1,480 series × 480 samples in row groups of 50,000 rows (15 of them).
+    let input = synth::node_exporter_like(20, 0, 2 * 3_600_000, 1);
+    rt().block_on(async {
+        let opts = WriterOptions {
+            rows_per_row_group: 50_000,
+            ..WriterOptions::default()
+        };
+        let mut w = BlockWriter::new(tenant(), 0, 2 * 3_600_000, opts).unwrap();
+        for (l, s) in &input {
+            w.add_series(l.clone(), s.clone()).unwrap();
+        }
+        let files = w.finish().unwrap();
+        files.upload(&bucket).await.unwrap();
+        let r = BlockReader::open(&bucket, &tenant(), files.meta.ulid)
+            .await
+            .unwrap();
+        let all = [Matcher::new(MatchOp::RegexMatch, "job", ".+").unwrap()];
+        let range = (0, 2 * 3_600_000);
+        let n = input.len() as u64;
+
+        // Label queries stop at the entry that takes them past the limit.
+        let mut out = BTreeSet::new();
+        let e = r
+            .collect_series(&all, range.0, range.1, 100, &mut out)
+            .unwrap_err();
+        assert_eq!((e.limit, e.max), (ReadLimit::Series, 100));
+        assert_eq!(r.series_visited(), 101, "of {n}");
+        let mut out = BTreeSet::new();
+        let e = r
+            .collect_label_values("instance", &all, range.0, range.1, 5, &mut out)
+            .unwrap_err();
+        assert_eq!(e.limit, ReadLimit::LabelValues);
+        let mut out = BTreeSet::new();
+        let e = r
+            .collect_label_names(&all, range.0, range.1, 1, &mut out)
+            .unwrap_err();
+        assert_eq!(e.limit, ReadLimit::LabelNames);
+        assert!(r.series_visited() < n / 2, "{} of {n}", r.series_visited());
+        // Without a limit (or under it) every series is visited and answered.
+        let mut out = BTreeSet::new();
+        r.collect_series(&all, range.0, range.1, input.len(), &mut out)
+            .unwrap();
+        assert_eq!(out.len(), input.len());
+
+        // Too many matching series: refused before any sample is fetched.
+        let limited = |l: ReadLimits| {
+            let r = &r;
+            let all = &all;
+            async move { r.select_limited(all, range.0, range.1, &l).await }
+        };
+        let e = limited(ReadLimits {
+            max_series: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(e, BlockError::LimitExceeded(l) if l.limit == ReadLimit::Series),
+            "{e}"
+        );
+        assert_eq!(r.samples_bytes_fetched(), 0);
+        // Too many samples: the read stops within the first row groups.
+        let e = limited(ReadLimits {
+            max_samples: 20_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(e, BlockError::LimitExceeded(l) if l.limit == ReadLimit::Samples),
+            "{e}"
+        );
+        let stopped = r.samples_bytes_fetched();
+        let e = limited(ReadLimits {
+            max_bytes: 1 << 20,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(e, BlockError::LimitExceeded(l) if l.limit == ReadLimit::QueryMemory),
+            "{e}"
+        );
+        let before = r.samples_bytes_fetched();
+        let got = limited(ReadLimits {
+            max_series: 2000,
+            max_samples: 960_000,
+            max_bytes: 0,
+        })
+        .await
+        .unwrap();
+        assert_same(&input, &got);
+        let full = r.samples_bytes_fetched() - before;
+        assert!(
+            stopped * 4 < full,
+            "stopped after {stopped} of {full} bytes"
+        );
+    });
+}
+
+#[test]
+fn block_sets_stop_per_block_and_on_the_union() {
+    use crate::block_set;
+    use crate::error::ReadLimit;
+    use crate::limits::ReadLimits;
+    use crate::{QueryError, Queryable, SelectHints};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = local_bucket(dir.path());
+    rt().block_on(async {
+        // Ten 1 h blocks of 100 series each: block b holds ids 10b .. 10b + 99, so each block
+        // adds 10 series to the ones before it (190 distinct in all).
+        let mut blocks = Vec::new();
+        for b in 0..10i64 {
+            let mut w =
+                BlockWriter::new(tenant(), b * 3_600_000, (b + 1) * 3_600_000 - 1, Default::default())
+                    .unwrap();
+            let mut input: Vec<(Labels, Vec<Sample>)> = (0..100)
+                .map(|i| {
+                    let id = format!("{:05}", b * 10 + i);
+                    (
+                        Labels::from_pairs([("__name__", "m"), ("id", id.as_str())]),
+                        vec![Sample::new(b * 3_600_000 + 1000, i as f64)],
+                    )
+                })
+                .collect();
+            input.sort_by(|a, b| a.0.cmp(&b.0));
+            for (l, s) in &input {
+                w.add_series(l.clone(), s.clone()).unwrap();
+            }
+            let files = w.finish().unwrap();
+            files.upload(&bucket).await.unwrap();
+            blocks.push(Arc::new(
+                BlockReader::open(&bucket, &tenant(), files.meta.ulid)
+                    .await
+                    .unwrap(),
+            ));
+        }
+        let m = [Matcher::equal("__name__", "m")];
+        let end = 10 * 3_600_000;
+        let visited = |bs: &[Arc<BlockReader>]| bs.iter().map(|b| b.series_visited()).sum::<u64>();
+        // A limit of 150 is passed in the seventh block; the last three are not read.
+        let e = block_set::series(&blocks, &m, 0, end, 150).unwrap_err();
+        assert!(
+            matches!(e, QueryError::LimitExceeded(l) if (l.limit, l.max) == (ReadLimit::Series, 150)),
+            "{e}"
+        );
+        assert!(visited(&blocks) <= 700, "{}", visited(&blocks));
+        assert_eq!(visited(&blocks[7..]), 0);
+        assert_eq!(
+            block_set::series(&blocks, &m, 0, end, 190).unwrap().len(),
+            190
+        );
+        let e = block_set::label_values(&blocks, "id", &m, 0, end, 150).unwrap_err();
+        assert!(matches!(e, QueryError::LimitExceeded(l) if l.limit == ReadLimit::LabelValues));
+        // Selections: every block alone fits 150 series, their union (190) does not.
+        let mut st = block_set::StaticBlocks::new();
+        for b in &blocks {
+            st.add(
+                tenant(),
+                BlockReader::open(&bucket, &tenant(), b.meta().ulid)
+                    .await
+                    .unwrap(),
+            );
+        }
+        let hints = |max_series| SelectHints {
+            limits: ReadLimits {
+                max_series,
+                ..Default::default()
+            },
+            ..SelectHints::default()
+        };
+        let fetched = |st: &block_set::StaticBlocks| {
+            st.blocks(&tenant())
+                .iter()
+                .map(|b| b.samples_bytes_fetched())
+                .sum::<u64>()
+        };
+        // A block alone over the limit is refused before its samples are read.
+        let e = st
+            .select_chunks_hinted(&tenant(), &m, 0, end, &hints(50))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, QueryError::LimitExceeded(l) if l.limit == ReadLimit::Series), "{e}");
+        assert_eq!(fetched(&st), 0);
+        let e = st
+            .select_chunks_hinted(&tenant(), &m, 0, end, &hints(150))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, QueryError::LimitExceeded(l) if l.limit == ReadLimit::Series), "{e}");
+        let got = st
+            .select_chunks_hinted(&tenant(), &m, 0, end, &hints(190))
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 190);
+        // The blocks' bytes count together: a budget of two blocks' worth fails ten.
+        let one_block: usize = got.iter().take(100).map(|s| s.heap_bytes()).sum();
+        let e = st
+            .select_chunks_hinted(
+                &tenant(),
+                &m,
+                0,
+                end,
+                &SelectHints {
+                    limits: ReadLimits {
+                        max_bytes: 2 * one_block,
+                        ..Default::default()
+                    },
+                    ..SelectHints::default()
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, QueryError::LimitExceeded(l) if l.limit == ReadLimit::QueryMemory), "{e}");
+        let e = st
+            .series(&tenant(), &m, 0, end, 150)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, QueryError::LimitExceeded(l) if l.limit == ReadLimit::Series));
+    });
+}

@@ -87,7 +87,7 @@ async fn answers_across_blocks_equal_the_source_data() {
         .iter()
         .all(|x| x.t >= 2 * H + 1000 && x.t <= 3 * H)));
     let names = g
-        .label_values(&tenant(), "__name__", &[], 0, 6 * H)
+        .label_values(&tenant(), "__name__", &[], 0, 6 * H, 0)
         .await
         .unwrap();
     assert!(names.contains(&"up".to_string()), "{names:?}");
@@ -283,5 +283,120 @@ async fn step_picks_the_resolution_and_the_function_picks_the_aggregate() {
     assert_eq!(
         avg[0].v,
         (0..20).map(|i| (i / 4) as f64).sum::<f64>() / 20.0
+    );
+}
+
+/// The value of counter `name` in `registry`'s text exposition.
+fn counter(registry: &Registry, name: &str) -> u64 {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}_total ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in {text}"))
+}
+
+#[tokio::test]
+async fn limits_stop_reads_before_every_block_is_read() {
+    use strata_storage::{LimitExceeded, QueryError, ReadLimit, ReadLimits, SelectHints};
+    let dir = tempfile::tempdir().unwrap();
+    let b = bucket(dir.path());
+    // Ten 1 h blocks of the same 200 series, one sample per series per minute.
+    let data: Vec<(Labels, Vec<Sample>)> = (0..200)
+        .map(|i| {
+            let id = format!("{i:05}");
+            (
+                Labels::from_pairs([("__name__", "m"), ("id", id.as_str())]),
+                (0..600)
+                    .map(|k| Sample::new(k * 60_000, k as f64))
+                    .collect(),
+            )
+        })
+        .collect();
+    for i in 0..10 {
+        write_block(&b, &data, i * H, (i + 1) * H - 1).await;
+    }
+    let cfg = StoreGatewayConfig {
+        block_open_concurrency: 1,
+        ..StoreGatewayConfig::default()
+    };
+    let m = [Matcher::equal("__name__", "m")];
+    let limited = |max_series, max_samples| SelectHints {
+        limits: ReadLimits {
+            max_series,
+            max_samples,
+            max_bytes: 0,
+        },
+        ..SelectHints::default()
+    };
+
+    // Label queries open blocks one by one and stop at the first over the limit.
+    for case in ["series", "values", "names"] {
+        let mut registry = Registry::default();
+        let g = StoreGateway::new(cfg.clone(), b.clone(), &mut registry).unwrap();
+        let e = match case {
+            "series" => g.series(&tenant(), &m, 0, 10 * H, 50).await.unwrap_err(),
+            "values" => g
+                .label_values(&tenant(), "id", &m, 0, 10 * H, 50)
+                .await
+                .unwrap_err(),
+            _ => g
+                .label_names(&tenant(), &m, 0, 10 * H, 1)
+                .await
+                .unwrap_err(),
+        };
+        let want = match case {
+            "series" => (ReadLimit::Series, 50),
+            "values" => (ReadLimit::LabelValues, 50),
+            _ => (ReadLimit::LabelNames, 1),
+        };
+        assert!(
+            matches!(e, QueryError::LimitExceeded(LimitExceeded { limit, max }) if (limit, max) == want),
+            "{case}: {e}"
+        );
+        let opened = counter(&registry, "strata_store_gateway_block_loads");
+        assert!(opened <= 2, "{case}: {opened} of 10 blocks opened");
+    }
+    let mut registry = Registry::default();
+    let g = StoreGateway::new(cfg.clone(), b.clone(), &mut registry).unwrap();
+    assert_eq!(
+        g.series(&tenant(), &m, 0, 10 * H, 200).await.unwrap().len(),
+        200
+    );
+    assert_eq!(counter(&registry, "strata_store_gateway_block_loads"), 10);
+
+    // Selections: too many series in a block is refused before any sample is fetched.
+    let e = g
+        .select_chunks_hinted(&tenant(), &m, 0, 10 * H, &limited(50, 0))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, QueryError::LimitExceeded(l) if l.limit == ReadLimit::Series),
+        "{e}"
+    );
+    assert_eq!(g.samples_bytes_fetched(), 0);
+    // Too many samples: each block stops once over the limit.
+    let e = g
+        .select_chunks_hinted(&tenant(), &m, 0, 10 * H, &limited(0, 1000))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, QueryError::LimitExceeded(l) if l.limit == ReadLimit::Samples),
+        "{e}"
+    );
+    let got = g
+        .select_chunks_hinted(&tenant(), &m, 0, 10 * H, &limited(200, 120_000))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 200);
+    assert_eq!(got.iter().map(|s| s.num_samples()).sum::<usize>(), 120_000);
+    // Each block's 12,000 samples fit a limit of 100,000; all ten blocks together do not.
+    let e = g
+        .select_chunks_hinted(&tenant(), &m, 0, 10 * H, &limited(0, 100_000))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, QueryError::LimitExceeded(l) if l.limit == ReadLimit::Samples),
+        "{e}"
     );
 }
