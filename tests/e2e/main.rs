@@ -20,6 +20,8 @@ mod bad_requests;
 mod cluster_chaos;
 mod cluster_tls;
 mod downsampled_queries;
+// Not end-to-end: the fuzz targets' corpus and bounded mutations, on stable (see the module).
+mod fuzz_replay;
 mod kill9;
 mod long_term;
 mod prometheus_series;

@@ -32,8 +32,12 @@ pub enum IngesterError {
     UnknownSeries { tenant: String, id: u32 },
     #[error("invalid tenant {0:?} in WAL")]
     BadTenant(String),
-    #[error("corrupt chunk for series {id} of tenant {tenant:?} in checkpoint")]
-    CorruptChunk { tenant: String, id: u32 },
+    #[error("corrupt record for series {id} of tenant {tenant:?} in the WAL: {reason}")]
+    CorruptSeries {
+        tenant: String,
+        id: u32,
+        reason: &'static str,
+    },
     #[error("invalid configuration: {field}: {reason}")]
     Config { field: &'static str, reason: String },
     #[error("WAL failure: {0}")]

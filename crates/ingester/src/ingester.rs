@@ -376,7 +376,13 @@ impl Replayer<'_> {
         match rec {
             Record::Series { tenant, id, key } => {
                 let (head, ids) = self.tenant(tenant)?;
-                let loc = head.replay_series(key);
+                let loc =
+                    head.replay_series(key)
+                        .map_err(|reason| IngesterError::CorruptSeries {
+                            tenant: tenant.to_owned(),
+                            id,
+                            reason,
+                        })?;
                 ids.insert(id, loc);
             }
             Record::Samples { tenant, samples } => {
@@ -403,12 +409,13 @@ impl Replayer<'_> {
             } => {
                 let (head, ids) = self.tenant(tenant)?;
                 let chunks = chunks.into_iter().map(Box::from).collect();
-                let loc =
-                    head.restore_series(key, chunks)
-                        .map_err(|_| IngesterError::CorruptChunk {
-                            tenant: tenant.to_owned(),
-                            id,
-                        })?;
+                let loc = head.restore_series(key, chunks).map_err(|reason| {
+                    IngesterError::CorruptSeries {
+                        tenant: tenant.to_owned(),
+                        id,
+                        reason,
+                    }
+                })?;
                 ids.insert(id, loc);
             }
         }

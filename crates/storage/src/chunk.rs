@@ -360,6 +360,11 @@ impl<'a> XorIter<'a> {
             if sig == 0 {
                 sig = 64;
             }
+            // The writer never stores more significant bits than the leading zeros leave; a
+            // chunk that does is corrupt (and would overflow the arithmetic below).
+            if self.leading + sig > 64 {
+                return None;
+            }
             self.trailing = 64 - self.leading - sig;
         }
         let sig = 64 - self.leading - self.trailing;
@@ -473,6 +478,26 @@ mod tests {
         let n = XorIter::new(&bytes[..bytes.len() / 2]).count();
         assert!(n < 50);
         assert_eq!(XorIter::new(&[]).count(), 0);
+    }
+
+    /// A corrupt chunk whose value header claims more significant bits than the leading zeros
+    /// leave (found by the `wal_record` fuzz target, through a checkpoint's chunks): decoding
+    /// stops at it instead of overflowing.
+    #[test]
+    fn value_header_wider_than_64_bits_ends_the_chunk() {
+        let mut w = BitWriter::default();
+        w.write_bits(2, 16); // two samples
+        w.write_bits(1000, 64);
+        w.write_bits(1.5f64.to_bits(), 64);
+        w.write_bits(0x02, 8); // zig-zag varint: time delta +1
+        w.write_bit(true); // value changed
+        w.write_bit(true); // new leading/trailing counts
+        w.write_bits(31, 5); // 31 leading zeros
+        w.write_bits(40, 6); // 40 significant bits: 71 in all
+        w.write_bits(u64::MAX, 64);
+        let got: Vec<Sample> = XorIter::new(&w.bytes).collect();
+        assert_eq!(got, vec![Sample::new(1000, 1.5)]);
+        assert!(XorAppender::from_bytes(&w.bytes).is_none());
     }
 
     proptest! {

@@ -56,6 +56,23 @@ fn take_str<'a>(buf: &mut &'a [u8]) -> Option<&'a str> {
     std::str::from_utf8(s).ok()
 }
 
+/// Whether `key` is a canonical encoding: it decodes to its last byte and its names strictly
+/// increase, as [`encode_into`] writes them. Keys read back from disk are checked with it: a
+/// corrupt one would decode to an unsorted label set, which every label lookup assumes away.
+pub fn is_canonical(mut key: &[u8]) -> bool {
+    let mut prev: Option<&str> = None;
+    while !key.is_empty() {
+        let Some(name) = take_str(&mut key) else {
+            return false;
+        };
+        if take_str(&mut key).is_none() || prev.is_some_and(|p| p >= name) {
+            return false;
+        }
+        prev = Some(name);
+    }
+    true
+}
+
 /// Value of label `name` in a canonical key.
 pub fn get<'a>(key: &'a [u8], name: &str) -> Option<&'a str> {
     pairs(key).find(|(n, _)| *n == name).map(|(_, v)| v)
@@ -86,6 +103,28 @@ mod tests {
         assert_eq!(back, ls);
         assert_eq!(get(&k, "job"), Some(long.as_str()));
         assert_eq!(to_labels(&k).get("__name__"), Some("up"));
+    }
+
+    #[test]
+    fn only_sorted_complete_keys_are_canonical() {
+        let key = |ls: &[(&str, &str)]| {
+            let mut k = Vec::new();
+            encode_into(ls, &mut k);
+            k
+        };
+        assert!(is_canonical(&key(&[
+            ("__name__", "up"),
+            ("a", ""),
+            ("job", "x")
+        ])));
+        assert!(is_canonical(&[]));
+        assert!(!is_canonical(&key(&[("job", "x"), ("__name__", "up")])));
+        assert!(!is_canonical(&key(&[("a", "1"), ("a", "2")])));
+        let mut trailing = key(&[("a", "1")]);
+        trailing.push(3);
+        assert!(!is_canonical(&trailing));
+        assert!(!is_canonical(&[1, b'a']), "a name without its value");
+        assert!(!is_canonical(&[1, 0xff, 0]), "invalid UTF-8");
     }
 
     #[test]

@@ -417,13 +417,18 @@ impl TenantHead {
 
     // ---- replay (no WAL, no limits) ----
 
-    /// Finds or creates a series during replay; returns its location.
-    pub fn replay_series(&self, key: &[u8]) -> u32 {
+    /// Finds or creates a series during replay; returns its location. A key that is not a
+    /// canonical label encoding (a corrupt record whose checksum still matched) is refused:
+    /// queries would decode it into an unsorted label set.
+    pub fn replay_series(&self, key: &[u8]) -> Result<u32, &'static str> {
+        if !key::is_canonical(key) {
+            return Err("the series key is not a sorted label encoding");
+        }
         let hash = key::hash(key);
         let shard_idx = self.shard_of(hash);
         let mut shard = self.shards[shard_idx].lock();
         if let Some(l) = shard.find(hash, key) {
-            return location(shard_idx, l);
+            return Ok(location(shard_idx, l));
         }
         let local = shard.series.len() as u32;
         let id = self
@@ -431,7 +436,7 @@ impl TenantHead {
             .write()
             .add(location(shard_idx, local), key::pairs(key));
         shard.insert(MemSeries::new(key.into(), hash, id));
-        location(shard_idx, local)
+        Ok(location(shard_idx, local))
     }
 
     /// Appends a replayed sample; samples already present (a checkpoint overlaps the first
@@ -447,7 +452,7 @@ impl TenantHead {
 
     /// Restores a series from a checkpoint.
     pub fn restore_series(&self, key: &[u8], chunks: Vec<Box<[u8]>>) -> Result<u32, &'static str> {
-        let loc = self.replay_series(key);
+        let loc = self.replay_series(key)?;
         let (shard_idx, local) = split_location(loc);
         let mut shard = self.shards[shard_idx].lock();
         let s = &mut shard.series[local];

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use strata_model::Sample;
-use strata_storage::chunk::{XorAppender, XorIter};
+use strata_storage::chunk::{chunk_len, XorAppender, XorIter};
 use strata_storage::EncodedChunk;
 
 /// A full chunk, kept with its time range so queries skip it without decoding.
@@ -167,12 +167,27 @@ impl MemSeries {
     }
 
     /// Restores chunks written by [`MemSeries::chunks`]; the last one becomes the open chunk.
+    /// A chunk that decodes to fewer samples than its header counts is refused wherever it
+    /// is: kept as a closed chunk it would be written into the next checkpoint as the open one,
+    /// which does not load.
     pub fn restore_chunks(&mut self, chunks: Vec<Box<[u8]>>) -> Result<(), &'static str> {
         let n = chunks.len();
         for (i, data) in chunks.into_iter().enumerate() {
             let mut it = XorIter::new(&data);
-            let Some(first) = it.next() else { continue };
-            let last = it.last().map_or(first.t, |s| s.t);
+            let Some(first) = it.next() else {
+                if chunk_len(&data) == 0 {
+                    continue;
+                }
+                return Err("a chunk holds fewer samples than its header counts");
+            };
+            let (mut count, mut last) = (1u32, first.t);
+            for s in it {
+                count += 1;
+                last = s.t;
+            }
+            if count != u32::from(chunk_len(&data)) {
+                return Err("a chunk holds fewer samples than its header counts");
+            }
             if i + 1 == n && !XorAppender::from_bytes(&data).is_some_and(|a| a.is_full()) {
                 self.head = XorAppender::from_bytes(&data).ok_or("corrupt open chunk")?;
                 self.head_min_t = first.t;
@@ -234,6 +249,37 @@ mod tests {
         assert_eq!(s.append(9, 1.0), AppendResult::OutOfOrder { newest: 10 });
         assert_eq!(s.append(11, f64::NAN), AppendResult::Appended);
         assert_eq!(s.append(11, f64::NAN), AppendResult::Duplicate);
+    }
+
+    /// Found by the `wal_record` fuzz target's checkpoint round trip: a damaged chunk that was
+    /// not the last of its checkpoint record used to be kept as a closed chunk, so the next
+    /// checkpoint, where it became the open one, did not load.
+    #[test]
+    fn a_chunk_shorter_than_its_header_is_refused_wherever_it_is() {
+        let mut s = MemSeries::new(Box::new([]), 0, 0);
+        for t in 0..130 {
+            s.append(t * 10, t as f64);
+        }
+        let mut chunks: Vec<Box<[u8]>> = s.chunks().map(Box::from).collect();
+        assert_eq!(chunks.len(), 2);
+        let mut whole = MemSeries::new(Box::new([]), 0, 0);
+        whole.restore_chunks(chunks.clone()).unwrap();
+        assert_eq!(whole.chunk_count(), 2);
+        // Cut the first chunk's bit stream in half: its header still counts 120 samples.
+        let cut = Box::from(&chunks[0][..chunks[0].len() / 2]);
+        chunks[0] = cut;
+        let mut r = MemSeries::new(Box::new([]), 0, 0);
+        assert!(r.restore_chunks(chunks.clone()).is_err());
+        let mut last = MemSeries::new(Box::new([]), 0, 0);
+        assert!(last.restore_chunks(vec![chunks[0].clone()]).is_err());
+        // A header alone (no sample, count 3) is damaged too; a zero count is an empty chunk.
+        let mut header_only = MemSeries::new(Box::new([]), 0, 0);
+        assert!(header_only
+            .restore_chunks(vec![Box::from(&[0u8, 3][..])])
+            .is_err());
+        let mut empty = MemSeries::new(Box::new([]), 0, 0);
+        assert!(empty.restore_chunks(vec![Box::from(&[0u8, 0][..])]).is_ok());
+        assert!(empty.is_empty());
     }
 
     #[test]

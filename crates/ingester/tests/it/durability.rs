@@ -225,3 +225,41 @@ async fn stale_markers_survive_restart() {
         ]
     );
 }
+
+/// A WAL series record whose key decodes to unsorted labels (a corrupt record with a valid
+/// checksum, found by the `wal_record` fuzz target) stops the replay with an error naming it,
+/// instead of loading a series that every label lookup would then get wrong.
+#[tokio::test]
+async fn a_series_key_out_of_order_is_an_error() {
+    use strata_ingester::head::key::encode_into;
+    use strata_ingester::wal::record::RecordWriter;
+    let dir = tempfile::tempdir().unwrap();
+    let wal = dir.path().join("wal");
+    std::fs::create_dir_all(&wal).unwrap();
+    let mut key = Vec::new();
+    encode_into(&[("job", "a"), ("__name__", "m")], &mut key);
+    let mut w = RecordWriter::default();
+    w.series("t1", 1, &key);
+    let mut r = w.begin_samples("t1");
+    w.sample(&mut r, 1, 1000, 1.0);
+    w.end_samples(r);
+    std::fs::write(wal.join("00000000"), &w.buf).unwrap();
+    let err = Ingester::open(
+        IngesterConfig::default(),
+        dir.path(),
+        Arc::new(RwLock::new(Overrides::default())),
+        &mut Registry::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            strata_ingester::IngesterError::CorruptSeries { id: 1, .. }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("not a sorted label encoding"),
+        "{err}"
+    );
+}

@@ -32,8 +32,10 @@ use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
+use parquet::file::page_index::offset_index::PageLocation;
 use std::collections::BTreeSet;
 use std::ops::{ControlFlow, Range};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use strata_model::{Label, Labels, MatchOp, Matcher, Sample, TenantId, METRIC_NAME};
@@ -157,6 +159,18 @@ fn corrupt(file: &str, reason: impl Into<String>) -> BlockError {
     }
 }
 
+/// The parquet crate still panics on some malformed files instead of returning an error (a page
+/// header whose size points before its column chunk, found by the `parquet_block` fuzz
+/// target, panics in its in-memory row group). Every decoding step here runs behind
+/// `catch_unwind` and reports such a file as corrupt: a damaged block must fail its read, not
+/// the store-gateway or compactor thread reading it.
+fn decoder_panic(file: &str) -> BlockError {
+    corrupt(
+        file,
+        "the Parquet decoder cannot read this file (it panicked)",
+    )
+}
+
 fn column<'a>(batch: &'a RecordBatch, file: &str, name: &str) -> Result<&'a ArrayRef, BlockError> {
     batch
         .column_by_name(name)
@@ -201,6 +215,11 @@ fn i64s(a: &ArrayRef, file: &str, name: &str) -> Result<Vec<i64>, BlockError> {
 }
 
 fn decode_series(data: Bytes) -> Result<Vec<SeriesEntry>, BlockError> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| decode_series_unguarded(data)))
+        .unwrap_or_else(|_| Err(decoder_panic(SERIES_FILE)))
+}
+
+fn decode_series_unguarded(data: Bytes) -> Result<Vec<SeriesEntry>, BlockError> {
     let f = SERIES_FILE;
     let perr = |source| BlockError::Parquet {
         file: f.into(),
@@ -270,6 +289,100 @@ fn decode_series(data: Bytes) -> Result<Vec<SeriesEntry>, BlockError> {
     Ok(out)
 }
 
+/// Checks that the series' row ranges tile the samples file in series order, as the format
+/// prescribes: selections turn them into a Parquet row selection, which panics on unordered or
+/// overlong ranges, and the cursor reads the file series by series.
+fn check_row_ranges(series: &[SeriesEntry], num_samples: u64) -> Result<(), BlockError> {
+    let mut next = 0u64;
+    for (i, e) in series.iter().enumerate() {
+        if e.first_row != next {
+            return Err(corrupt(
+                SERIES_FILE,
+                format!("series {i} starts at row {}, not {next}", e.first_row),
+            ));
+        }
+        next = next
+            .checked_add(e.num_samples)
+            .ok_or_else(|| corrupt(SERIES_FILE, format!("series {i}: row count overflows")))?;
+    }
+    if next != num_samples {
+        return Err(corrupt(
+            SERIES_FILE,
+            format!("the series hold {next} rows, meta.json says {num_samples}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the samples file's footer against `meta.json` and itself: the row groups hold
+/// `num_samples` rows, and every column's page locations (which the Parquet reader follows to
+/// skip pages, and [`BlockReader::rows_outside`] to exclude rows) are ordered rows of their row
+/// group inside the file. A corrupt footer is refused here, before any read relies on it.
+fn check_samples_layout(
+    md: &ParquetMetaData,
+    num_samples: u64,
+    file_size: u64,
+) -> Result<(), BlockError> {
+    let mut rows_total: i128 = 0;
+    for rg in 0..md.num_row_groups() {
+        let group = md.row_group(rg);
+        let rows = group.num_rows();
+        if rows < 0 {
+            return Err(corrupt(
+                SAMPLES_FILE,
+                format!("row group {rg} has {rows} rows"),
+            ));
+        }
+        rows_total += i128::from(rows);
+        let pi = md.page_index_for_row_group(rg);
+        for col in 0..group.num_columns() {
+            if let Some(locs) = pi.page_locations(col) {
+                check_pages(locs, rows, file_size).map_err(|reason| {
+                    corrupt(
+                        SAMPLES_FILE,
+                        format!("row group {rg}, column {col}: {reason}"),
+                    )
+                })?;
+            }
+        }
+    }
+    if rows_total != i128::from(num_samples) {
+        return Err(corrupt(
+            SAMPLES_FILE,
+            format!("{rows_total} rows, meta.json says {num_samples}"),
+        ));
+    }
+    Ok(())
+}
+
+/// One column chunk's page locations: the first page starts the row group, first rows strictly
+/// increase and stay below `rows`, and every page lies inside the file.
+fn check_pages(locs: &[PageLocation], rows: i64, file_size: u64) -> Result<(), String> {
+    let mut prev: Option<i64> = None;
+    for (p, loc) in locs.iter().enumerate() {
+        let first = loc.first_row_index;
+        let ordered = match prev {
+            None => first == 0,
+            Some(prev) => first > prev,
+        };
+        if !ordered || (first >= rows && rows > 0) {
+            return Err(format!("page {p} starts at row {first}"));
+        }
+        let end = u64::try_from(loc.offset)
+            .ok()
+            .zip(u64::try_from(loc.compressed_page_size).ok())
+            .and_then(|(o, n)| o.checked_add(n));
+        if end.is_none_or(|e| e > file_size) {
+            return Err(format!(
+                "page {p} at offset {} ({} bytes) is outside the file",
+                loc.offset, loc.compressed_page_size
+            ));
+        }
+        prev = Some(first);
+    }
+    Ok(())
+}
+
 impl BlockReader {
     /// Opens block `ulid` of `tenant`: reads `meta.json`, the series file, and the samples
     /// file's footer and page index.
@@ -300,6 +413,7 @@ impl BlockReader {
                 ),
             ));
         }
+        check_row_ranges(&series, meta.stats.num_samples)?;
         let samples_path = block_path(t, &ulid, SAMPLES_FILE);
         let samples_size = match meta.file_size(SAMPLES_FILE) {
             Some(s) => s,
@@ -317,14 +431,24 @@ impl BlockReader {
             file: samples_path.clone(),
             source,
         };
-        let md = file.get_metadata(None).await.map_err(perr)?;
-        let samples_meta =
-            ArrowReaderMetadata::try_new(md, ArrowReaderOptions::new()).map_err(|source| {
-                BlockError::Parquet {
-                    file: samples_path.clone(),
-                    source,
-                }
-            })?;
+        let md = AssertUnwindSafe(file.get_metadata(None))
+            .catch_unwind()
+            .await
+            .map_err(|_| decoder_panic(SAMPLES_FILE))?
+            .map_err(perr)?;
+        let samples_meta = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            ArrowReaderMetadata::try_new(md, ArrowReaderOptions::new())
+        }))
+        .map_err(|_| decoder_panic(SAMPLES_FILE))?
+        .map_err(|source| BlockError::Parquet {
+            file: samples_path.clone(),
+            source,
+        })?;
+        check_samples_layout(
+            samples_meta.metadata(),
+            meta.stats.num_samples,
+            samples_size,
+        )?;
         // Footer bytes are an open-time cost; report only what selections fetch.
         fetched.store(0, Ordering::Relaxed);
         Ok(Self {
@@ -546,9 +670,9 @@ impl BlockReader {
     }
 
     /// Row ranges of `samples.parquet` whose timestamp pages lie wholly outside `[start, end]`
-    /// (by the column index's per-page min/max), sorted and disjoint. Such rows hold no sample in
-    /// the range whatever series they belong to, so a long series queried for a short window
-    /// reads only the pages of that window.
+    /// (by the column index's per-page min/max), sorted and disjoint (page locations were
+    /// checked at open). Such rows hold no sample in the range whatever series they belong to,
+    /// so a long series queried for a short window reads only the pages of that window.
     fn rows_outside(&self, start: i64, end: i64) -> Vec<Range<usize>> {
         let md = self.samples_meta.metadata();
         let Some(ts_col) = md
@@ -684,7 +808,13 @@ impl BlockReader {
                 }
             }
         };
-        while let Some(b) = stream.next().await {
+        // The Parquet decoder can panic on a damaged file: that read fails, the process lives.
+        loop {
+            let next = AssertUnwindSafe(stream.next())
+                .catch_unwind()
+                .await
+                .map_err(|_| decoder_panic(SAMPLES_FILE))?;
+            let Some(b) = next else { break };
             let b = b.map_err(perr)?;
             let sid = column(&b, f, COL_SERIES_ID)?
                 .as_primitive_opt::<UInt64Type>()
@@ -763,6 +893,7 @@ impl BlockReader {
             vs: Vec::new(),
             pos: 0,
             next_series: 0,
+            broken: false,
         }
     }
 }
@@ -777,6 +908,8 @@ pub struct SeriesCursor<'a> {
     vs: Vec<f64>,
     pos: usize,
     next_series: usize,
+    /// The decoder panicked: the stream cannot be polled again.
+    broken: bool,
 }
 
 impl std::fmt::Debug for SeriesCursor<'_> {
@@ -797,7 +930,8 @@ impl SeriesCursor<'_> {
         };
         let id = self.next_series as u64;
         self.next_series += 1;
-        let mut samples = Vec::with_capacity(entry.num_samples as usize);
+        // Reserved up to one batch: the count comes from the file, the rows may not be there.
+        let mut samples = Vec::with_capacity((entry.num_samples as usize).min(8192));
         while (samples.len() as u64) < entry.num_samples {
             if self.pos == self.ids.len() && !self.fill().await? {
                 return Err(corrupt(
@@ -829,6 +963,9 @@ impl SeriesCursor<'_> {
 
     /// Decodes the next batch of the samples file; `false` at its end.
     async fn fill(&mut self) -> Result<bool, BlockError> {
+        if self.broken {
+            return Err(decoder_panic(SAMPLES_FILE));
+        }
         let r = self.reader;
         let perr = |source| BlockError::Parquet {
             file: r.samples_path.clone(),
@@ -853,7 +990,15 @@ impl SeriesCursor<'_> {
         let Some(stream) = self.stream.as_mut() else {
             return Ok(false);
         };
-        let Some(b) = stream.next().await.transpose().map_err(perr)? else {
+        let next = match AssertUnwindSafe(stream.next()).catch_unwind().await {
+            Ok(next) => next,
+            Err(_) => {
+                // The stream is unusable after a panic: every later call fails too.
+                self.broken = true;
+                return Err(decoder_panic(SAMPLES_FILE));
+            }
+        };
+        let Some(b) = next.transpose().map_err(perr)? else {
             return Ok(false);
         };
         self.ids.clear();
@@ -948,4 +1093,13 @@ pub(super) fn subtract_for_tests(
     out: &mut Vec<Range<usize>>,
 ) {
     subtract(r, excluded, out)
+}
+
+#[cfg(test)]
+pub(super) fn check_pages_for_tests(
+    locs: &[PageLocation],
+    rows: i64,
+    file_size: u64,
+) -> Result<(), String> {
+    check_pages(locs, rows, file_size)
 }

@@ -732,5 +732,113 @@ fn block_sets_stop_per_block_and_on_the_union() {
             .await
             .unwrap_err();
         assert!(matches!(e, QueryError::LimitExceeded(l) if l.limit == ReadLimit::Series));
+/// A `meta.json` whose sample count disagrees with the series file: refused at open.
+/// Selections used to turn the series' row ranges into a Parquet row selection longer than the
+/// count, which panics (seen while fixing the `parquet_block` fuzz finding below).
+#[test]
+fn miscounted_samples_are_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = local_bucket(dir.path());
+    let input = vec![(
+        Labels::from_pairs([("__name__", "a")]),
+        vec![Sample::new(10, 1.0), Sample::new(20, 2.0)],
+    )];
+    rt().block_on(async {
+        let (r, _) = round_trip(&bucket, &input, WriterOptions::default()).await;
+        let mut meta = r.meta().clone();
+        for n in [1, 3, u64::MAX] {
+            meta.stats.num_samples = n;
+            let path = block_path("t1", &meta.ulid, META_FILE);
+            let json = serde_json::to_vec(&meta).unwrap();
+            bucket.put(&path, json.into()).await.unwrap();
+            match BlockReader::open(&bucket, &tenant(), meta.ulid).await {
+                Err(BlockError::Corrupt { file, .. }) => assert_eq!(file, SERIES_FILE, "{n}"),
+                other => panic!("num_samples {n}: {other:?}"),
+            }
+        }
+    });
+}
+
+/// Page locations the Parquet reader and `rows_outside` would follow out of their row group
+/// (found by the `parquet_block` fuzz target: a negative first row overflowed `rows_outside`).
+#[test]
+fn corrupt_page_locations_are_refused() {
+    use parquet::file::page_index::offset_index::PageLocation;
+    let page = |offset, size, first| PageLocation {
+        offset,
+        compressed_page_size: size,
+        first_row_index: first,
+    };
+    let check = super::reader::check_pages_for_tests;
+    let good = [page(4, 100, 0), page(104, 100, 16), page(204, 50, 32)];
+    assert_eq!(check(&good, 40, 1000), Ok(()));
+    assert_eq!(check(&[], 0, 1000), Ok(()));
+    for (bad, rows) in [
+        (vec![page(4, 100, -48)], 40),
+        (vec![page(4, 100, 0), page(104, 100, -48)], 40),
+        (vec![page(4, 100, 1)], 40),
+        (
+            vec![page(4, 100, 0), page(104, 100, 16), page(204, 50, 16)],
+            40,
+        ),
+        (vec![page(4, 100, 0), page(104, 100, 40)], 40),
+        (vec![page(-4, 100, 0)], 40),
+        (vec![page(4, -100, 0)], 40),
+        (vec![page(950, 100, 0)], 40),
+        (vec![page(i64::MAX, i32::MAX, 0)], 40),
+    ] {
+        assert!(check(&bad, rows, 1000).is_err(), "{bad:?}");
+    }
+}
+
+/// A samples file the parquet crate's decoder panics on (a damaged page header sends it before
+/// its column chunk; found by the `parquet_block` fuzz target): selections and the series
+/// cursor fail with a corrupt-block error instead of taking the thread down.
+#[test]
+fn a_file_the_parquet_decoder_panics_on_is_a_corrupt_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = local_bucket(dir.path());
+    let meta: BlockMeta =
+        serde_json::from_slice(include_bytes!("testdata/decoder-panic/meta.json")).unwrap();
+    let tenant = TenantId::new("fuzz").unwrap();
+    rt().block_on(async {
+        for (name, data) in [
+            (
+                SERIES_FILE,
+                &include_bytes!("testdata/decoder-panic/series.parquet")[..],
+            ),
+            (
+                SAMPLES_FILE,
+                &include_bytes!("testdata/decoder-panic/samples.parquet")[..],
+            ),
+            (
+                META_FILE,
+                &include_bytes!("testdata/decoder-panic/meta.json")[..],
+            ),
+        ] {
+            let path = block_path("fuzz", &meta.ulid, name);
+            bucket.put(&path, data.to_vec().into()).await.unwrap();
+        }
+        let r = BlockReader::open(&bucket, &tenant, meta.ulid)
+            .await
+            .unwrap();
+        let all = [Matcher::new(MatchOp::RegexMatch, "__name__", ".+").unwrap()];
+        match r.select(&all, i64::MIN, i64::MAX).await {
+            Err(BlockError::Corrupt { file, .. }) => assert_eq!(file, SAMPLES_FILE),
+            other => panic!("{other:?}"),
+        }
+        let mut cursor = r.series_cursor();
+        let err = loop {
+            match cursor.next_series().await {
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("the cursor read the whole damaged file"),
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(err, BlockError::Corrupt { .. }), "{err}");
+        assert!(
+            cursor.next_series().await.is_err(),
+            "a broken cursor stays broken"
+        );
     });
 }
