@@ -1663,3 +1663,58 @@ fn go_is_print(c: char) -> bool {
         || c.is_whitespace()
         || matches!(c, '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}'))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(dialect: Dialect, text: &str) -> Result<String, RenderError> {
+        Templates::new(dialect).render_text(text, &Value::Nil)
+    }
+
+    #[test]
+    fn dialects_define_their_own_functions() {
+        assert_eq!(
+            render(Dialect::Prometheus, "{{ humanize 1234567.0 }}").unwrap(),
+            "1.235M"
+        );
+        assert!(render(Dialect::Alertmanager, "{{ humanize 1 }}").is_err());
+        assert!(Templates::check_text(Dialect::Prometheus, "{{ join \",\" . }}").is_err());
+        assert!(Templates::check_text(Dialect::Alertmanager, "{{ join \",\" . }}").is_ok());
+        assert!(Templates::check_text(Dialect::Prometheus, "{{ query \"up\" }}").is_ok());
+    }
+
+    #[test]
+    fn strict_check_refuses_undeclared_variables() {
+        let vars = ["$labels", "$value"];
+        let ok = |t: &str| Templates::check_text_strict(Dialect::Prometheus, "n", t, &vars);
+        assert!(ok("{{ $labels.job }} {{ $value }} {{ $ }}").is_ok());
+        assert!(ok("{{ range $k, $v := $labels }}{{ $k }}={{ $v }}{{ end }}").is_ok());
+        let e = ok("{{ range $k, $v := $labels }}{{ end }}{{ $k }}").unwrap_err();
+        assert!(e.to_string().contains("undefined variable \"$k\""), "{e}");
+        assert!(ok("{{ $x := 1 }}{{ $x = 2 }}{{ $x }}").is_ok());
+        assert!(ok("{{ $y = 2 }}").is_err());
+    }
+
+    #[test]
+    fn floats_print_like_go() {
+        assert_eq!(go_float(1.0), "1");
+        assert_eq!(go_float(0.25), "0.25");
+        assert_eq!(go_float(123456.0), "123456");
+        assert_eq!(go_float(1234567.0), "1.234567e+06");
+        assert_eq!(go_float(0.00001), "1e-05");
+        assert_eq!(go_float(f64::NAN), "NaN");
+    }
+
+    #[test]
+    fn printf_flags_width_and_precision() {
+        let p = |t: &str| render(Dialect::Prometheus, t).unwrap();
+        assert_eq!(p("{{ printf \"%.2f\" 3.14159 }}"), "3.14");
+        assert_eq!(p("{{ printf \"%6.1f|\" 2.25 }}"), "   2.2|");
+        assert_eq!(p("{{ printf \"%-4s|\" \"ab\" }}"), "ab  |");
+        assert_eq!(p("{{ printf \"%05d\" 42 }}"), "00042");
+        assert_eq!(p("{{ printf \"%.3e\" 1234.5 }}"), "1.234e+03");
+        assert_eq!(p("{{ printf \"%g\" 0.5 }}"), "0.5");
+        assert_eq!(p("{{ printf \"%d%%\" 5 }}"), "5%");
+    }
+}

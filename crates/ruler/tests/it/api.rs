@@ -112,7 +112,11 @@ async fn config_api_evaluation_and_prometheus_api() {
     let url = |p: &str| format!("http://{addr}{p}");
 
     // No tenant: refused.
-    let r = http.get(url("/prometheus/config/v1/rules")).send().await.unwrap();
+    let r = http
+        .get(url("/prometheus/config/v1/rules"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     // An invalid group: 400 naming the group and the rule.
     let r = http
@@ -124,7 +128,10 @@ async fn config_api_evaluation_and_prometheus_api() {
         .unwrap();
     assert_eq!(r.status(), 400);
     let body = r.text().await.unwrap();
-    assert!(body.contains(r#"group \"bad\", rule 1, \"a-b\": invalid recording rule name"#), "{body}");
+    assert!(
+        body.contains(r#"group \"bad\", rule 1, \"a-b\": invalid recording rule name"#),
+        "{body}"
+    );
 
     let r = http
         .post(url("/prometheus/config/v1/rules/team%2Fns"))
@@ -138,7 +145,11 @@ async fn config_api_evaluation_and_prometheus_api() {
     // Stored under encoded names: nothing user-chosen forms a path.
     let objects = bucket.list("@rules").await.unwrap();
     assert_eq!(objects.len(), 1);
-    assert!(!objects[0].path.contains("team") && !objects[0].path.contains("node"), "{}", objects[0].path);
+    assert!(
+        !objects[0].path.contains("team") && !objects[0].path.contains("node"),
+        "{}",
+        objects[0].path
+    );
 
     // Read back: all, namespace, group; another tenant sees nothing.
     let all = http
@@ -179,13 +190,20 @@ async fn config_api_evaluation_and_prometheus_api() {
         assert_eq!(a.labels["alertname"], "InstanceDown");
         assert_eq!(a.labels["instance"], "b");
         assert_eq!(a.annotations["summary"], "b is down");
-        assert!(a.generator_url.starts_with("http://strata.test/graph?g0.expr=up+%3D%3D+0"));
+        assert!(a
+            .generator_url
+            .starts_with("http://strata.test/graph?g0.expr=up+%3D%3D+0"));
     }
     let get_json = |path: &'static str| {
         let http = http.clone();
         let u = url(path);
         async move {
-            let r = http.get(u).header("X-Scope-OrgID", "t1").send().await.unwrap();
+            let r = http
+                .get(u)
+                .header("X-Scope-OrgID", "t1")
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status(), 200);
             r.json::<Value>().await.unwrap()
         }
@@ -208,16 +226,46 @@ async fn config_api_evaluation_and_prometheus_api() {
     assert_eq!(alert["alerts"][0]["state"], "firing");
     assert_eq!(alert["alerts"][0]["value"], "0e+00");
     assert_eq!(alert["alerts"][0]["annotations"]["summary"], "b is down");
-    let keys: Vec<&str> = alert.as_object().unwrap().keys().map(String::as_str).collect();
-    for k in ["state", "name", "query", "duration", "keepFiringFor", "labels", "annotations", "alerts", "health", "evaluationTime", "lastEvaluation", "type"] {
+    let keys: Vec<&str> = alert
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for k in [
+        "state",
+        "name",
+        "query",
+        "duration",
+        "keepFiringFor",
+        "labels",
+        "annotations",
+        "alerts",
+        "health",
+        "evaluationTime",
+        "lastEvaluation",
+        "type",
+    ] {
         assert!(keys.contains(&k), "alerting rule lacks {k}: {keys:?}");
     }
     // Filters.
     let only_rec = get_json("/api/v1/rules?type=record").await;
-    assert_eq!(only_rec["data"]["groups"][0]["rules"].as_array().unwrap().len(), 1);
-    assert_eq!(only_rec["data"]["groups"][0]["rules"][0]["type"], "recording");
+    assert_eq!(
+        only_rec["data"]["groups"][0]["rules"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        only_rec["data"]["groups"][0]["rules"][0]["type"],
+        "recording"
+    );
     let by_name = get_json("/prometheus/api/v1/rules?rule_name[]=InstanceDown").await;
-    assert_eq!(by_name["data"]["groups"][0]["rules"][0]["name"], "InstanceDown");
+    assert_eq!(
+        by_name["data"]["groups"][0]["rules"][0]["name"],
+        "InstanceDown"
+    );
     let no_file = get_json("/api/v1/rules?file[]=other").await;
     assert_eq!(no_file["data"]["groups"].as_array().unwrap().len(), 0);
     let by_group = get_json("/api/v1/rules?rule_group[]=node&file[]=team/ns").await;
