@@ -27,6 +27,7 @@ mod long_term;
 mod prometheus_series;
 mod promql_side_by_side;
 mod promtool;
+mod ruler;
 
 use strata_tests::{check_executable, node_exporter_bin, prometheus_bin, strata_bin};
 

@@ -653,7 +653,7 @@ fn check_url(field: &str, url: &str) -> Result<(), AmConfigError> {
 /// load.
 fn check_texts(field: &str, texts: &[(&str, &Option<String>)]) {
     for (key, text) in texts {
-        if let Some(Err(e)) = text.as_deref().map(crate::template::Templates::check_text) {
+        if let Some(Err(e)) = text.as_deref().map(crate::template::check_text) {
             tracing::warn!(
                 setting = %format!("{field}.{key}"),
                 error = %e,
@@ -1037,9 +1037,9 @@ impl AmConfig {
         }
         // Templates first: a configuration whose templates do not parse is refused whole.
         let templates = match templates {
-            TemplateSource::Dir(base) => crate::template::Templates::load(base, &config.templates)?,
+            TemplateSource::Dir(base) => crate::template::load(base, &config.templates)?,
             TemplateSource::Files(files) => {
-                let mut t = crate::template::Templates::defaults();
+                let mut t = crate::template::defaults();
                 for (name, text) in files {
                     t.add(name, text)?;
                 }

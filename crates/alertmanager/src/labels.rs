@@ -218,44 +218,7 @@ pub fn label_set_string(labels: &LabelSet) -> String {
     out
 }
 
-/// Go's `strconv.Quote`: double-quoted, with Go escapes for `"`, `\`, control characters and
-/// characters Go does not consider printable.
-pub fn go_quote_into(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if c.is_ascii() || go_is_print(c) => out.push(c),
-            c if (c as u32) < 0x10000 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => {
-                let _ = write!(out, "\\U{:08x}", c as u32);
-            }
-        }
-    }
-    out.push('"');
-}
-
-/// An approximation of Go's `unicode.IsPrint` for non-ASCII characters: everything except
-/// control, format and separator characters other than the ASCII space. Exact for the characters
-/// label values contain in practice; a rare unassigned code point may differ.
-fn go_is_print(c: char) -> bool {
-    !(c.is_control()
-        || c.is_whitespace()
-        || matches!(c, '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}'))
-}
+pub use strata_template::go_quote_into;
 
 /// Appends `s` as a JSON string exactly as Go's `encoding/json` (Go 1.19, HTML escaping on, as
 /// Alertmanager 0.25's webhook encoder uses it) writes it.

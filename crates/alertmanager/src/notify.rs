@@ -602,7 +602,7 @@ mod tests {
 
     #[test]
     fn slack_defaults_and_overrides() {
-        let t = Templates::defaults();
+        let t = crate::template::defaults();
         let body = slack_body(&slack("{channel: '#ops'}"), &t, &data(false)).unwrap();
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["channel"], "#ops");
@@ -635,14 +635,14 @@ mod tests {
 
     #[test]
     fn slack_template_error_is_reported() {
-        let t = Templates::defaults();
+        let t = crate::template::defaults();
         let e = slack_body(&slack("{title: '{{ .Nope }}'}"), &t, &data(false)).unwrap_err();
         assert!(e.to_string().contains("can't evaluate field Nope"), "{e}");
     }
 
     #[test]
     fn pagerduty_trigger_and_resolve_share_the_dedup_key() {
-        let t = Templates::defaults();
+        let t = crate::template::defaults();
         let cfg: PagerdutyConfig = serde_yaml::from_str("{routing_key: k}").unwrap();
         let trig: serde_json::Value = serde_json::from_str(
             &pagerduty_body(&cfg, "k", &t, &data(false), "{}:{alertname=\"DiskFull\"}").unwrap(),

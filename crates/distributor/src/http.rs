@@ -226,9 +226,27 @@ impl Distributor {
                 deduplicated: Some(msg),
             });
         }
+        let outcome = self.store_batch(tenant, &mut batch, received).await?;
+        Ok(PushResult {
+            version,
+            outcome,
+            exemplars,
+            deduplicated: None,
+        })
+    }
+
+    /// Validates a decoded batch, applies the tenant's rate limit and stores it: what every
+    /// write goes through after decoding, remote write or another component's (see the
+    /// [`Pusher`] implementation).
+    async fn store_batch(
+        &self,
+        tenant: &strata_model::TenantId,
+        batch: &mut WriteBatch<'_>,
+        received: u64,
+    ) -> Result<PushOutcome, DistributorError> {
         let limits = self.overrides.read().for_tenant(tenant.as_str()).clone();
         let mut outcome = PushOutcome::default();
-        validate_batch(&mut batch, &limits, now_ms(), &mut outcome, |reason, n| {
+        validate_batch(batch, &limits, now_ms(), &mut outcome, |reason, n| {
             self.metrics
                 .discarded_samples
                 .get_or_create(&ReasonLabels {
@@ -270,7 +288,7 @@ impl Distributor {
             });
         }
         if valid > 0 || !batch.metadata.is_empty() {
-            let stored = self.ingesters.push(tenant, &batch).await?;
+            let stored = self.ingesters.push(tenant, batch).await?;
             if let Some(r) = &stored.first_rejection {
                 self.metrics
                     .discarded_samples
@@ -281,12 +299,7 @@ impl Distributor {
             }
             outcome.merge(stored);
         }
-        Ok(PushResult {
-            version,
-            outcome,
-            exemplars,
-            deduplicated: None,
-        })
+        Ok(outcome)
     }
 
     /// The HA tracker's decision for the request, judged by its first series as in Mimir
@@ -322,6 +335,44 @@ impl Distributor {
             Decision::Reject { elected } => Ok(Some(format!(
                 "replicas did not match, rejecting sample: replica={replica}, elected={elected}"
             ))),
+        }
+    }
+}
+
+/// Writes of other components (the ruler's recorded series and alert series) get the same
+/// validation and per-tenant limits as remote write. A rate-limited batch is reported as
+/// refused samples (retryable), not as a failure of the store.
+#[async_trait::async_trait]
+impl Pusher for Distributor {
+    async fn push(
+        &self,
+        tenant: &strata_model::TenantId,
+        batch: &WriteBatch<'_>,
+    ) -> Result<PushOutcome, strata_storage::PushError> {
+        let mut own = WriteBatch {
+            labels: batch.labels.clone(),
+            samples: batch.samples.clone(),
+            series: batch.series.clone(),
+            metadata: batch.metadata.clone(),
+        };
+        let received = own.sample_count() as u64;
+        self.metrics.received_samples.inc_by(received);
+        match self.store_batch(tenant, &mut own, received).await {
+            Ok(o) => Ok(o),
+            Err(DistributorError::Push(e)) => Err(e),
+            Err(e) => {
+                let (kind, reason) = match e {
+                    DistributorError::RateLimited { .. } => (RejectionKind::Limit, "rate-limited"),
+                    _ => (RejectionKind::BadData, "invalid"),
+                };
+                let mut o = PushOutcome::default();
+                o.reject(received, || strata_storage::Rejection {
+                    kind,
+                    reason,
+                    message: e.to_string(),
+                });
+                Ok(o)
+            }
         }
     }
 }

@@ -13,6 +13,7 @@ use strata_model::{Limits, TenancyConfig};
 use strata_querier::QuerierConfig;
 use strata_ring::RingConfig;
 use strata_rpc::{GrpcClientConfig, GrpcServerConfig};
+use strata_ruler::RulerConfig;
 use strata_storage::bucket::{BackendKind, BucketConfig};
 use strata_store_gateway::StoreGatewayConfig;
 use strata_tls::ServerTlsConfig;
@@ -40,6 +41,8 @@ pub struct Config {
     pub bucket: BucketConfig,
     pub store_gateway: StoreGatewayConfig,
     pub compactor: CompactorConfig,
+    /// Recording and alerting rules (`docs/ruler.md`).
+    pub ruler: RulerConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,6 +109,7 @@ impl Default for Config {
             bucket: BucketConfig::default(),
             store_gateway: StoreGatewayConfig::default(),
             compactor: CompactorConfig::default(),
+            ruler: RulerConfig::default(),
         }
     }
 }
@@ -222,6 +226,7 @@ impl Config {
         self.bucket.validate()?;
         self.store_gateway.validate()?;
         self.compactor.validate()?;
+        self.ruler.validate()?;
         Ok(())
     }
 

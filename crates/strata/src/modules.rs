@@ -23,21 +23,20 @@ pub enum Module {
     Bucket,
     StoreGateway,
     Compactor,
+    /// Recording and alerting rules.
+    Ruler,
     All,
 }
 
 /// Components of the design that this build does not contain yet.
-const PLANNED: &[(&str, &str)] = &[
-    ("query-frontend", "the query path"),
-    ("ruler", "rule evaluation"),
-];
+const PLANNED: &[(&str, &str)] = &[("query-frontend", "the query path")];
 
 /// Targets that run as a process of their own.
 const TARGETS: &str =
-    "all, distributor, ingester, querier, store-gateway, compactor, alertmanager, meta";
+    "all, distributor, ingester, querier, store-gateway, compactor, alertmanager, ruler, meta";
 
 impl Module {
-    pub const ALL: [Module; 13] = [
+    pub const ALL: [Module; 14] = [
         Module::Server,
         Module::RuntimeConfig,
         Module::Meta,
@@ -50,6 +49,7 @@ impl Module {
         Module::Bucket,
         Module::StoreGateway,
         Module::Compactor,
+        Module::Ruler,
         Module::All,
     ];
 
@@ -67,6 +67,7 @@ impl Module {
             Module::Bucket => "bucket",
             Module::StoreGateway => "store-gateway",
             Module::Compactor => "compactor",
+            Module::Ruler => "ruler",
             Module::All => "all",
         }
     }
@@ -99,6 +100,16 @@ impl Module {
             // The bucket holds a copy of its state; with its ring enabled it also needs the KV
             // (`resolve_with`).
             Module::Alertmanager => &[Module::Server, Module::Bucket],
+            // Rules query ingesters and store-gateways and write through a distributor of its
+            // own (in `all`, the process's querier view and distributor), so it comes after
+            // them; after the Alertmanager, which receives its alerts in `all`.
+            Module::Ruler => &[
+                Module::Server,
+                Module::RuntimeConfig,
+                Module::Bucket,
+                Module::Kv,
+                Module::IngesterRing,
+            ],
             // Ingester and store-gateway before the distributor and querier, which use them
             // in-process when present.
             Module::All => &[
@@ -109,6 +120,7 @@ impl Module {
                 Module::Querier,
                 Module::Compactor,
                 Module::Alertmanager,
+                Module::Ruler,
             ],
         }
     }
@@ -123,6 +135,7 @@ impl Module {
             | Module::Querier
             | Module::StoreGateway
             | Module::Alertmanager
+            | Module::Ruler
             | Module::Compactor => Ok(()),
             Module::Server
             | Module::RuntimeConfig
@@ -216,6 +229,10 @@ mod tests {
         assert!(pos(Module::StoreGateway) < pos(Module::Querier));
         assert!(pos(Module::Kv) < pos(Module::IngesterRing));
         assert!(pos(Module::Bucket) < pos(Module::Ingester));
+        // The ruler uses the process's querier view, distributor and Alertmanager.
+        assert!(pos(Module::Querier) < pos(Module::Ruler));
+        assert!(pos(Module::Distributor) < pos(Module::Ruler));
+        assert!(pos(Module::Alertmanager) < pos(Module::Ruler));
         assert_eq!(*order.last().unwrap(), Module::All);
         assert_eq!(order.len(), Module::ALL.len());
     }
@@ -230,11 +247,12 @@ mod tests {
             "ingester",
             "querier",
             "store-gateway",
+            "ruler",
             "meta",
         ] {
             assert_eq!(parse_targets(t).unwrap().len(), 1, "{t}");
         }
-        let e = parse_targets("ruler").unwrap_err();
+        let e = parse_targets("query-frontend").unwrap_err();
         assert!(e.contains("not built yet"), "{e}");
         let e = parse_targets("kv").unwrap_err();
         assert!(e.contains("internal module"), "{e}");

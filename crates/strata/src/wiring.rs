@@ -24,6 +24,50 @@ use tokio::sync::watch;
 /// Key prefix of the distributor ring (distributors count each other to split rate limits).
 const DISTRIBUTOR_RING: &str = "ring/distributor";
 
+/// Where the ruler keeps rule groups in the bucket: not a valid tenant id, so nothing that
+/// lists tenants as top-level directories takes it for one.
+const RULES_PREFIX: &str = "@rules";
+
+/// The Alertmanager of this process as the ruler's destination: alerts go through its HTTP
+/// API in-process (tenant resolution and, with its ring, forwarding to the owners included).
+struct InProcessAlertmanager(Router);
+
+#[async_trait::async_trait]
+impl strata_ruler::notifier::AlertSink for InProcessAlertmanager {
+    fn name(&self) -> String {
+        "in-process".into()
+    }
+
+    async fn send(
+        &self,
+        tenant: &strata_model::TenantId,
+        alerts: &[strata_ruler::notifier::PostableAlert],
+    ) -> Result<(), strata_ruler::notifier::SendError> {
+        use strata_ruler::notifier::SendError;
+        let body = serde_json::to_vec(alerts).map_err(|e| SendError::Refused(e.to_string()))?;
+        let req = axum::http::Request::builder()
+            .method("POST")
+            .uri("/alertmanager/api/v2/alerts")
+            .header("content-type", "application/json")
+            .header("x-scope-orgid", tenant.as_str())
+            .body(axum::body::Body::from(body))
+            .map_err(|e| SendError::Refused(e.to_string()))?;
+        let mut svc = self.0.clone();
+        let resp = match tower_service::Service::call(&mut svc, req).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        };
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(SendError::Refused(format!(
+                "the Alertmanager answered {}",
+                resp.status()
+            )))
+        }
+    }
+}
+
 /// Something registered in a ring that must leave it when the process stops.
 #[async_trait::async_trait]
 pub trait Member: Send + Sync {
@@ -99,6 +143,11 @@ pub struct Wiring {
     pub ingester: Option<Arc<strata_ingester::Ingester>>,
     pub store_gateway: Option<Arc<strata_store_gateway::StoreGateway>>,
     pub alertmanager: Option<Arc<strata_alertmanager::Alertmanager>>,
+    /// What the querier reads (ingesters and blocks), for the ruler in the same process.
+    pub query_source: Option<Arc<dyn Queryable>>,
+    /// The distributor, for the ruler in the same process (its writes get validated and
+    /// limited like remote write).
+    pub distributor: Option<Arc<strata_distributor::Distributor>>,
     pub clients: Clients,
     /// Ring joins run once the servers listen.
     pub joins: Vec<Join>,
@@ -139,6 +188,8 @@ impl Wiring {
             ingester: None,
             store_gateway: None,
             alertmanager: None,
+            query_source: None,
+            distributor: None,
             clients: Clients::new(pool),
             joins: Vec::new(),
             leavers: Vec::new(),
@@ -243,6 +294,7 @@ impl Wiring {
             Module::Distributor => self.init_distributor(),
             Module::Querier => self.init_querier(),
             Module::Alertmanager => self.init_alertmanager().await,
+            Module::Ruler => self.init_ruler(),
         }
     }
 
@@ -491,11 +543,17 @@ impl Wiring {
             hooks,
             &mut self.registry,
         )?;
+        self.distributor = Some(d.clone());
         self.router = std::mem::take(&mut self.router).merge(strata_distributor::router(d));
         Ok(())
     }
 
-    fn init_querier(&mut self) -> anyhow::Result<()> {
+    /// What queries read: the ingesters (this process's, or through their ring) and the
+    /// blocks (this process's store-gateway, or the store-gateways' ring). Built once.
+    fn query_source(&mut self) -> anyhow::Result<Arc<dyn Queryable>> {
+        if let Some(s) = &self.query_source {
+            return Ok(s.clone());
+        }
         let ingesters: Arc<dyn Queryable> = match &self.ingester {
             Some(i) => i.clone(),
             None => Arc::new(strata_querier::ingesters::RingQueryable::new(
@@ -525,12 +583,103 @@ impl Wiring {
         // Ingesters first: on equal timestamps their samples win over blocks'.
         let source: Arc<dyn Queryable> =
             Arc::new(strata_storage::MergeQueryable::new(vec![ingesters, blocks]));
+        self.query_source = Some(source.clone());
+        Ok(source)
+    }
+
+    fn init_querier(&mut self) -> anyhow::Result<()> {
+        let source = self.query_source()?;
         let q = strata_querier::Querier::new(
             self.cfg.querier.clone(),
             self.cfg.tenancy.clone(),
             source,
         )?;
         self.router = std::mem::take(&mut self.router).merge(strata_querier::router(q));
+        Ok(())
+    }
+
+    fn init_ruler(&mut self) -> anyhow::Result<()> {
+        let queryable = self.query_source()?;
+        let pusher: Arc<dyn strata_storage::Pusher> = match &self.distributor {
+            Some(d) => d.clone(),
+            None => {
+                // A ruler alone writes like a distributor that is not in the distributor ring
+                // (it takes no remote write, so it must not take a share of the rate limit).
+                let ring = self
+                    .ingester_ring
+                    .clone()
+                    .context("ruler needs the ingester ring")?;
+                let ingesters = Arc::new(strata_distributor::ReplicatedPusher::new(
+                    ring,
+                    Arc::new(self.clients.clone()),
+                    &mut self.registry,
+                ));
+                let overrides = self
+                    .overrides
+                    .clone()
+                    .context("ruler needs runtime-config")?;
+                strata_distributor::Distributor::with_cluster(
+                    self.cfg.distributor.clone(),
+                    self.cfg.tenancy.clone(),
+                    overrides,
+                    ingesters,
+                    strata_distributor::ClusterHooks::default(),
+                    &mut self.registry,
+                )?
+            }
+        };
+        let cfg = self.cfg.ruler.clone();
+        let metrics = strata_ruler::metrics::Metrics::new(&mut self.registry);
+        let mut sinks: Vec<Arc<dyn strata_ruler::notifier::AlertSink>> = Vec::new();
+        for url in &cfg.alertmanager_urls {
+            sinks.push(Arc::new(strata_ruler::notifier::HttpSink::new(
+                url,
+                cfg.notification_timeout,
+            )?));
+        }
+        if sinks.is_empty() {
+            match &self.alertmanager {
+                Some(am) => sinks.push(Arc::new(InProcessAlertmanager(
+                    strata_alertmanager::router(am.clone()),
+                ))),
+                None => tracing::warn!(
+                    "ruler: no ruler.alertmanager_urls and no Alertmanager in this process; alerts are evaluated but not sent"
+                ),
+            }
+        }
+        let notifier = Arc::new(strata_ruler::notifier::Notifier::new(
+            sinks,
+            cfg.notification_queue_capacity,
+            metrics.clone(),
+        ));
+        let q = &self.cfg.querier;
+        let engine = strata_promql::Engine::new(strata_promql::EngineOptions {
+            lookback_delta: q.lookback_delta,
+            max_samples: q.max_samples,
+            timeout: q.query_timeout,
+            max_query_bytes: q.max_query_bytes,
+            max_query_depth: q.max_query_depth,
+            default_subquery_step: cfg.evaluation_interval,
+            ..strata_promql::EngineOptions::default()
+        });
+        let bucket = self.bucket.clone().context("ruler needs the bucket")?;
+        let ruler = strata_ruler::Ruler::new(
+            cfg,
+            self.cfg.tenancy.clone(),
+            engine,
+            queryable,
+            pusher,
+            strata_ruler::store::RuleStore::new(bucket, RULES_PREFIX),
+            notifier.clone(),
+            metrics,
+        )?;
+        self.background
+            .push(tokio::spawn(notifier.run(self.stop_rx.clone())));
+        self.background
+            .push(tokio::spawn(ruler.clone().run(self.stop_rx.clone())));
+        let root_alerts = self.alertmanager.is_none();
+        self.router = std::mem::take(&mut self.router)
+            .merge(strata_ruler::api::router_with(ruler, root_alerts));
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! The distributor's HTTP contract: status codes, headers and error bodies per the remote-write
 //! specs, exercised through the real router with a recording ingester.
 
+mod as_pusher;
 mod ha;
 mod push;
 mod replication;

@@ -1,0 +1,346 @@
+//! The ruler component: loads every tenant's rule groups from the bucket, runs one evaluation
+//! loop per group, and hands the alerts to the notifier.
+
+use crate::config::RulerConfig;
+use crate::error::RulerError;
+use crate::group::{wall_ms, EvalEnv, Group};
+use crate::metrics::{GroupLabels, Metrics};
+use crate::notifier::{to_postable, Notifier};
+use crate::rulefmt::RuleGroup;
+use crate::rules::AlertContext;
+use crate::store::{Namespaces, RuleStore};
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use strata_model::{TenancyConfig, TenantId};
+use strata_promql::Engine;
+use strata_storage::{Pusher, Queryable};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// A group being evaluated.
+struct Running {
+    group: Arc<tokio::sync::Mutex<Group>>,
+    source: RuleGroup,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// Key of a group within a tenant: (namespace, group name).
+pub type GroupKey = (String, String);
+
+/// The ruler.
+pub struct Ruler {
+    pub(crate) cfg: RulerConfig,
+    pub(crate) tenancy: TenancyConfig,
+    engine: Engine,
+    queryable: Arc<dyn Queryable>,
+    pusher: Arc<dyn Pusher>,
+    pub(crate) store: RuleStore,
+    notifier: Arc<Notifier>,
+    metrics: Metrics,
+    alert_ctx: AlertContext,
+    running: Mutex<HashMap<TenantId, BTreeMap<GroupKey, Running>>>,
+}
+
+impl std::fmt::Debug for Ruler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ruler")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ruler {
+    /// Builds the ruler. `queryable` is what rules query (the querier's view: ingesters and
+    /// blocks), `pusher` where their results go (the distributor, so the write path's
+    /// validation and limits apply).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cfg: RulerConfig,
+        tenancy: TenancyConfig,
+        engine: Engine,
+        queryable: Arc<dyn Queryable>,
+        pusher: Arc<dyn Pusher>,
+        store: RuleStore,
+        notifier: Arc<Notifier>,
+        metrics: Metrics,
+    ) -> Result<Arc<Self>, RulerError> {
+        cfg.validate()?;
+        let alert_ctx = AlertContext {
+            external_labels: cfg.external_labels.clone(),
+            external_url: cfg.external_url.clone(),
+        };
+        Ok(Arc::new(Self {
+            cfg,
+            tenancy,
+            engine,
+            queryable,
+            pusher,
+            store,
+            notifier,
+            metrics,
+            alert_ctx,
+            running: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// The tenant of a request, as the other APIs resolve it.
+    pub(crate) fn tenant(
+        &self,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<TenantId, strata_model::TenantError> {
+        let hv = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+        self.tenancy
+            .resolve(hv("x-scope-orgid"), hv("authorization"))
+    }
+
+    /// Reads every tenant's groups from the bucket and brings the running groups in line.
+    pub async fn sync(self: &Arc<Self>) -> Result<(), RulerError> {
+        let tenants = self.store.tenants().await?;
+        let mut seen = std::collections::HashSet::new();
+        for t in tenants {
+            let groups = self.store.groups(&t).await?;
+            self.sync_tenant(&t, groups).await;
+            seen.insert(t);
+        }
+        let gone: Vec<TenantId> = self
+            .running
+            .lock()
+            .keys()
+            .filter(|t| !seen.contains(*t))
+            .cloned()
+            .collect();
+        for t in gone {
+            self.sync_tenant(&t, Namespaces::new()).await;
+        }
+        Ok(())
+    }
+
+    /// Re-reads one tenant's groups (after a change through the API).
+    pub async fn sync_one(self: &Arc<Self>, tenant: &TenantId) -> Result<(), RulerError> {
+        let groups = self.store.groups(tenant).await?;
+        self.sync_tenant(tenant, groups).await;
+        Ok(())
+    }
+
+    /// Starts new groups, restarts changed ones (keeping the alert state of unchanged rules)
+    /// and stops removed ones (writing stale markers for their series).
+    pub async fn sync_tenant(self: &Arc<Self>, tenant: &TenantId, namespaces: Namespaces) {
+        let mut wanted: BTreeMap<GroupKey, RuleGroup> = BTreeMap::new();
+        for (ns, groups) in namespaces {
+            for g in groups {
+                wanted.insert((ns.clone(), g.name.clone()), g);
+            }
+        }
+        // Changes are decided under the lock; stopping (which awaits) happens after.
+        let mut to_stop: Vec<(GroupKey, Running, bool)> = Vec::new();
+        {
+            let mut running = self.running.lock();
+            let current = running.entry(tenant.clone()).or_default();
+            let keys: Vec<GroupKey> = current.keys().cloned().collect();
+            for k in keys {
+                match wanted.get(&k) {
+                    Some(src) if *src == current[&k].source => {
+                        wanted.remove(&k);
+                    }
+                    Some(_) => {
+                        if let Some(r) = current.remove(&k) {
+                            to_stop.push((k, r, false));
+                        }
+                    }
+                    None => {
+                        if let Some(r) = current.remove(&k) {
+                            to_stop.push((k, r, true));
+                        }
+                    }
+                }
+            }
+        }
+        let mut previous: HashMap<GroupKey, Group> = HashMap::new();
+        for (k, r, removed) in to_stop {
+            let _ = r.stop.send(true);
+            let _ = r.task.await;
+            let mut g = r.group.lock().await;
+            let gl = GroupLabels {
+                user: tenant.to_string(),
+                rule_group: g.key(),
+            };
+            if removed {
+                let now = g.eval_timestamp(wall_ms());
+                if let Err(e) = g.mark_all_stale(self.env(tenant), now).await {
+                    tracing::warn!(tenant = %tenant, group = %g.key(), error = %e, "writing stale markers of a removed group failed");
+                }
+                self.forget_metrics(&gl);
+            } else {
+                previous.insert(k, g.clone());
+            }
+        }
+        for (k, src) in wanted {
+            let mut g = Group::new(
+                &k.0,
+                &src,
+                ms(self.cfg.evaluation_interval),
+                ms(self.cfg.query_offset),
+            );
+            if let Some(old) = previous.get(&k) {
+                g.copy_state_from(old);
+            }
+            let gl = GroupLabels {
+                user: tenant.to_string(),
+                rule_group: g.key(),
+            };
+            self.metrics
+                .group_interval
+                .get_or_create(&gl)
+                .set(g.interval_ms as f64 / 1000.0);
+            self.metrics
+                .group_rules
+                .get_or_create(&gl)
+                .set(g.rules.len() as i64);
+            let group = Arc::new(tokio::sync::Mutex::new(g));
+            let (stop, stop_rx) = watch::channel(false);
+            let task = tokio::spawn(
+                self.clone()
+                    .run_group(tenant.clone(), group.clone(), stop_rx),
+            );
+            self.running
+                .lock()
+                .entry(tenant.clone())
+                .or_default()
+                .insert(
+                    k,
+                    Running {
+                        group,
+                        source: src,
+                        stop,
+                        task,
+                    },
+                );
+        }
+        let mut running = self.running.lock();
+        if running.get(tenant).is_some_and(BTreeMap::is_empty) {
+            running.remove(tenant);
+        }
+    }
+
+    fn forget_metrics(&self, gl: &GroupLabels) {
+        let m = &self.metrics;
+        m.evaluations.remove(gl);
+        m.evaluation_failures.remove(gl);
+        m.iterations.remove(gl);
+        m.iterations_missed.remove(gl);
+        m.group_interval.remove(gl);
+        m.last_evaluation.remove(gl);
+        m.last_duration.remove(gl);
+        m.group_rules.remove(gl);
+        m.last_samples.remove(gl);
+    }
+
+    fn env<'a>(&'a self, tenant: &'a TenantId) -> EvalEnv<'a> {
+        EvalEnv {
+            engine: &self.engine,
+            queryable: self.queryable.as_ref(),
+            pusher: self.pusher.as_ref(),
+            tenant,
+            alert_ctx: &self.alert_ctx,
+            metrics: &self.metrics,
+            resend_delay_ms: ms(self.cfg.resend_delay),
+        }
+    }
+
+    /// One group's loop: evaluates at its aligned slots; slots that passed while an
+    /// evaluation overran are skipped and counted as missed.
+    async fn run_group(
+        self: Arc<Self>,
+        tenant: TenantId,
+        group: Arc<tokio::sync::Mutex<Group>>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let (interval, mut next, gl) = {
+            let g = group.lock().await;
+            let gl = GroupLabels {
+                user: tenant.to_string(),
+                rule_group: g.key(),
+            };
+            (
+                g.interval_ms.max(1),
+                g.eval_timestamp(wall_ms()) + g.interval_ms.max(1),
+                gl,
+            )
+        };
+        loop {
+            let wait = (next - wall_ms()).max(0) as u64;
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_millis(wait)) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            let missed = (wall_ms() - next) / interval;
+            if missed > 0 {
+                self.metrics
+                    .iterations_missed
+                    .get_or_create(&gl)
+                    .inc_by(missed as u64);
+                self.metrics
+                    .iterations
+                    .get_or_create(&gl)
+                    .inc_by(missed as u64);
+                next += missed * interval;
+            }
+            self.metrics.iterations.get_or_create(&gl).inc();
+            let mut g = group.lock().await;
+            let outcome = g.eval(self.env(&tenant), next).await;
+            let mut postable = Vec::new();
+            for s in &outcome.to_send {
+                for a in &s.alerts {
+                    postable.push(to_postable(
+                        a,
+                        &s.expr,
+                        &self.alert_ctx.external_url,
+                        &self.alert_ctx.external_labels,
+                    ));
+                }
+            }
+            drop(g);
+            self.notifier.enqueue(&tenant, postable);
+            next += interval;
+        }
+    }
+
+    /// Syncs from the bucket every `poll_interval` until `shutdown`; then stops every group
+    /// (without stale markers: another ruler, or this one after a restart, continues them).
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if let Err(e) = self.sync().await {
+                tracing::warn!(error = %e, "loading rule groups failed");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.cfg.poll_interval) => {}
+                _ = shutdown.wait_for(|s| *s) => break,
+            }
+        }
+        let all: Vec<Running> = self
+            .running
+            .lock()
+            .drain()
+            .flat_map(|(_, m)| m.into_values())
+            .collect();
+        for r in all {
+            let _ = r.stop.send(true);
+            let _ = r.task.await;
+        }
+    }
+
+    /// A tenant's running groups sorted by (namespace, name).
+    pub fn groups(&self, tenant: &TenantId) -> Vec<Arc<tokio::sync::Mutex<Group>>> {
+        self.running
+            .lock()
+            .get(tenant)
+            .map(|m| m.values().map(|r| r.group.clone()).collect())
+            .unwrap_or_default()
+    }
+}
+
+fn ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}

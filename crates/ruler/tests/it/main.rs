@@ -1,0 +1,6 @@
+//! Integration tests of the ruler crate (one binary; modules per area).
+
+mod api;
+mod common;
+mod corpus;
+mod timelines;
