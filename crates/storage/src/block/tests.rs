@@ -732,6 +732,9 @@ fn block_sets_stop_per_block_and_on_the_union() {
             .await
             .unwrap_err();
         assert!(matches!(e, QueryError::LimitExceeded(l) if l.limit == ReadLimit::Series));
+    });
+}
+
 /// A `meta.json` whose sample count disagrees with the series file: refused at open.
 /// Selections used to turn the series' row ranges into a Parquet row selection longer than the
 /// count, which panics (seen while fixing the `parquet_block` fuzz finding below).
