@@ -154,10 +154,14 @@ fn replay_and_check(data: &[u8]) {
         let _ = head.stats();
         let _ = head.heap_bytes();
         let _ = head.metadata(None);
-        let _ = head.label_names(&[], i64::MIN, i64::MAX);
-        let _ = head.label_values("job", &all, i64::MIN, i64::MAX);
-        let _ = head.series(&all, i64::MIN, i64::MAX);
-        for s in head.select_chunks(&all, i64::MIN, i64::MAX) {
+        let _ = head.label_names(&[], i64::MIN, i64::MAX, strata_storage::NO_LIMIT);
+        let _ = head.label_values("job", &all, i64::MIN, i64::MAX, strata_storage::NO_LIMIT);
+        let _ = head.series(&all, i64::MIN, i64::MAX, strata_storage::NO_LIMIT);
+        let unlimited = strata_storage::ReadLimits::default();
+        for s in head
+            .select_chunks(&all, i64::MIN, i64::MAX, &unlimited)
+            .unwrap_or_default()
+        {
             let mut out = Vec::new();
             s.decode_into(i64::MIN, i64::MAX, &mut out);
         }

@@ -780,7 +780,7 @@ mod tests {
             pairs.sort();
             let mut k = Vec::new();
             key::encode_into(&pairs, &mut k);
-            let loc = h.replay_series(&k);
+            let loc = h.replay_series(&k).unwrap();
             for t in 0..200 {
                 h.replay_sample(loc, t * 1000, t as f64);
             }

@@ -73,8 +73,9 @@ impl Queryable for Store {
         m: &[Matcher],
         start: i64,
         end: i64,
+        limit: usize,
     ) -> Result<Vec<Labels>, QueryError> {
-        self.snapshot().series(t, m, start, end).await
+        self.snapshot().series(t, m, start, end, limit).await
     }
     async fn label_names(
         &self,
@@ -82,8 +83,9 @@ impl Queryable for Store {
         m: &[Matcher],
         start: i64,
         end: i64,
+        limit: usize,
     ) -> Result<Vec<String>, QueryError> {
-        self.snapshot().label_names(t, m, start, end).await
+        self.snapshot().label_names(t, m, start, end, limit).await
     }
     async fn label_values(
         &self,
@@ -92,8 +94,11 @@ impl Queryable for Store {
         m: &[Matcher],
         start: i64,
         end: i64,
+        limit: usize,
     ) -> Result<Vec<String>, QueryError> {
-        self.snapshot().label_values(t, name, m, start, end).await
+        self.snapshot()
+            .label_values(t, name, m, start, end, limit)
+            .await
     }
     async fn metadata(
         &self,
