@@ -244,6 +244,26 @@ async fn sees_only(s: &Strata, c: &reqwest::Client, owner: &str, other: &str, ts
     assert_eq!(st, StatusCode::OK, "{cfg}");
     assert!(cfg.contains(&format!("recv-{owner}")), "config: {cfg}");
     assert!(!cfg.contains(&format!("recv-{other}")), "config: {cfg}");
+    // The ruler: its configuration API lists only the tenant's groups, and neither the rules
+    // nor the alerts it evaluates show the other tenant's.
+    let (st, rules) = call(c, Method::GET, &s.url("/prometheus/config/v1/rules"), None).await;
+    assert_eq!(st, StatusCode::OK, "{rules}");
+    assert!(
+        rules.contains(&format!("g-{owner}")),
+        "rule groups: {rules}"
+    );
+    assert!(
+        !rules.contains(&format!("g-{other}")),
+        "rule groups: {rules}"
+    );
+    for path in ["/prometheus/api/v1/rules", "/prometheus/api/v1/alerts"] {
+        let (st, body) = call(c, Method::GET, &s.url(path), None).await;
+        assert_eq!(st, StatusCode::OK, "{path}: {body}");
+        assert!(
+            !body.contains(&format!("rec_{other}")) && !body.contains(&format!("g-{other}")),
+            "{path}: {body}"
+        );
+    }
 }
 
 fn am_config(owner: &str) -> String {
@@ -271,6 +291,19 @@ async fn writes(s: &Strata, c: &reqwest::Client, owner: &str, ts: i64) -> String
     )
     .await;
     assert_eq!(st, StatusCode::CREATED, "config upload as {owner}: {body}");
+    let group = format!("name: g-{owner}\nrules:\n  - record: rec_{owner}\n    expr: vector(1)\n");
+    let (st, body) = call(
+        c,
+        Method::POST,
+        &s.url(&format!("/prometheus/config/v1/rules/ns-{owner}")),
+        Some(group),
+    )
+    .await;
+    assert_eq!(
+        st,
+        StatusCode::ACCEPTED,
+        "rule group upload as {owner}: {body}"
+    );
     let alert = json!([{"labels": {"alertname": format!("Iso_{owner}")}}]).to_string();
     let r = c
         .post(s.url("/api/v2/alerts"))
@@ -348,6 +381,12 @@ fn endpoints() -> Vec<(Method, &'static str)> {
         (Method::POST, "/api/v1/alerts"),
         (Method::DELETE, "/api/v1/alerts"),
         (Method::GET, "/alertmanager/api/v2/alerts"),
+        (Method::GET, "/prometheus/config/v1/rules"),
+        (Method::POST, "/prometheus/config/v1/rules/ns"),
+        (Method::DELETE, "/prometheus/config/v1/rules/ns"),
+        (Method::GET, "/prometheus/api/v1/rules"),
+        (Method::GET, "/api/v1/rules"),
+        (Method::GET, "/prometheus/api/v1/alerts"),
     ]
 }
 
@@ -411,6 +450,29 @@ async fn matrix(m: Mode<'_>) {
     );
     assert!(cfg.contains("recv-b"), "{cfg}");
     sees_only_silence(s, &m.b, &silence_b).await;
+    let (st, _) = call(
+        &m.a,
+        Method::DELETE,
+        &s.url("/prometheus/config/v1/rules/ns-b"),
+        None,
+    )
+    .await;
+    assert!(
+        st == StatusCode::NOT_FOUND || st == StatusCode::ACCEPTED,
+        "A deleting a namespace it does not have: {st}"
+    );
+    let (st, rules) = call(
+        &m.b,
+        Method::GET,
+        &s.url("/prometheus/config/v1/rules"),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{rules}");
+    assert!(
+        rules.contains("g-b"),
+        "B's rule group survived A's delete: {rules}"
+    );
 
     // No credential, a wrong one, and A naming B.
     let anon = client(None, Some("team-a"));
