@@ -54,11 +54,14 @@ fi
 echo "==> building the fuzz targets (sanitizer: $sanitizer)"
 # -O: optimized; -a: debug assertions and overflow checks on, so that an arithmetic overflow
 # is a finding rather than a silently wrong value.
+# One build directory per sanitizer: switching rebuilds everything otherwise.
+build_dir="$dir/libfuzzer"
+[[ $sanitizer == address ]] || build_dir="$dir/libfuzzer-$sanitizer"
 build_target=()
 [[ ${#targets[@]} == 1 ]] && build_target=("${targets[0]}")
-nice -n 10 cargo +nightly fuzz build -O -a --sanitizer "$sanitizer" --target-dir "$dir/libfuzzer" \
+nice -n 10 cargo +nightly fuzz build -O -a --sanitizer "$sanitizer" --target-dir "$build_dir" \
   "${build_target[@]}"
-bin_dir="$dir/libfuzzer/$triple/release"
+bin_dir="$build_dir/$triple/release"
 
 # The upstream PromQL test suite's queries (../shared/promqltest, data under Apache 2.0) seed
 # the promql target from outside the tree instead of being copied into it.
@@ -110,6 +113,7 @@ for t in "${targets[@]}"; do
   : > "$log"
   done_runs=0
   status=0
+  started=$SECONDS
   echo "==> $t: $runs inputs in chunks of $chunk (log: $log)"
   while (( done_runs < runs )); do
     n=$(( runs - done_runs < chunk ? runs - done_runs : chunk ))
@@ -131,14 +135,15 @@ for t in "${targets[@]}"; do
         break
       fi
     fi
-    executed=$(sed -nE 's/^stat::number_of_executed_units: ([0-9]+)/\1/p' "$chunk_log" | tail -1)
+    executed=$(sed -nE 's/^stat::number_of_executed_units:[[:space:]]+([0-9]+)/\1/p' "$chunk_log" | tail -1)
     done_runs=$(( done_runs + ${executed:-$n} ))
     line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$chunk_log" | tail -1 || true)
     echo "    $done_runs / $runs  ${line}"
   done
-  rate=$(sed -nE 's/^stat::average_exec_per_sec: ([0-9]+)/\1/p' "$log" | awk '{s+=$1; n++} END {if (n) printf "%d", s/n}')
+  rate=$(sed -nE 's/^stat::average_exec_per_sec:[[:space:]]+([0-9]+)/\1/p' "$log" | awk '{s+=$1; n++} END {if (n) printf "%d", s/n}')
   cov=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1 | sed -nE 's/.*cov: ([0-9]+) ft: ([0-9]+) corp: ([0-9]+).*/cov \1, ft \2, corpus \3/p')
-  summary+=("$t: $done_runs inputs, ~${rate:-?} exec/s, ${cov:-no coverage line}, exit status $status")
+  elapsed=$(( SECONDS - started ))
+  summary+=("$t: $done_runs inputs in ${elapsed}s (libFuzzer's rate ~${rate:-?} exec/s), ${cov:-no coverage line}, exit status $status")
 done
 
 echo "==> summary"

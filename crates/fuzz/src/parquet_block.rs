@@ -181,6 +181,21 @@ pub fn run(data: &[u8]) {
     block_on(read_block(meta.ulid, meta_json, series, samples));
 }
 
+/// The matchers the target selects with, compiled once (a regex per input would dominate).
+fn matchers() -> (&'static [Matcher], &'static [Matcher]) {
+    static M: OnceLock<(Vec<Matcher>, Vec<Matcher>)> = OnceLock::new();
+    let (all, job) = M.get_or_init(|| {
+        (
+            vec![Matcher::new(MatchOp::RegexMatch, "__name__", ".+").expect("a valid regex")],
+            vec![
+                Matcher::equal("__name__", "http_requests_total"),
+                Matcher::new(MatchOp::NotEqual, "code", "500").expect("a valid matcher"),
+            ],
+        )
+    });
+    (all, job)
+}
+
 async fn read_block(ulid: Ulid, meta: Bytes, series: Bytes, samples: Bytes) {
     let bucket = Bucket::from_store(
         Arc::new(object_store::memory::InMemory::new()),
@@ -201,28 +216,22 @@ async fn read_block(ulid: Ulid, meta: Bytes, series: Bytes, samples: Bytes) {
         return;
     };
     let _ = reader.heap_bytes();
-    let all = [Matcher::new(MatchOp::RegexMatch, "__name__", ".+").expect("a valid regex")];
-    let job = [
-        Matcher::equal("__name__", "http_requests_total"),
-        Matcher::new(MatchOp::NotEqual, "code", "500").expect("a valid matcher"),
-    ];
+    let (all, job) = matchers();
     let meta = reader.meta().clone();
-    for (start, end) in [
-        (i64::MIN, i64::MAX),
-        (meta.min_time, meta.max_time),
-        (START_MS + 600_000, START_MS + 1_200_000),
+    let _ = reader.series_labels(all, i64::MIN, i64::MAX);
+    let _ = reader.label_names(&[], meta.min_time, meta.max_time);
+    let _ = reader.label_values("job", all, i64::MIN, i64::MAX);
+    // Everything, then a window of a few pages of one metric (row selections, page skipping).
+    for (m, start, end) in [
+        (all, i64::MIN, i64::MAX),
+        (job, START_MS + 600_000, START_MS + 1_200_000),
     ] {
-        let _ = reader.series_labels(&all, start, end);
-        let _ = reader.label_names(&[], start, end);
-        let _ = reader.label_values("job", &all, start, end);
-        for m in [&all[..], &job[..]] {
-            if let Ok(got) = reader.select(m, start, end).await {
-                for s in &got {
-                    assert!(
-                        s.samples.iter().all(|x| x.t >= start && x.t <= end),
-                        "select returned samples outside [{start}, {end}]"
-                    );
-                }
+        if let Ok(got) = reader.select(m, start, end).await {
+            for s in &got {
+                assert!(
+                    s.samples.iter().all(|x| x.t >= start && x.t <= end),
+                    "select returned samples outside [{start}, {end}]"
+                );
             }
         }
     }
