@@ -12,8 +12,15 @@
 #                      and single mallocs over -malloc_limit_mb) or none (about twice as fast)
 #   CHUNK              inputs per libFuzzer process (default 1000000): the run is a sequence of
 #                      processes that resume from the working corpus, so it can be interrupted
+#   FRESH              1: start the count again (the old ledger is kept aside); unset: a run
+#                      resumes, counting the inputs its target's ledger already holds
 #   PAUSE_FILE         while this file exists the fuzzer is stopped (SIGSTOP) and then resumed
 #                      (a shared machine's benchmark window); unset: never paused
+#
+# Each finished process appends a line to $STRATA_FUZZ_DIR/work/<target>/ledger (time, inputs,
+# seconds, libFuzzer's rate and coverage, exit status, the commit it was built from), so that a
+# run interrupted by a reboot or a stop continues where it was; `fuzz/run.sh status` prints
+# every target's totals from the ledgers.
 #
 # A finding stops the target's run: the input is in $STRATA_FUZZ_DIR/work/<target>/artifacts/.
 # Reproduce it with `cargo +nightly fuzz run <target> <file>`, or add it to
@@ -37,10 +44,27 @@ TARGETS=(remote_write_v1 remote_write_v2 snappy_body promql parquet_block wal_re
 target_arg=${1:-all}
 runs=${2:-10000000}
 dir=${STRATA_FUZZ_DIR:-$HOME/.cache/strata-fuzz}
+
+# Totals of one target's ledger: inputs, seconds, and the last line's coverage and commit.
+ledger_totals() {
+  awk '!/^#/ && NF {n += $3; s += $4; cov = $6; ft = $7; corp = $8; c = $10; if ($9 != 0) bad++}
+    END {printf "%d inputs in %d s (%d exec/s), cov %s ft %s corpus %s, last build %s, %d chunk(s) with findings\n",
+      n, s, (s ? n / s : 0), cov, ft, corp, c, bad}' "$1"
+}
+
+if [[ $target_arg == status ]]; then
+  for t in "${TARGETS[@]}"; do
+    l="$dir/work/$t/ledger"
+    if [[ -f $l ]]; then echo "$t: $(ledger_totals "$l")"; else echo "$t: no ledger"; fi
+  done
+  exit 0
+fi
 sanitizer=${SANITIZER:-address}
 chunk=${CHUNK:-1000000}
 pause_file=${PAUSE_FILE:-}
 triple=$(rustc +nightly -vV | sed -n 's/^host: //p')
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD -- .. 2>/dev/null || commit="$commit+dirty"
 
 if [[ $target_arg == all ]]; then
   targets=("${TARGETS[@]}")
@@ -77,12 +101,13 @@ promqltest_seeds() {
 }
 
 # Runs one libFuzzer process (output to the file $1) in the background and waits for it,
-# stopping it while the pause file exists. Prints its exit status.
+# stopping it while the pause file exists; the seconds it spent stopped go to the file $2.
+# Prints its exit status.
 run_paused() {
-  local out=$1
-  shift
+  local out=$1 paused_file=$2
+  shift 2
   "$@" >"$out" 2>&1 &
-  local pid=$! stopped=0
+  local pid=$! stopped=0 paused=0
   while kill -0 "$pid" 2>/dev/null; do
     if [[ -n $pause_file && -e $pause_file && $stopped == 0 ]]; then
       kill -STOP "$pid" 2>/dev/null || true
@@ -92,7 +117,9 @@ run_paused() {
       stopped=0
     fi
     sleep 2
+    [[ $stopped == 1 ]] && paused=$((paused + 2))
   done
+  echo "$paused" > "$paused_file"
   local status=0
   wait "$pid" || status=$?
   echo "$status"
@@ -110,18 +137,26 @@ for t in "${targets[@]}"; do
   dict=()
   [[ -f dict/$t.dict ]] && dict=("-dict=dict/$t.dict")
   log="$work/run.log"
-  : > "$log"
-  done_runs=0
+  ledger="$work/ledger"
+  if [[ ${FRESH:-} == 1 && -f $ledger ]]; then
+    mv "$ledger" "$ledger.$(date +%Y%m%dT%H%M%S)"
+    : > "$log"
+  fi
+  [[ -f $ledger ]] || echo "# unix_time target inputs seconds exec_per_s cov ft corpus status commit" > "$ledger"
+  done_runs=$(awk '!/^#/ && NF {n += $3} END {print n + 0}' "$ledger")
   status=0
   started=$SECONDS
-  echo "==> $t: $runs inputs in chunks of $chunk (log: $log)"
+  echo "==> $t: $runs inputs in chunks of $chunk, $done_runs already in the ledger (log: $log)"
   while (( done_runs < runs )); do
     n=$(( runs - done_runs < chunk ? runs - done_runs : chunk ))
     chunk_log="$work/chunk.log"
-    status=$(run_paused "$chunk_log" nice -n 19 "$bin_dir/$t" "$work/corpus" "${seeds[@]}" \
+    chunk_started=$SECONDS
+    status=$(run_paused "$chunk_log" "$work/paused" nice -n 19 "$bin_dir/$t" "$work/corpus" "${seeds[@]}" \
       -runs="$n" -max_len="${MAX_LEN[$t]}" -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 \
       -artifact_prefix="$work/artifacts/" -print_final_stats=1 "${dict[@]}")
     cat "$chunk_log" >> "$log"
+    # Running time: the seconds the process spent stopped for a benchmark window do not count.
+    chunk_secs=$(( SECONDS - chunk_started - $(cat "$work/paused") ))
     if [[ $status != 0 ]]; then
       # A timeout while the process was stopped is the pause, not a hang: confirm it alone.
       artifact=$(sed -nE 's/.*Test unit written to (.*)$/\1/p' "$chunk_log" | tail -1)
@@ -132,18 +167,20 @@ for t in "${targets[@]}"; do
         status=0
       else
         echo "    FINDING in $t: see $chunk_log and $work/artifacts/"
+        executed=$(grep -oE '^#[0-9]+' "$chunk_log" | tail -1 | tr -d '#')
+        echo "$(date +%s) $t ${executed:-0} $chunk_secs 0 - - - $status $commit" >> "$ledger"
         break
       fi
     fi
     executed=$(sed -nE 's/^stat::number_of_executed_units:[[:space:]]+([0-9]+)/\1/p' "$chunk_log" | tail -1)
-    done_runs=$(( done_runs + ${executed:-$n} ))
+    rate=$(sed -nE 's/^stat::average_exec_per_sec:[[:space:]]+([0-9]+)/\1/p' "$chunk_log" | tail -1)
     line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$chunk_log" | tail -1 || true)
+    read -r cov ft corp < <(sed -nE 's/.*cov: ([0-9]+) ft: ([0-9]+) corp: ([0-9]+).*/\1 \2 \3/p' <<<"$line"; echo) || true
+    echo "$(date +%s) $t ${executed:-0} $chunk_secs ${rate:-0} ${cov:--} ${ft:--} ${corp:--} $status $commit" >> "$ledger"
+    done_runs=$(( done_runs + ${executed:-0} ))
     echo "    $done_runs / $runs  ${line}"
   done
-  rate=$(sed -nE 's/^stat::average_exec_per_sec:[[:space:]]+([0-9]+)/\1/p' "$log" | awk '{s+=$1; n++} END {if (n) printf "%d", s/n}')
-  cov=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1 | sed -nE 's/.*cov: ([0-9]+) ft: ([0-9]+) corp: ([0-9]+).*/cov \1, ft \2, corpus \3/p')
-  elapsed=$(( SECONDS - started ))
-  summary+=("$t: $done_runs inputs in ${elapsed}s (libFuzzer's rate ~${rate:-?} exec/s), ${cov:-no coverage line}, exit status $status")
+  summary+=("$t: $(ledger_totals "$ledger"); this invocation $(( SECONDS - started )) s, exit status $status")
 done
 
 echo "==> summary"
