@@ -252,6 +252,10 @@ impl Pusher for ReplicatedPusher {
 
         let mut tasks = FuturesUnordered::new();
         let mut last_error: Option<PushError> = None;
+        // Instances routed the same series get the same bytes, encoded once: with as many
+        // ingesters as replicas (or a request whose series share replica sets) every replica
+        // would otherwise re-encode the whole request.
+        let mut encoded: Vec<(usize, Bytes)> = Vec::new();
         for (inst, series) in routes.iter().enumerate() {
             if series.is_empty() {
                 continue;
@@ -264,15 +268,23 @@ impl Pusher for ReplicatedPusher {
                     continue;
                 }
             };
-            let idx = series.iter().map(|&i| i as usize);
-            let mut buf = Vec::with_capacity(encoded_len(batch, idx.clone()) + 64);
-            encode_write_request_v1(batch, idx, true, &mut buf);
+            let body = match encoded.iter().find(|(other, _)| routes[*other] == *series) {
+                Some((_, body)) => body.clone(),
+                None => {
+                    let idx = series.iter().map(|&i| i as usize);
+                    let mut buf = Vec::with_capacity(encoded_len(batch, idx.clone()) + 64);
+                    encode_write_request_v1(batch, idx, true, &mut buf);
+                    let body = Bytes::from(buf);
+                    encoded.push((inst, body.clone()));
+                    body
+                }
+            };
             let t = tenant.clone();
             let metrics = self.metrics.clone();
             let id = desc.id.clone();
             tasks.push(tokio::spawn(async move {
                 let t0 = std::time::Instant::now();
-                let r = client.push_encoded(&t, Bytes::from(buf)).await;
+                let r = client.push_encoded(&t, body).await;
                 metrics.observe(&id, r.is_ok(), t0.elapsed().as_secs_f64());
                 (inst, r)
             }));
