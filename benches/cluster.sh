@@ -400,12 +400,20 @@ run_strata() { # rf rep attempt-is-last
         appended=$((appended + $(metric_sum "$http" strata_ingester_samples_appended_total)))
     done < <(instances "$dir")
     series=$(promql "$querier" 'count({job="node"})' "$((LAST_TS / 1000 + 1))")
+    # Samples the ingesters refused, summed by reason (a replica that refused what the others
+    # stored explains appended < series x rounds x RF).
+    local rejected
+    rejected=$(while read -r n c p http; do
+        [[ "$c" == ingester ]] || continue
+        curl -s --max-time 30 "$http/metrics" | grep -E '^strata_ingester_samples_rejected_total' || true
+    done < <(instances "$dir") | awk '{match($1, /reason="[^"]*"/); r = substr($1, RSTART + 8, RLENGTH - 9); s[r] += $2}
+        END {for (r in s) printf "%s%s=%d", (n++ ? ", " : ""), r, s[r]}')
     while read -r n c p http; do
         [[ "$c" == distributor ]] || continue
         { echo "# $name rep $rep $n"; curl -s --max-time 30 "$http/metrics" | grep -E '^strata_distributor_(ingester|received|push)' || true; } \
             >>"$OUT/distributor-metrics.txt"
     done < <(instances "$dir")
-    echo "$name rep $rep: samples appended by the ingesters $appended (expected $((SERIES * ROUNDS * rf))), series $series (expected $SERIES)" \
+    echo "$name rep $rep: samples appended by the ingesters $appended (expected $((SERIES * ROUNDS * rf))), refused by them: ${rejected:-none}, series $series (expected $SERIES)" \
         | tee -a "$OUT/verify.txt" >&2
     [[ "$appended" == "$((SERIES * ROUNDS * rf))" && "$series" == "$SERIES" ]] \
         || note "$name rep $rep: read-back mismatch: $appended samples appended, $series series"

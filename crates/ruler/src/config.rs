@@ -22,6 +22,14 @@ pub struct RulerConfig {
     /// `--rules.alert.resend-delay`).
     #[serde(with = "humantime_serde")]
     pub resend_delay: Duration,
+    /// How far back a starting group looks for its alerts' last `ALERTS_FOR_STATE` to restore
+    /// their `for` state (Prometheus's `--rules.alert.for-outage-tolerance`).
+    #[serde(with = "humantime_serde")]
+    pub for_outage_tolerance: Duration,
+    /// Least time a restored alert stays pending before it fires again, and the least `for`
+    /// of a rule whose state is restored (Prometheus's `--rules.alert.for-grace-period`).
+    #[serde(with = "humantime_serde")]
+    pub for_grace_period: Duration,
     /// Alertmanager base URLs (alerts go to `<url>/api/v2/alerts`, to every URL). Empty in
     /// `all` means the Alertmanager of this process.
     pub alertmanager_urls: Vec<String>,
@@ -47,6 +55,8 @@ impl Default for RulerConfig {
             query_offset: Duration::ZERO,
             poll_interval: Duration::from_secs(60),
             resend_delay: Duration::from_secs(60),
+            for_outage_tolerance: Duration::from_secs(3600),
+            for_grace_period: Duration::from_secs(600),
             alertmanager_urls: Vec::new(),
             notification_queue_capacity: 10_000,
             notification_timeout: Duration::from_secs(10),
@@ -73,6 +83,9 @@ impl RulerConfig {
         }
         if self.resend_delay.is_zero() {
             return Err(bad("ruler.resend_delay", "must be positive"));
+        }
+        if self.for_outage_tolerance.is_zero() {
+            return Err(bad("ruler.for_outage_tolerance", "must be positive"));
         }
         if self.notification_queue_capacity == 0 {
             return Err(bad("ruler.notification_queue_capacity", "must be positive"));

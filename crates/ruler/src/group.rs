@@ -5,10 +5,13 @@
 use crate::error::EvalFailure;
 use crate::metrics::{GroupLabels, Metrics};
 use crate::rulefmt::RuleGroup;
-use crate::rules::{labels_from_map, Alert, AlertContext, Health, OutSample, Rule};
+use crate::rules::{
+    labels_from_map, restored_active_at, Alert, AlertContext, AlertState, AlertingRule, Health,
+    OutSample, Rule,
+};
 use std::collections::HashSet;
 use std::time::Instant;
-use strata_model::{Labels, Sample, TenantId, WriteBatch, STALE_NAN};
+use strata_model::{is_stale_nan, Labels, Matcher, Sample, TenantId, WriteBatch, STALE_NAN};
 use strata_promql::{Engine, QueryValue};
 use strata_storage::{Pusher, Queryable};
 
@@ -23,6 +26,17 @@ pub struct EvalEnv<'a> {
     pub metrics: &'a Metrics,
     /// Prometheus's `--rules.alert.resend-delay`.
     pub resend_delay_ms: i64,
+}
+
+/// How `for` state is restored when a group starts (Prometheus's
+/// `--rules.alert.for-outage-tolerance` and `--rules.alert.for-grace-period`).
+#[derive(Debug, Clone, Copy)]
+pub struct RestoreSettings {
+    /// How far back the last `ALERTS_FOR_STATE` sample is looked for.
+    pub outage_tolerance_ms: i64,
+    /// Least time an alert with a `for` of at least this long stays pending after a restore;
+    /// rules with a shorter `for` are not restored.
+    pub grace_period_ms: i64,
 }
 
 /// Alerts an alerting rule wants sent after an evaluation.
@@ -60,6 +74,10 @@ pub struct Group {
     /// Wall-clock time of the last evaluation, ms.
     pub last_evaluation: Option<i64>,
     pub evaluation_seconds: f64,
+    /// Whether the alerts' `for` state is still to be restored (see [`Self::begin_restore`]).
+    should_restore: bool,
+    /// Evaluations since [`Self::begin_restore`].
+    evals_since_start: u32,
 }
 
 impl Group {
@@ -93,7 +111,94 @@ impl Group {
             source: source.clone(),
             last_evaluation: None,
             evaluation_seconds: 0.0,
+            should_restore: false,
+            evals_since_start: 0,
         }
+    }
+
+    /// Marks a group that starts in this process without state (a ruler start, or a group
+    /// moved here from another ruler): its alerting rules write no `ALERTS` or
+    /// `ALERTS_FOR_STATE` until their `for` state is restored after the second evaluation
+    /// (Prometheus waits one more evaluation so that recording rules the alerts depend on
+    /// have caught up).
+    pub fn begin_restore(&mut self) {
+        for r in &mut self.rules {
+            if let Rule::Alerting(a) = r {
+                a.restored = false;
+            }
+        }
+        self.should_restore = true;
+        self.evals_since_start = 0;
+    }
+
+    /// Whether [`Self::restore_for_state`] is due.
+    pub fn restore_due(&self) -> bool {
+        self.should_restore && self.evals_since_start >= 2
+    }
+
+    /// Restores each active alert's `activeAt` from the last `ALERTS_FOR_STATE` sample within
+    /// the outage tolerance before `now_ms`, so that an alert that was firing fires again at
+    /// once and a pending one keeps the pending time it had (Prometheus's `RestoreForState`).
+    /// Returns how many alerts were restored. A failed read leaves that alert as it is (it is
+    /// pending since its first evaluation here) and is logged.
+    pub async fn restore_for_state(
+        &mut self,
+        env: EvalEnv<'_>,
+        now_ms: i64,
+        settings: RestoreSettings,
+    ) -> usize {
+        let start = now_ms - settings.outage_tolerance_ms;
+        let mut restored = 0;
+        for rule in &mut self.rules {
+            let Rule::Alerting(r) = rule else { continue };
+            if r.for_ms < settings.grace_period_ms {
+                // It would wait longer for the grace period than for its own `for`.
+                r.restored = true;
+                continue;
+            }
+            for a in r.active.values_mut() {
+                if a.state == AlertState::Inactive {
+                    continue;
+                }
+                let want = AlertingRule::for_state_labels(a);
+                let matchers: Vec<Matcher> = want
+                    .iter()
+                    .map(|l| Matcher::equal(l.name.clone(), l.value.clone()))
+                    .collect();
+                let found = match env
+                    .queryable
+                    .select(env.tenant, &matchers, start, now_ms)
+                    .await
+                {
+                    Ok(found) => found,
+                    Err(e) => {
+                        tracing::warn!(
+                            tenant = %env.tenant, group = %format!("{};{}", self.namespace, self.name),
+                            alert = %a.labels, error = %e,
+                            "reading ALERTS_FOR_STATE to restore an alert failed"
+                        );
+                        continue;
+                    }
+                };
+                // Matchers on every label: a series with as many labels is the same series.
+                let Some(last) = found
+                    .iter()
+                    .find(|s| s.labels.len() == want.len())
+                    .and_then(|s| s.samples.last())
+                else {
+                    continue;
+                };
+                if is_stale_nan(last.v) {
+                    continue;
+                }
+                a.active_at =
+                    restored_active_at(r.for_ms, last.t, last.v, now_ms, settings.grace_period_ms);
+                restored += 1;
+            }
+            r.restored = true;
+        }
+        self.should_restore = false;
+        restored
     }
 
     /// `<namespace>;<group>`, the `rule_group` label of the metrics.
@@ -127,6 +232,12 @@ impl Group {
         }
         self.last_evaluation = old.last_evaluation;
         self.evaluation_seconds = old.evaluation_seconds;
+        // A reload while the old group still waited to restore: the new one restores, and its
+        // new alerting rules wait for that too.
+        if old.should_restore {
+            self.begin_restore();
+            self.evals_since_start = old.evals_since_start;
+        }
     }
 
     /// The evaluation time slot at or before `now_ms`: multiples of the interval shifted by
@@ -155,6 +266,7 @@ impl Group {
         let gl = self.group_labels(env.tenant);
         let query_ts = ts - self.query_offset_ms;
         let mut outcome = GroupEvalOutcome::default();
+        self.evals_since_start = self.evals_since_start.saturating_add(1);
         for i in 0..self.rules.len() {
             let rule_started = Instant::now();
             env.metrics.evaluations.get_or_create(&gl).inc();

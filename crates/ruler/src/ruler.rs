@@ -3,7 +3,7 @@
 
 use crate::config::RulerConfig;
 use crate::error::RulerError;
-use crate::group::{wall_ms, EvalEnv, Group};
+use crate::group::{wall_ms, EvalEnv, Group, RestoreSettings};
 use crate::metrics::{GroupLabels, Metrics};
 use crate::notifier::{to_postable, Notifier};
 use crate::rulefmt::RuleGroup;
@@ -183,8 +183,11 @@ impl Ruler {
                 ms(self.cfg.evaluation_interval),
                 ms(self.cfg.query_offset),
             );
-            if let Some(old) = previous.get(&k) {
-                g.copy_state_from(old);
+            match previous.get(&k) {
+                Some(old) => g.copy_state_from(old),
+                // New here (a start, or a group moved from another ruler): its alerts' `for`
+                // state comes back from ALERTS_FOR_STATE.
+                None => g.begin_restore(),
             }
             let gl = GroupLabels {
                 user: tenant.to_string(),
@@ -290,6 +293,16 @@ impl Ruler {
             self.metrics.iterations.get_or_create(&gl).inc();
             let mut g = group.lock().await;
             let outcome = g.eval(self.env(&tenant), next).await;
+            if g.restore_due() {
+                let settings = RestoreSettings {
+                    outage_tolerance_ms: ms(self.cfg.for_outage_tolerance),
+                    grace_period_ms: ms(self.cfg.for_grace_period),
+                };
+                let n = g
+                    .restore_for_state(self.env(&tenant), wall_ms(), settings)
+                    .await;
+                tracing::info!(tenant = %tenant, group = %g.key(), restored_alerts = n, "restored the for state of the group's alerts");
+            }
             let mut postable = Vec::new();
             for s in &outcome.to_send {
                 for a in &s.alerts {

@@ -408,6 +408,11 @@ impl AlertingRule {
         Ok(out)
     }
 
+    /// The `ALERTS_FOR_STATE` series of an alert (what [`Self::apply`] writes for it).
+    pub fn for_state_labels(a: &Alert) -> Labels {
+        with_name_and_state(&a.labels, ALERTS_FOR_STATE, None)
+    }
+
     /// The rule's state: the "worst" state of its alerts.
     pub fn state(&self) -> AlertState {
         self.active
@@ -460,4 +465,54 @@ fn with_name_and_state(labels: &Labels, name: &str, state: Option<AlertState>) -
     }
     v.sort_by(|a, b| a.name.cmp(&b.name));
     Labels::from_sorted(v)
+}
+
+/// The `activeAt` (ms) of an alert restored from the last `ALERTS_FOR_STATE` sample `(t, v)`
+/// written before a restart or a move, at `now_ms`, for a rule with hold duration `for_ms`
+/// (Prometheus 2.42's `RestoreForState`; times are cut to whole seconds as there):
+/// - the alert had fired (its pending time covered `for`): the old `activeAt`, so it fires
+///   again at the next evaluation that still sees it;
+/// - less than `grace_ms` of pending time was left: it fires `grace_ms` after `now_ms`;
+/// - otherwise the pending time it had is kept: `activeAt` moves forward by the downtime.
+pub fn restored_active_at(for_ms: i64, t_ms: i64, v_secs: f64, now_ms: i64, grace_ms: i64) -> i64 {
+    let down_at = t_ms.div_euclid(1000) * 1000;
+    let active_at = (v_secs as i64).saturating_mul(1000);
+    let remaining = for_ms - (down_at - active_at);
+    if remaining <= 0 {
+        active_at
+    } else if remaining < grace_ms {
+        now_ms + grace_ms - for_ms
+    } else {
+        active_at + (now_ms - down_at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000;
+
+    #[test]
+    fn restored_active_at_follows_prometheus_cases() {
+        let (for_ms, grace) = (30 * MIN, 10 * MIN);
+        // Fired before going down (pending 35 m ≥ 30 m): the old activeAt.
+        assert_eq!(
+            restored_active_at(for_ms, 35 * MIN, 0.0, 40 * MIN, grace),
+            0
+        );
+        // Pending 20 m, 10 m left (not < grace): shifted by the 6 m of downtime.
+        assert_eq!(
+            restored_active_at(for_ms, 20 * MIN, 0.0, 26 * MIN, grace),
+            6 * MIN
+        );
+        // Pending 25 m, 5 m left (< grace): fires a grace period after now.
+        let a = restored_active_at(for_ms, 25 * MIN, 0.0, 26 * MIN, grace);
+        assert_eq!(a + for_ms, 26 * MIN + grace);
+        // Times are whole seconds, as Prometheus writes and reads them.
+        assert_eq!(
+            restored_active_at(for_ms, 20 * MIN + 999, 0.0, 26 * MIN, grace),
+            6 * MIN
+        );
+    }
 }

@@ -292,6 +292,17 @@ async fn config_api_evaluation_and_prometheus_api() {
     })
     .await;
 
+    // ALERTS is written once the group restored its `for` state (after its second
+    // evaluation: it started in this ruler without state).
+    wait_for("an ALERTS sample", || {
+        store
+            .written
+            .lock()
+            .iter()
+            .any(|w| w.labels.get("__name__") == Some("ALERTS") && w.v == 1.0)
+    })
+    .await;
+
     // Deleting the group stops it and writes stale markers for its series.
     let r = http
         .delete(url("/prometheus/config/v1/rules/team%2Fns/node"))
