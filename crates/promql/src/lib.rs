@@ -17,5 +17,5 @@ pub use engine::{
     selector_matchers, Engine, EngineOptions, SourceResolution, DEFAULT_MAX_QUERY_MEMORY_BYTES,
 };
 pub use error::EvalError;
-pub use limits::{parse_checked, QueryLimit};
+pub use limits::{parse, parse_checked, QueryLimit};
 pub use value::{InstantSample, QueryResult, QueryValue};

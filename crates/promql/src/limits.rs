@@ -10,6 +10,8 @@
 //! measuring, and anything between is parsed and measured exactly.
 
 use crate::EvalError;
+use lrpar::{Lexeme, Lexer, NonStreamingLexer};
+use promql_parser::parser::token::{T_ADD, T_COLON, T_LEFT_BRACKET, T_NUMBER, T_OFFSET, T_SUB};
 use promql_parser::parser::{self, Expr};
 
 /// Texts whose bound exceeds this many times the depth limit are refused unparsed.
@@ -40,11 +42,53 @@ pub fn parse_checked(query: &str, max_bytes: usize, max_depth: usize) -> Result<
     if bound > max_depth.saturating_mul(PARSE_GUARD) {
         return Err(too_large(QueryLimit::Depth));
     }
-    let expr = parser::parse(query).map_err(EvalError::Parse)?;
+    let expr = parse(query).map_err(EvalError::Parse)?;
     if bound > max_depth && depth(&expr) > max_depth {
         return Err(too_large(QueryLimit::Depth));
     }
     Ok(expr)
+}
+
+/// Longest duration a plain number may give, in seconds: Go's `time.Duration` range, as in
+/// Prometheus (about 292 years).
+pub const MAX_NUMBER_DURATION_SECS: f64 = 9_223_372_036.0;
+
+/// `promql_parser::parser::parse`, after refusing numbers used as durations (`x[300]`,
+/// `x[5m:30]`, `offset 1e3`) that are not a duration: promql-parser 0.11 converts them with
+/// `Duration::from_secs_f64`, which panics on NaN, infinities and values past `u64::MAX`
+/// seconds (`rate(x[Inf])` panicked the request; found by the `promql` fuzz target). The
+/// parser's own lexer decides what is a number, so the check cannot disagree with the parse.
+/// Every parse of untrusted PromQL goes through here.
+pub fn parse(query: &str) -> Result<Expr, String> {
+    check_number_durations(query)?;
+    parser::parse(query)
+}
+
+fn check_number_durations(query: &str) -> Result<(), String> {
+    // A text that does not lex is the parser's to report.
+    let Ok(lexer) = parser::lex::lexer(query) else {
+        return Ok(());
+    };
+    let mut prev: [Option<u16>; 2] = [None, None];
+    for lexeme in lexer.iter().flatten() {
+        let id = lexeme.tok_id();
+        let duration_position = matches!(
+            prev,
+            [_, Some(T_LEFT_BRACKET | T_COLON | T_OFFSET)] | [Some(T_OFFSET), Some(T_ADD | T_SUB)]
+        );
+        if id == T_NUMBER && duration_position {
+            let text = lexer.span_str(lexeme.span());
+            if let Ok(secs) = promql_parser::util::parse_str_radix(text) {
+                if !(0.0..=MAX_NUMBER_DURATION_SECS).contains(&secs) {
+                    return Err(format!(
+                        "duration out of range: {text} (a number of seconds must be between 0 and {MAX_NUMBER_DURATION_SECS})"
+                    ));
+                }
+            }
+        }
+        prev = [prev[1], Some(id)];
+    }
+    Ok(())
 }
 
 /// The height of an expression tree. Recursive: call it only on trees whose text bound passed
@@ -166,6 +210,41 @@ pub fn depth_bound(query: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_that_are_no_duration_are_refused_not_panicked_on() {
+        // Each of these panicked inside promql-parser 0.11 (the fuzz target's finding first).
+        for q in [
+            r#"sum_over_time(metric{job="1"}[9223372036854775807100] @ 100 offset 50)"#,
+            "x[5m:1e30]",
+            "x offset 1e30",
+            "x offset -Inf",
+            "max_over_time(x[1e300:])",
+        ] {
+            let e = parse(q).expect_err(q);
+            assert!(e.contains("duration out of range"), "{q}: {e}");
+            assert!(matches!(
+                parse_checked(q, 1 << 20, 100),
+                Err(EvalError::Parse(_))
+            ));
+        }
+        // Infinities and NaN do not lex inside brackets: an error, no panic.
+        for q in ["rate(x[Inf])", "rate(x[NaN])"] {
+            assert!(parse(q).is_err(), "{q}");
+        }
+        // Numbers as durations within range, and numbers elsewhere, still parse.
+        for q in [
+            "rate(x[300])",
+            "x[5m:30]",
+            "x offset 1e3",
+            "x offset -60",
+            "x > Inf",
+            "x[9223372036]",
+            "topk(1e30, x)",
+        ] {
+            assert!(parse(q).is_ok(), "{q}: {:?}", parse(q).err());
+        }
+    }
 
     #[test]
     fn the_text_bound_is_never_below_the_tree_height() {

@@ -366,6 +366,23 @@ impl Ring {
             .collect()
     }
 
+    /// The first instance clockwise from `key_token` that is healthy for `op` at `now_ms`:
+    /// the single owner of work that needs exactly one healthy instance (a ruler's rule
+    /// group). Unlike [`Self::owners`], an instance that stopped heartbeating is skipped, so
+    /// its work moves to the next instance as soon as the heartbeat timeout passes.
+    pub fn first_healthy(
+        &self,
+        key_token: u32,
+        op: Operation,
+        now_ms: i64,
+    ) -> Option<&InstanceDesc> {
+        let n = self.tokens.len();
+        let start = self.tokens.partition_point(|&t| t < key_token);
+        (0..n)
+            .map(|k| self.instance(self.owner[(start + k) % n]))
+            .find(|d| self.is_healthy(d, op, now_ms))
+    }
+
     /// The replica set of `token` for `op`: dskit's rules (docs/ring.md). Allocates only when
     /// the set has more than 8 members; use [`Self::replication_set_into`] to reuse one.
     pub fn replication_set(
@@ -621,6 +638,46 @@ mod tests {
             ],
             &opts(3, false),
         )
+    }
+
+    #[test]
+    fn first_healthy_skips_stale_and_non_active_instances() {
+        let r = abcd(Active);
+        assert_eq!(r.first_healthy(150, Operation::Write, NOW).unwrap().id, "b");
+        assert_eq!(
+            r.first_healthy(401, Operation::Write, NOW).unwrap().id,
+            "a",
+            "wraps"
+        );
+        // b LEAVING: c takes its ranges for writes.
+        let r = abcd(Leaving);
+        assert_eq!(r.first_healthy(150, Operation::Write, NOW).unwrap().id, "c");
+        // b stopped heartbeating two minutes ago (timeout 1m): c, though b is ACTIVE.
+        let mut b = inst("b", "", Active, &[200]);
+        b.heartbeat_ms = NOW - 120_000;
+        let r2 = Ring::new(
+            [
+                inst("a", "", Active, &[100]),
+                b,
+                inst("c", "", Active, &[300]),
+            ],
+            &opts(1, false),
+        );
+        assert_eq!(
+            r2.first_healthy(150, Operation::Write, NOW).unwrap().id,
+            "c"
+        );
+        assert_eq!(
+            r2.owners(150, 1)[0].id,
+            "b",
+            "owners() does not judge heartbeats"
+        );
+        // Every heartbeat too old: nobody.
+        let late = NOW + 10 * 60 * 1000;
+        assert!(r.first_healthy(150, Operation::Write, late).is_none());
+        assert!(Ring::empty(&RingOptions::default())
+            .first_healthy(1, Operation::Write, NOW)
+            .is_none());
     }
 
     #[test]

@@ -46,6 +46,10 @@ pub struct RulerConfig {
     pub max_rule_groups_per_tenant: usize,
     /// Most rules one group may have (0 = no limit).
     pub max_rules_per_rule_group: usize,
+    /// The ruler ring, where rulers running as their own processes register; each rule group
+    /// is evaluated by one healthy ruler (see `sharding`). Unused in `all`, where the one ruler
+    /// evaluates every group. `replication_factor` is not used: a group has one owner.
+    pub ring: strata_ring::RingConfig,
 }
 
 impl Default for RulerConfig {
@@ -64,6 +68,10 @@ impl Default for RulerConfig {
             external_url: String::new(),
             max_rule_groups_per_tenant: 70,
             max_rules_per_rule_group: 20,
+            ring: strata_ring::RingConfig {
+                replication_factor: 1,
+                ..strata_ring::RingConfig::default()
+            },
         }
     }
 }
@@ -84,6 +92,12 @@ impl RulerConfig {
         if self.resend_delay.is_zero() {
             return Err(bad("ruler.resend_delay", "must be positive"));
         }
+        self.ring
+            .validate("ruler.ring")
+            .map_err(|e| RulerError::Config {
+                field: "ruler.ring",
+                reason: e.to_string(),
+            })?;
         if self.for_outage_tolerance.is_zero() {
             return Err(bad("ruler.for_outage_tolerance", "must be positive"));
         }

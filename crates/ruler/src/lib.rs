@@ -21,6 +21,7 @@ pub mod notifier;
 pub mod rulefmt;
 pub mod ruler;
 pub mod rules;
+pub mod sharding;
 pub mod store;
 pub mod template;
 

@@ -245,7 +245,7 @@ pub fn validate_rule(r: &RuleNode) -> Vec<RuleErrorKind> {
     }
     if r.expr.is_empty() {
         out.push(RuleErrorKind::MissingExpr);
-    } else if let Err(e) = promql_parser::parser::parse(&r.expr) {
+    } else if let Err(e) = strata_promql::parse(&r.expr) {
         out.push(RuleErrorKind::Expr(e));
     }
     if !record.is_empty() {

@@ -8,6 +8,7 @@ use crate::metrics::{GroupLabels, Metrics};
 use crate::notifier::{to_postable, Notifier};
 use crate::rulefmt::RuleGroup;
 use crate::rules::AlertContext;
+use crate::sharding::{RingSharding, RING_CHECK_PERIOD};
 use crate::store::{Namespaces, RuleStore};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
@@ -41,6 +42,11 @@ pub struct Ruler {
     metrics: Metrics,
     alert_ctx: AlertContext,
     running: Mutex<HashMap<TenantId, BTreeMap<GroupKey, Running>>>,
+    /// With rulers in a ring: which groups this one evaluates. None: every group.
+    sharding: Option<RingSharding>,
+    /// Each tenant's groups as last read from the bucket, to re-shard without re-reading when
+    /// the ring changes.
+    loaded: Mutex<HashMap<TenantId, Namespaces>>,
 }
 
 impl std::fmt::Debug for Ruler {
@@ -65,6 +71,7 @@ impl Ruler {
         store: RuleStore,
         notifier: Arc<Notifier>,
         metrics: Metrics,
+        sharding: Option<RingSharding>,
     ) -> Result<Arc<Self>, RulerError> {
         cfg.validate()?;
         let alert_ctx = AlertContext {
@@ -82,6 +89,8 @@ impl Ruler {
             metrics,
             alert_ctx,
             running: Mutex::new(HashMap::new()),
+            sharding,
+            loaded: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -127,10 +136,27 @@ impl Ruler {
     /// Starts new groups, restarts changed ones (keeping the alert state of unchanged rules)
     /// and stops removed ones (writing stale markers for their series).
     pub async fn sync_tenant(self: &Arc<Self>, tenant: &TenantId, namespaces: Namespaces) {
+        if namespaces.is_empty() {
+            self.loaded.lock().remove(tenant);
+        } else {
+            self.loaded
+                .lock()
+                .insert(tenant.clone(), namespaces.clone());
+        }
+        // Configured groups, and among them those this ruler evaluates; a configured group
+        // owned by another ruler stops here without stale markers (it continues there).
+        let mut configured: std::collections::HashSet<GroupKey> = Default::default();
         let mut wanted: BTreeMap<GroupKey, RuleGroup> = BTreeMap::new();
         for (ns, groups) in namespaces {
             for g in groups {
-                wanted.insert((ns.clone(), g.name.clone()), g);
+                configured.insert((ns.clone(), g.name.clone()));
+                if self
+                    .sharding
+                    .as_ref()
+                    .is_none_or(|s| s.owns(tenant, &ns, &g.name))
+                {
+                    wanted.insert((ns.clone(), g.name.clone()), g);
+                }
             }
         }
         // Changes are decided under the lock; stopping (which awaits) happens after.
@@ -150,8 +176,9 @@ impl Ruler {
                         }
                     }
                     None => {
+                        let removed = !configured.contains(&k);
                         if let Some(r) = current.remove(&k) {
-                            to_stop.push((k, r, true));
+                            to_stop.push((k, r, removed));
                         }
                     }
                 }
@@ -171,6 +198,9 @@ impl Ruler {
                 if let Err(e) = g.mark_all_stale(self.env(tenant), now).await {
                     tracing::warn!(tenant = %tenant, group = %g.key(), error = %e, "writing stale markers of a removed group failed");
                 }
+                self.forget_metrics(&gl);
+            } else if !wanted.contains_key(&k) {
+                tracing::info!(tenant = %tenant, group = %g.key(), "the rule group moved to another ruler");
                 self.forget_metrics(&gl);
             } else {
                 previous.insert(k, g.clone());
@@ -320,15 +350,32 @@ impl Ruler {
         }
     }
 
-    /// Syncs from the bucket every `poll_interval` until `shutdown`; then stops every group
+    /// Syncs from the bucket every `poll_interval` until `shutdown`, and, with a ring, moves
+    /// groups whenever a ruler joins, leaves or stops heartbeating; then stops every group
     /// (without stale markers: another ruler, or this one after a restart, continues them).
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut signature = self.sharding.as_ref().map(RingSharding::signature);
+        let mut next_poll = tokio::time::Instant::now();
         loop {
-            if let Err(e) = self.sync().await {
-                tracing::warn!(error = %e, "loading rule groups failed");
+            if tokio::time::Instant::now() >= next_poll {
+                if let Err(e) = self.sync().await {
+                    tracing::warn!(error = %e, "loading rule groups failed");
+                }
+                next_poll = tokio::time::Instant::now() + self.cfg.poll_interval;
+            } else if let Some(s) = &self.sharding {
+                let now = s.signature();
+                if signature.as_ref() != Some(&now) {
+                    tracing::info!(rulers = ?now, "the ruler ring changed; re-sharding rule groups");
+                    signature = Some(now);
+                    self.reshard().await;
+                }
             }
+            let wake = match &self.sharding {
+                Some(_) => next_poll.min(tokio::time::Instant::now() + RING_CHECK_PERIOD),
+                None => next_poll,
+            };
             tokio::select! {
-                _ = tokio::time::sleep(self.cfg.poll_interval) => {}
+                _ = tokio::time::sleep_until(wake) => {}
                 _ = shutdown.wait_for(|s| *s) => break,
             }
         }
@@ -341,6 +388,19 @@ impl Ruler {
         for r in all {
             let _ = r.stop.send(true);
             let _ = r.task.await;
+        }
+    }
+
+    /// Re-applies ownership to the groups last read from the bucket.
+    async fn reshard(self: &Arc<Self>) {
+        let loaded: Vec<(TenantId, Namespaces)> = self
+            .loaded
+            .lock()
+            .iter()
+            .map(|(t, n)| (t.clone(), n.clone()))
+            .collect();
+        for (t, namespaces) in loaded {
+            self.sync_tenant(&t, namespaces).await;
         }
     }
 

@@ -663,6 +663,22 @@ impl Wiring {
             ..strata_promql::EngineOptions::default()
         });
         let bucket = self.bucket.clone().context("ruler needs the bucket")?;
+        // Rulers as their own processes share the groups through the ruler ring; in `all` the
+        // one ruler evaluates every group.
+        let sharding = if self.clustered() {
+            let ring = self.cfg.resolved_ring(&cfg.ring);
+            let watcher = self.watch_ring(
+                "ruler",
+                strata_ruler::sharding::RING_PREFIX,
+                &ring,
+                "/ruler/ring",
+            )?;
+            let id = ring.instance_id.clone();
+            self.join_ring("ruler", strata_ruler::sharding::RING_PREFIX, ring);
+            Some(strata_ruler::sharding::RingSharding::new(watcher, id))
+        } else {
+            None
+        };
         let ruler = strata_ruler::Ruler::new(
             cfg,
             self.cfg.tenancy.clone(),
@@ -672,6 +688,7 @@ impl Wiring {
             strata_ruler::store::RuleStore::new(bucket, RULES_PREFIX),
             notifier.clone(),
             metrics,
+            sharding,
         )?;
         self.background
             .push(tokio::spawn(notifier.run(self.stop_rx.clone())));

@@ -100,6 +100,7 @@ async fn config_api_evaluation_and_prometheus_api() {
         RuleStore::new(bucket.clone(), "@rules"),
         notifier.clone(),
         metrics.clone(),
+        None,
     )
     .unwrap();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
