@@ -28,6 +28,7 @@ mod prometheus_series;
 mod promql_side_by_side;
 mod promtool;
 mod ruler;
+mod ruler_ha;
 
 use strata_tests::{check_executable, node_exporter_bin, prometheus_bin, strata_bin};
 
