@@ -1,10 +1,11 @@
 //! Two rulers as their own processes (with a meta voter, an ingester, a store-gateway and a
-//! distributor): every
-//! rule group is evaluated by exactly one of them; after one is SIGKILLed its groups continue
-//! on the other, whose alerts come back firing with their old `activeAt` (restored from
-//! `ALERTS_FOR_STATE`, not pending again); after it restarts (same tokens, from its tokens
-//! file) it takes back exactly the groups it had, still with the same `activeAt`. No timing is asserted: every wait has a generous deadline and
-//! checks states.
+//! distributor): every rule group is evaluated by exactly one of them; after one is SIGKILLed
+//! its groups continue on the other, whose alerts come back firing with their old `activeAt`
+//! (restored from `ALERTS_FOR_STATE`, not pending again); after it restarts (same tokens, from
+//! its tokens file) it takes back exactly the groups it had, still with the same `activeAt`.
+//! And a rule firing into three Alertmanager replicas in their ring (the ruler sends every
+//! alert to each, again every second) gives exactly one webhook notification. No timing is
+//! asserted: every wait has a generous deadline and checks states.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use strata_proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
-use strata_tests::{free_port, now_ms, require_strata, Strata, TestDir};
+use strata_tests::{free_port, now_ms, require_strata, Strata, TestDir, WebhookReceiver};
 
 const GROUPS: usize = 12;
 
@@ -217,5 +218,107 @@ async fn a_dead_rulers_groups_continue_on_the_other_with_their_alerts_still_firi
         }
     })
     .await;
+    writer.abort();
+}
+
+/// An Alertmanager replica in a ring kept by the meta voter at `meta`.
+fn alertmanager_config(id: &str, grpc: u16, meta: u16) -> String {
+    format!(
+        "meta:\n  peers: [{{id: 1, address: '127.0.0.1:{meta}'}}]\nalertmanager:\n  config_file: am.yml\n  ring:\n    enabled: true\n    instance_id: {id}\n    grpc_listen_address: '127.0.0.1:{grpc}'\n    replication_factor: 3\n    heartbeat_period: 1s\n    heartbeat_timeout: 5s\n    peer_timeout: 2s\n    settle_timeout: 10s\n    sync_interval: 2s\n    rpc_timeout: 1s\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_firing_into_three_alertmanagers_is_notified_once() {
+    require_strata();
+    let hook = WebhookReceiver::start().await;
+    let shared = TestDir::new();
+    let bucket = shared.root().join("bucket");
+    let meta_grpc = free_port();
+    let start = |name: &'static str, target: &'static str, cfg: String| async move {
+        Strata::start_target(TestDir::new(), name, target, &cfg).await
+    };
+    let base = |name: &str, voter: bool| config(name, free_port(), meta_grpc, &bucket, voter);
+    let _meta = Strata::start_target(
+        TestDir::new(),
+        "meta",
+        "meta",
+        &config("meta", meta_grpc, meta_grpc, &bucket, true),
+    )
+    .await;
+    let _ingester = start("ingester", "ingester", base("ingester", false)).await;
+    let _sg = start(
+        "store-gateway",
+        "store-gateway",
+        base("store-gateway", false),
+    )
+    .await;
+    let distributor = start("distributor", "distributor", base("distributor", false)).await;
+    let mut ams = Vec::new();
+    for id in ["am-1", "am-2", "am-3"] {
+        let dir = TestDir::new();
+        std::fs::write(
+            dir.data_dir().join("am.yml"),
+            format!(
+                "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1h\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs: [{{url: '{}/hook'}}]\n",
+                hook.url
+            ),
+        )
+        .expect("am.yml");
+        let cfg = alertmanager_config(id, free_port(), meta_grpc);
+        ams.push(Strata::start_target(dir, id, "alertmanager", &cfg).await);
+    }
+    let urls: Vec<String> = ams.iter().map(|a| format!("'{}'", a.url(""))).collect();
+    let ruler_cfg = format!(
+        "{}  resend_delay: 1s\n  alertmanager_urls: [{}]\n",
+        base("ruler-1", false),
+        urls.join(", ")
+    );
+    let ruler = start("ruler-1", "ruler", ruler_cfg).await;
+
+    let writer = {
+        let (client, url) = (distributor.client.clone(), distributor.url("/api/v1/push"));
+        tokio::spawn(async move {
+            loop {
+                let req = WriteRequest {
+                    timeseries: vec![down(99, now_ms())],
+                    ..Default::default()
+                };
+                let _ = strata_tests::push_to(&client, &url, &req).await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    };
+    let r = ruler
+        .client
+        .post(ruler.url("/prometheus/config/v1/rules/once"))
+        .header("Content-Type", "application/yaml")
+        .body("name: once\ninterval: 1s\nrules:\n  - alert: OnceDown\n    expr: ha_up == 0\n")
+        .send()
+        .await
+        .expect("post group");
+    assert_eq!(r.status(), 202);
+
+    eventually("a webhook notification", || async {
+        if hook.calls().is_empty() {
+            Err("none yet".to_string())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    // The ruler keeps sending the firing alert to all three replicas every second; the ring
+    // must still notify once. Watch for a while (longer than every replica's wait).
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let calls = hook.calls();
+    let bodies: Vec<&Value> = calls.iter().map(|c| &c.body).collect();
+    assert_eq!(calls.len(), 1, "notifications: {bodies:?}");
+    let alerts = calls[0].body["alerts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(alerts.len(), 1, "{}", calls[0].body);
+    assert_eq!(alerts[0]["labels"]["alertname"], "OnceDown");
+    assert_eq!(alerts[0]["status"], "firing");
     writer.abort();
 }
