@@ -8,6 +8,7 @@ mod error;
 pub mod labels;
 pub mod limits;
 pub mod matcher;
+pub mod relabel;
 pub mod sample;
 pub mod secret;
 pub mod secret_audit;

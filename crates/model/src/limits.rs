@@ -1,9 +1,10 @@
 //! Per-tenant limits, kept apart from static component configuration so that operators can
 //! override them per tenant at run time (Mimir's "runtime overrides").
 
+use crate::relabel::{compile_all, RelabelConfig};
 use crate::ModelError;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 /// Limits that apply to one tenant. Zero means "unlimited" for the count and rate limits.
@@ -41,6 +42,15 @@ pub struct Limits {
     /// forever.
     #[serde(with = "humantime_serde")]
     pub compactor_blocks_retention_period_1h: Duration,
+    /// Labels the ruler adds to this tenant's alerts (over `ruler.external_labels`; an alert's
+    /// own labels win), also `$externalLabels` in its templates.
+    pub ruler_external_labels: BTreeMap<String, String>,
+    /// The URL this tenant's alerts link back to (`generatorURL`, `$externalURL`); empty:
+    /// `ruler.external_url`.
+    pub ruler_external_url: String,
+    /// Relabelling applied to this tenant's alerts before they are sent, after
+    /// `ruler.alert_relabel_configs` (Prometheus's `alert_relabel_configs`).
+    pub ruler_alert_relabel_configs: Vec<RelabelConfig>,
 }
 
 impl Default for Limits {
@@ -57,6 +67,9 @@ impl Default for Limits {
             compactor_blocks_retention_period: Duration::ZERO,
             compactor_blocks_retention_period_5m: Duration::ZERO,
             compactor_blocks_retention_period_1h: Duration::ZERO,
+            ruler_external_labels: BTreeMap::new(),
+            ruler_external_url: String::new(),
+            ruler_alert_relabel_configs: Vec::new(),
         }
     }
 }
@@ -109,6 +122,29 @@ impl Limits {
                 ));
             }
         }
+        if self
+            .ruler_external_labels
+            .keys()
+            .any(|k| !crate::relabel::is_label_name(k))
+        {
+            return Err(bad(
+                "ruler_external_labels",
+                "every key must be a valid label name",
+            ));
+        }
+        if !(self.ruler_external_url.is_empty()
+            || self.ruler_external_url.starts_with("http://")
+            || self.ruler_external_url.starts_with("https://"))
+        {
+            return Err(bad(
+                "ruler_external_url",
+                "must start with http:// or https://",
+            ));
+        }
+        compile_all(
+            &self.ruler_alert_relabel_configs,
+            &format!("{prefix}.ruler_alert_relabel_configs"),
+        )?;
         Ok(())
     }
 }

@@ -46,6 +46,10 @@ pub struct RulerConfig {
     pub max_rule_groups_per_tenant: usize,
     /// Most rules one group may have (0 = no limit).
     pub max_rules_per_rule_group: usize,
+    /// Relabelling applied to every alert before it is sent, after the external labels were
+    /// added (Prometheus's `alerting.alert_relabel_configs`); a tenant's
+    /// `ruler_alert_relabel_configs` apply after these.
+    pub alert_relabel_configs: Vec<strata_model::relabel::RelabelConfig>,
     /// The ruler ring, where rulers running as their own processes register; each rule group
     /// is evaluated by one healthy ruler (see `sharding`). Unused in `all`, where the one ruler
     /// evaluates every group. `replication_factor` is not used: a group has one owner.
@@ -68,6 +72,7 @@ impl Default for RulerConfig {
             external_url: String::new(),
             max_rule_groups_per_tenant: 70,
             max_rules_per_rule_group: 20,
+            alert_relabel_configs: Vec::new(),
             ring: strata_ring::RingConfig {
                 replication_factor: 1,
                 ..strata_ring::RingConfig::default()
@@ -98,6 +103,14 @@ impl RulerConfig {
                 field: "ruler.ring",
                 reason: e.to_string(),
             })?;
+        strata_model::relabel::compile_all(
+            &self.alert_relabel_configs,
+            "ruler.alert_relabel_configs",
+        )
+        .map_err(|e| RulerError::Config {
+            field: "ruler.alert_relabel_configs",
+            reason: e.to_string(),
+        })?;
         if self.for_outage_tolerance.is_zero() {
             return Err(bad("ruler.for_outage_tolerance", "must be positive"));
         }

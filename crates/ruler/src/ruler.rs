@@ -5,14 +5,18 @@ use crate::config::RulerConfig;
 use crate::error::RulerError;
 use crate::group::{wall_ms, EvalEnv, Group, RestoreSettings};
 use crate::metrics::{GroupLabels, Metrics};
+use crate::notifier::PostableAlert;
 use crate::notifier::{to_postable, Notifier};
 use crate::rulefmt::RuleGroup;
 use crate::rules::AlertContext;
 use crate::sharding::{RingSharding, RING_CHECK_PERIOD};
 use crate::store::{Namespaces, RuleStore};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use strata_model::limits::Overrides;
+use strata_model::relabel::{compile_all, process, Relabel, RelabelConfig};
+use strata_model::Labels;
 use strata_model::{TenancyConfig, TenantId};
 use strata_promql::Engine;
 use strata_storage::{Pusher, Queryable};
@@ -26,6 +30,9 @@ struct Running {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
+
+/// A tenant's relabelling rules as configured, and compiled.
+type CompiledRelabel = (Vec<RelabelConfig>, Arc<Vec<Relabel>>);
 
 /// Key of a group within a tenant: (namespace, group name).
 pub type GroupKey = (String, String);
@@ -41,6 +48,13 @@ pub struct Ruler {
     notifier: Arc<Notifier>,
     metrics: Metrics,
     alert_ctx: AlertContext,
+    /// Per-tenant settings (external labels and URL, alert relabelling), if any.
+    overrides: Option<Arc<RwLock<Overrides>>>,
+    /// `ruler.alert_relabel_configs`, compiled.
+    relabel: Vec<Relabel>,
+    /// Each tenant's `ruler_alert_relabel_configs`, compiled, with the configuration they
+    /// were compiled from (recompiled when the runtime configuration changes).
+    tenant_relabel: Mutex<HashMap<TenantId, CompiledRelabel>>,
     running: Mutex<HashMap<TenantId, BTreeMap<GroupKey, Running>>>,
     /// With rulers in a ring: which groups this one evaluates. None: every group.
     sharding: Option<RingSharding>,
@@ -72,8 +86,14 @@ impl Ruler {
         notifier: Arc<Notifier>,
         metrics: Metrics,
         sharding: Option<RingSharding>,
+        overrides: Option<Arc<RwLock<Overrides>>>,
     ) -> Result<Arc<Self>, RulerError> {
         cfg.validate()?;
+        let relabel = compile_all(&cfg.alert_relabel_configs, "ruler.alert_relabel_configs")
+            .map_err(|e| RulerError::Config {
+                field: "ruler.alert_relabel_configs",
+                reason: e.to_string(),
+            })?;
         let alert_ctx = AlertContext {
             external_labels: cfg.external_labels.clone(),
             external_url: cfg.external_url.clone(),
@@ -88,6 +108,9 @@ impl Ruler {
             notifier,
             metrics,
             alert_ctx,
+            overrides,
+            relabel,
+            tenant_relabel: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
             sharding,
             loaded: Mutex::new(HashMap::new()),
@@ -195,7 +218,8 @@ impl Ruler {
             };
             if removed {
                 let now = g.eval_timestamp(wall_ms());
-                if let Err(e) = g.mark_all_stale(self.env(tenant), now).await {
+                let ctx = self.alert_ctx_for(tenant);
+                if let Err(e) = g.mark_all_stale(self.env(tenant, &ctx), now).await {
                     tracing::warn!(tenant = %tenant, group = %g.key(), error = %e, "writing stale markers of a removed group failed");
                 }
                 self.forget_metrics(&gl);
@@ -270,13 +294,59 @@ impl Ruler {
         m.last_samples.remove(gl);
     }
 
-    fn env<'a>(&'a self, tenant: &'a TenantId) -> EvalEnv<'a> {
+    /// The tenant's alert context: `ruler.external_labels` and `external_url`, overridden by
+    /// its `ruler_external_labels` and `ruler_external_url`.
+    fn alert_ctx_for(&self, tenant: &TenantId) -> AlertContext {
+        let mut ctx = self.alert_ctx.clone();
+        if let Some(o) = &self.overrides {
+            let o = o.read();
+            let l = o.for_tenant(tenant.as_str());
+            ctx.external_labels.extend(
+                l.ruler_external_labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            );
+            if !l.ruler_external_url.is_empty() {
+                ctx.external_url = l.ruler_external_url.clone();
+            }
+        }
+        ctx
+    }
+
+    /// The tenant's compiled `ruler_alert_relabel_configs` (validated with the runtime
+    /// configuration, so a failure here only drops back to none, logged).
+    fn tenant_relabel(&self, tenant: &TenantId) -> Arc<Vec<Relabel>> {
+        let Some(o) = &self.overrides else {
+            return Arc::default();
+        };
+        let cfgs = o
+            .read()
+            .for_tenant(tenant.as_str())
+            .ruler_alert_relabel_configs
+            .clone();
+        let mut cache = self.tenant_relabel.lock();
+        if let Some((c, compiled)) = cache.get(tenant) {
+            if *c == cfgs {
+                return compiled.clone();
+            }
+        }
+        let compiled = Arc::new(
+            compile_all(&cfgs, "ruler_alert_relabel_configs").unwrap_or_else(|e| {
+                tracing::warn!(tenant = %tenant, error = %e, "ignoring the tenant's alert relabelling");
+                Vec::new()
+            }),
+        );
+        cache.insert(tenant.clone(), (cfgs, compiled.clone()));
+        compiled
+    }
+
+    fn env<'a>(&'a self, tenant: &'a TenantId, alert_ctx: &'a AlertContext) -> EvalEnv<'a> {
         EvalEnv {
             engine: &self.engine,
             queryable: self.queryable.as_ref(),
             pusher: self.pusher.as_ref(),
             tenant,
-            alert_ctx: &self.alert_ctx,
+            alert_ctx,
             metrics: &self.metrics,
             resend_delay_ms: ms(self.cfg.resend_delay),
         }
@@ -321,27 +391,29 @@ impl Ruler {
                 next += missed * interval;
             }
             self.metrics.iterations.get_or_create(&gl).inc();
+            let ctx = self.alert_ctx_for(&tenant);
             let mut g = group.lock().await;
-            let outcome = g.eval(self.env(&tenant), next).await;
+            let outcome = g.eval(self.env(&tenant, &ctx), next).await;
             if g.restore_due() {
                 let settings = RestoreSettings {
                     outage_tolerance_ms: ms(self.cfg.for_outage_tolerance),
                     grace_period_ms: ms(self.cfg.for_grace_period),
                 };
                 let n = g
-                    .restore_for_state(self.env(&tenant), wall_ms(), settings)
+                    .restore_for_state(self.env(&tenant, &ctx), wall_ms(), settings)
                     .await;
                 tracing::info!(tenant = %tenant, group = %g.key(), restored_alerts = n, "restored the for state of the group's alerts");
             }
             let mut postable = Vec::new();
+            let tenant_relabel = self.tenant_relabel(&tenant);
             for s in &outcome.to_send {
                 for a in &s.alerts {
-                    postable.push(to_postable(
-                        a,
-                        &s.expr,
-                        &self.alert_ctx.external_url,
-                        &self.alert_ctx.external_labels,
-                    ));
+                    let p = to_postable(a, &s.expr, &ctx.external_url, &ctx.external_labels);
+                    // Prometheus relabels after adding the external labels; an alert the rules
+                    // drop is not sent.
+                    if let Some(p) = relabel_alert(p, &self.relabel, &tenant_relabel) {
+                        postable.push(p);
+                    }
                 }
             }
             drop(g);
@@ -416,4 +488,24 @@ impl Ruler {
 
 fn ms(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Applies the static, then the tenant's, relabelling to an alert's labels; `None` when they
+/// drop it.
+fn relabel_alert(
+    mut p: PostableAlert,
+    global: &[Relabel],
+    tenant: &[Relabel],
+) -> Option<PostableAlert> {
+    if global.is_empty() && tenant.is_empty() {
+        return Some(p);
+    }
+    let labels = Labels::from_pairs(p.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let labels = process(&labels, global)?;
+    let labels = process(&labels, tenant)?;
+    p.labels = labels
+        .iter()
+        .map(|l| (l.name.clone(), l.value.clone()))
+        .collect();
+    Some(p)
 }

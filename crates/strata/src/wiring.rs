@@ -689,6 +689,7 @@ impl Wiring {
             notifier.clone(),
             metrics,
             sharding,
+            self.overrides.clone(),
         )?;
         self.background
             .push(tokio::spawn(notifier.run(self.stop_rx.clone())));

@@ -18,7 +18,7 @@ use strata_ruler::{Ruler, RulerConfig};
 use strata_storage::bucket::Bucket;
 
 #[derive(Default)]
-struct Sink(Mutex<Vec<(String, PostableAlert)>>);
+pub(crate) struct Sink(pub(crate) Mutex<Vec<(String, PostableAlert)>>);
 
 #[async_trait]
 impl AlertSink for Sink {
@@ -100,6 +100,7 @@ async fn config_api_evaluation_and_prometheus_api() {
         RuleStore::new(bucket.clone(), "@rules"),
         notifier.clone(),
         metrics.clone(),
+        None,
         None,
     )
     .unwrap();

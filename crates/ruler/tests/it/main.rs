@@ -3,6 +3,7 @@
 mod api;
 mod common;
 mod corpus;
+mod relabel;
 mod restore;
 mod sharding;
 mod timelines;

@@ -118,6 +118,7 @@ async fn groups_run_once_move_off_a_dead_ruler_and_split_again() {
             Arc::new(Notifier::new(vec![], 100, metrics.clone())),
             metrics,
             Some(RingSharding::new(watcher, id)),
+            None,
         )
         .unwrap();
         tokio::spawn(ruler.clone().run(stop_rx.clone()));
