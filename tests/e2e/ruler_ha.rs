@@ -50,6 +50,8 @@ async fn running(ruler: &Strata) -> BTreeMap<String, (String, String)> {
     let Ok(r) = ruler
         .client
         .get(ruler.url("/prometheus/api/v1/rules?type=alert"))
+        // Its own groups only, not the whole ring's.
+        .header("x-strata-ruler-local", "1")
         .send()
         .await
     else {
@@ -177,6 +179,40 @@ async fn a_dead_rulers_groups_continue_on_the_other_with_their_alerts_still_firi
         placement(&[&r1, &r2]).await
     })
     .await;
+    // Either ruler's rules and alerts APIs list the whole ring's groups and alerts.
+    for r in [&r1, &r2] {
+        let rules: Value = r
+            .client
+            .get(r.url("/prometheus/api/v1/rules"))
+            .send()
+            .await
+            .expect("rules")
+            .json()
+            .await
+            .expect("rules json");
+        let names: Vec<&str> = rules["data"]["groups"]
+            .as_array()
+            .expect("groups")
+            .iter()
+            .filter_map(|g| g["name"].as_str())
+            .collect();
+        let want: Vec<String> = (0..GROUPS).map(|i| format!("g{i:02}")).collect();
+        assert_eq!(names, want, "every group, sorted, from either ruler");
+        let alerts: Value = r
+            .client
+            .get(r.url("/prometheus/api/v1/alerts"))
+            .send()
+            .await
+            .expect("alerts")
+            .json()
+            .await
+            .expect("alerts json");
+        assert_eq!(
+            alerts["data"]["alerts"].as_array().map(Vec::len),
+            Some(GROUPS)
+        );
+    }
+
     // Kill the ruler that runs g00 (so that at least one group has to move).
     let (victim, survivor, victim_name, victim_groups) = if per[0].contains_key("g00") {
         (r1, r2, "ruler-1", per[0].clone())

@@ -70,6 +70,7 @@ impl IntoResponse for ApiError {
             ApiError::BadData(_) => (StatusCode::BAD_REQUEST, "bad_data"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Ruler(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
+            ApiError::Peer { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         };
         api_error(status, kind, self)
     }
@@ -398,12 +399,68 @@ async fn prom_rules(
             "lastEvaluation": last_eval(g.last_evaluation),
         }));
     }
+    // Groups run by the other rulers, filtered by them with the same parameters.
+    out.extend(from_peers(&r, &headers, &uri, "groups").await?);
+    out.sort_by(|a, b| {
+        (a["file"].as_str(), a["name"].as_str()).cmp(&(b["file"].as_str(), b["name"].as_str()))
+    });
     Ok(success(json!({ "groups": out })))
+}
+
+/// Marks a request one ruler makes to another for its own groups only.
+const LOCAL_ONLY: &str = "x-strata-ruler-local";
+
+/// With rulers sharing the groups, `data.<key>` of every other healthy ruler's answer to the
+/// same request (path and parameters, the caller's tenant header and credentials), so that any
+/// ruler lists the tenant's rules and alerts of the whole ring. A ruler that does not answer
+/// fails the listing (503 naming it) rather than leaving its groups out silently.
+async fn from_peers(
+    r: &Ruler,
+    headers: &HeaderMap,
+    uri: &Uri,
+    key: &str,
+) -> Result<Vec<Value>, ApiError> {
+    let (Some(sharding), Some(client)) = (r.sharding(), r.peer_client.as_ref()) else {
+        return Ok(Vec::new());
+    };
+    if headers.contains_key(LOCAL_ONLY) || !sharding.lists_peers() {
+        return Ok(Vec::new());
+    }
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let asks = sharding.peers().into_iter().map(|(id, addr)| {
+        let mut req = client
+            .get(format!("http://{addr}{path}"))
+            .header(LOCAL_ONLY, "1");
+        for h in ["x-scope-orgid", "authorization"] {
+            if let Some(v) = headers.get(h) {
+                req = req.header(h, v.clone());
+            }
+        }
+        async move {
+            let fail = |reason: String| ApiError::Peer {
+                id: id.clone(),
+                addr: addr.clone(),
+                reason,
+            };
+            let resp = req.send().await.map_err(|e| fail(e.to_string()))?;
+            if !resp.status().is_success() {
+                return Err(fail(format!("status {}", resp.status())));
+            }
+            let v: Value = resp.json().await.map_err(|e| fail(e.to_string()))?;
+            Ok::<_, ApiError>(v["data"][key].as_array().cloned().unwrap_or_default())
+        }
+    });
+    let mut out = Vec::new();
+    for part in futures::future::join_all(asks).await {
+        out.extend(part?);
+    }
+    Ok(out)
 }
 
 async fn prom_alerts(
     State(r): State<Arc<Ruler>>,
     headers: HeaderMap,
+    uri: Uri,
 ) -> Result<Response, ApiError> {
     let t = tenant(&r, &headers)?;
     let mut alerts = Vec::new();
@@ -412,6 +469,7 @@ async fn prom_alerts(
             alerts.extend(active(rule.alerts()).into_iter().map(alert_json));
         }
     }
+    alerts.extend(from_peers(&r, &headers, &uri, "alerts").await?);
     Ok(success(json!({ "alerts": alerts })))
 }
 

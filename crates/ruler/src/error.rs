@@ -150,4 +150,11 @@ pub enum ApiError {
     /// The rule store failed (500).
     #[error(transparent)]
     Ruler(#[from] RulerError),
+    /// Another ruler did not answer its share of a rules or alerts listing (503).
+    #[error("ruler {id} at {addr} did not answer: {reason}")]
+    Peer {
+        id: String,
+        addr: String,
+        reason: String,
+    },
 }

@@ -58,6 +58,9 @@ pub struct Ruler {
     running: Mutex<HashMap<TenantId, BTreeMap<GroupKey, Running>>>,
     /// With rulers in a ring: which groups this one evaluates. None: every group.
     sharding: Option<RingSharding>,
+    /// Asks the other rulers for their groups in the rules and alerts APIs (sharded rulers,
+    /// plain HTTP between them).
+    pub(crate) peer_client: Option<reqwest::Client>,
     /// Each tenant's groups as last read from the bucket, to re-shard without re-reading when
     /// the ring changes.
     loaded: Mutex<HashMap<TenantId, Namespaces>>,
@@ -112,6 +115,12 @@ impl Ruler {
             relabel,
             tenant_relabel: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
+            peer_client: sharding.as_ref().and_then(|_| {
+                reqwest::Client::builder()
+                    .timeout(std::time::Duration::from_secs(10))
+                    .build()
+                    .ok()
+            }),
             sharding,
             loaded: Mutex::new(HashMap::new()),
         }))
@@ -461,6 +470,11 @@ impl Ruler {
             let _ = r.stop.send(true);
             let _ = r.task.await;
         }
+    }
+
+    /// The ruler ring view, when rulers share the groups.
+    pub fn sharding(&self) -> Option<&RingSharding> {
+        self.sharding.as_ref()
     }
 
     /// Re-applies ownership to the groups last read from the bucket.

@@ -27,6 +27,7 @@ pub fn group_token(tenant: &TenantId, namespace: &str, group: &str) -> u32 {
 pub struct RingSharding {
     ring: Arc<RingWatcher>,
     instance_id: String,
+    list_peers: bool,
 }
 
 impl std::fmt::Debug for RingSharding {
@@ -43,7 +44,20 @@ impl RingSharding {
         Self {
             ring,
             instance_id: instance_id.into(),
+            list_peers: true,
         }
+    }
+
+    /// The rules and alerts APIs show this ruler's groups only (the rulers' HTTP is HTTPS,
+    /// which the plain-HTTP listing between rulers does not speak).
+    pub fn without_peer_listing(mut self) -> Self {
+        self.list_peers = false;
+        self
+    }
+
+    /// Whether the rules and alerts APIs ask the other rulers.
+    pub fn lists_peers(&self) -> bool {
+        self.list_peers
     }
 
     /// Whether this ruler evaluates the group now.
@@ -55,6 +69,24 @@ impl RingSharding {
             self.ring.now_ms(),
         )
         .is_some_and(|d| d.id == self.instance_id)
+    }
+
+    /// This ruler's id in the ring.
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+
+    /// The other healthy rulers as `(id, HTTP host:port)`: where the rules and alerts APIs
+    /// collect the groups this ruler does not run.
+    pub fn peers(&self) -> Vec<(String, String)> {
+        let ring = self.ring.ring();
+        let now = self.ring.now_ms();
+        ring.all()
+            .iter()
+            .filter(|d| d.id != self.instance_id && !d.http_addr.is_empty())
+            .filter(|d| ring.is_healthy(d, Operation::Write, now))
+            .map(|d| (d.id.clone(), d.http_addr.clone()))
+            .collect()
     }
 
     /// What ownership depends on: each ruler's id and whether it is healthy now. A change

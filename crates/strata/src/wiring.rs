@@ -675,7 +675,12 @@ impl Wiring {
             )?;
             let id = ring.instance_id.clone();
             self.join_ring("ruler", strata_ruler::sharding::RING_PREFIX, ring);
-            Some(strata_ruler::sharding::RingSharding::new(watcher, id))
+            let sharding = strata_ruler::sharding::RingSharding::new(watcher, id);
+            Some(if self.cfg.server.http_tls.is_some() {
+                sharding.without_peer_listing()
+            } else {
+                sharding
+            })
         } else {
             None
         };
