@@ -24,6 +24,7 @@ pub mod rules;
 pub mod sharding;
 pub mod store;
 pub mod template;
+pub mod unittest;
 
 pub use config::RulerConfig;
 pub use error::{ApiError, EvalFailure, RuleError, RuleErrorKind, RuleFileError, RulerError};

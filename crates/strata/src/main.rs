@@ -49,15 +49,64 @@ pub struct Cli {
     /// (`bearer_token_hash: sha256:...`) and exits.
     #[arg(long)]
     pub hash_token: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Tools that run instead of the server.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Rule tools.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum RulesCommand {
+    /// Runs rule unit-test files (the format of `promtool test rules`); exits 1 if any fails.
+    Test {
+        /// Unit-test files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Rules {
+        command: RulesCommand::Test { files },
+    }) = &cli.command
+    {
+        return rules_test(files);
+    }
     match app::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("strata: {e:#}");
             std::process::ExitCode::from(1)
         }
+    }
+}
+
+/// `strata rules test FILE...`: promtool's report on standard output, exit status 1 when a
+/// test failed.
+fn rules_test(files: &[PathBuf]) -> std::process::ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("strata: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    let mut out = std::io::stdout();
+    if rt.block_on(strata_ruler::unittest::run_files(files, &mut out)) {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
     }
 }

@@ -7,3 +7,4 @@ mod relabel;
 mod restore;
 mod sharding;
 mod timelines;
+mod unittest;
