@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use strata_model::{Labels, Matcher, TenancyConfig, TenantId};
 use strata_storage::limits::check_count;
-use strata_storage::{QueryError, Queryable, ReadLimit, NO_LIMIT};
+use strata_storage::{QueryError, Queryable, ReadLimit};
 
 /// The querier component.
 pub struct Querier {
@@ -311,7 +311,9 @@ async fn tsdb_status(
         Matcher::new(strata_model::MatchOp::RegexMatch, "__name__", ".+")
             .map_err(|e| ApiError::Execution(e.to_string()))?,
     ];
-    // The status page counts every series of the head; no request limit applies to it.
+    // The status page counts every series of the head, bounded like a series request: the
+    // stores stop reading past `querier.max_series_per_request` (422 naming it) instead of
+    // materialising a tenant of any size.
     let series = q
         .store
         .series(
@@ -319,7 +321,7 @@ async fn tsdb_status(
             &all,
             crate::params::MIN_TIME,
             crate::params::MAX_TIME,
-            NO_LIMIT,
+            q.cfg.max_series_per_request,
         )
         .await?;
     let stats = q.store.head_stats(&tenant).await?.unwrap_or_default();

@@ -386,6 +386,10 @@ async fn series_and_label_endpoints_stop_at_their_limits() {
             "/api/v1/label/i/values?start=0&end=100",
             "more than 100 label values (querier.max_label_values_per_request)",
         ),
+        (
+            "/api/v1/status/tsdb",
+            "more than 100 series (querier.max_series_per_request)",
+        ),
     ];
     for (uri, message) in cases {
         let app = App::with_store(cfg.clone(), wide_store());
