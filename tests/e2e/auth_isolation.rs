@@ -85,7 +85,7 @@ async fn start(dir: TestDir, tenancy: &str, users: &str) -> Strata {
     let users_file = dir.root().join("users.yml");
     std::fs::write(&users_file, users).expect("users file");
     let cfg = format!(
-        "tenancy:\n  mode: {tenancy}\nserver:\n  auth:\n    enabled: true\n    users_file: '{}'\n    reload_interval: 200ms\n",
+        "tenancy:\n  mode: {tenancy}\nserver:\n  auth:\n    enabled: true\n    users_file: '{}'\n    reload_interval: 200ms\nquerier:\n  tenant_federation: {{enabled: true}}\n",
         users_file.display()
     );
     Strata::start_with_config(dir, Some(&cfg)).await
@@ -600,6 +600,39 @@ async fn header_mode_isolates_tenants_and_reloads_users() {
         admin: client(Some(&basic("ops", "pw-ops")), None),
     })
     .await;
+
+    // Tenant federation is on: A naming both tenants is refused (403 naming B); ops, allowed
+    // every tenant, reads both, each series labelled with its tenant.
+    let (st, body) = call(
+        &client(Some(&a), Some("team-a|team-b")),
+        Method::GET,
+        &s.url("/api/v1/query?query=iso_metric"),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("team-b"), "{body}");
+    let both = json_of(
+        &client(Some(&basic("ops", "pw-ops")), Some("team-a|team-b")),
+        &s.url("/api/v1/query?query=iso_metric"),
+    )
+    .await;
+    let pairs: BTreeSet<(String, String)> = both["data"]["result"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{both}"))
+        .iter()
+        .map(|r| {
+            let l = |n: &str| r["metric"][n].as_str().unwrap_or("").to_owned();
+            (l("__tenant_id__"), l("owner"))
+        })
+        .collect();
+    assert_eq!(
+        pairs,
+        [("team-a", "a"), ("team-b", "b")]
+            .iter()
+            .map(|(t, o)| (t.to_string(), o.to_string()))
+            .collect()
+    );
 
     // A user added to the file is let in without a restart; a broken file keeps the users.
     let carol = client(Some(&basic("carol", "pw-c")), Some("team-c"));

@@ -29,6 +29,7 @@ mod promql_side_by_side;
 mod promtool;
 mod ruler;
 mod ruler_ha;
+mod store_gateway_sharding;
 
 use strata_tests::{check_executable, node_exporter_bin, prometheus_bin, strata_bin};
 

@@ -55,6 +55,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn several_tenants_resolve_sorted_and_unique_and_each_is_checked() {
+        let header = TenancyConfig {
+            mode: TenancyMode::Header,
+            ..TenancyConfig::default()
+        };
+        let ids = |v: Vec<TenantId>| v.iter().map(|t| t.as_str().to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            ids(header.resolve_all(Some("b|a|b"), None).unwrap()),
+            vec!["a", "b"]
+        );
+        assert_eq!(ids(header.resolve_all(Some("a"), None).unwrap()), vec!["a"]);
+        assert!(header.resolve_all(Some("a||b"), None).is_err());
+        assert!(header.resolve_all(Some("a|../b"), None).is_err());
+        assert_eq!(
+            header.resolve_all(None, None),
+            Err(TenantError::MissingHeader)
+        );
+        // Single-tenant mode ignores the header, `|` or not.
+        let single = TenancyConfig::default();
+        assert_eq!(
+            ids(single.resolve_all(Some("a|b"), None).unwrap()),
+            vec!["anonymous"]
+        );
+    }
+
+    #[test]
     fn validation() {
         assert!(TenantId::new("team-a_1.prod").is_ok());
         assert!(TenantId::new("").is_err());
@@ -133,6 +159,31 @@ impl TenancyConfig {
                 let user = basic_auth_user(auth).ok_or(TenantError::BadAuthHeader)?;
                 checked(&user)
             }
+        }
+    }
+}
+
+impl TenancyConfig {
+    /// Resolves the tenants of a read that may span several (tenant federation): an
+    /// `X-Scope-OrgID` of ids separated by `|`, each checked, sorted and without duplicates.
+    /// Without a header (or in single-tenant mode) it is the one tenant [`Self::resolve`]
+    /// finds.
+    pub fn resolve_all(
+        &self,
+        org_id: Option<&str>,
+        authorization: Option<&str>,
+    ) -> Result<Vec<TenantId>, TenantError> {
+        match (self.mode, org_id) {
+            (TenancyMode::Header | TenancyMode::BasicAuth, Some(h)) if h.contains('|') => {
+                let mut out = h
+                    .split('|')
+                    .map(|id| TenantId::new(id).map_err(|e| TenantError::Invalid(e.to_string())))
+                    .collect::<Result<Vec<_>, _>>()?;
+                out.sort();
+                out.dedup();
+                Ok(out)
+            }
+            _ => Ok(vec![self.resolve(org_id, authorization)?]),
         }
     }
 }

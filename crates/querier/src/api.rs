@@ -3,6 +3,7 @@
 
 use crate::config::QuerierConfig;
 use crate::error::ApiError;
+use crate::federation::Federated;
 use crate::params::Params;
 use crate::remote_read;
 use crate::selector::parse_selector;
@@ -40,6 +41,11 @@ impl Querier {
         store: Arc<dyn Queryable>,
     ) -> Result<Arc<Self>, ApiError> {
         cfg.validate()?;
+        let store: Arc<dyn Queryable> = if cfg.replica_labels.is_empty() {
+            store
+        } else {
+            Arc::new(crate::dedup::Dedup::new(store, cfg.replica_labels.clone()))
+        };
         Ok(Arc::new(Self {
             cfg,
             tenancy,
@@ -52,6 +58,35 @@ impl Querier {
         Ok(self
             .tenancy
             .resolve(hv("x-scope-orgid"), hv("authorization"))?)
+    }
+
+    /// The tenant of a read and the store to read it from: with tenant federation on and
+    /// several tenants named, a [`Federated`] view over them (whose methods ignore the tenant
+    /// argument; the first tenant is passed).
+    pub(crate) fn source(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<(TenantId, Arc<dyn Queryable>), ApiError> {
+        let fed = &self.cfg.tenant_federation;
+        if !fed.enabled {
+            return Ok((self.tenant(headers)?, self.store.clone()));
+        }
+        let hv = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+        let mut tenants = self
+            .tenancy
+            .resolve_all(hv("x-scope-orgid"), hv("authorization"))?;
+        if tenants.len() > fed.max_tenants {
+            return Err(ApiError::BadData(format!(
+                "X-Scope-OrgID names {} tenants; at most {} may be read at once (querier.tenant_federation.max_tenants)",
+                tenants.len(),
+                fed.max_tenants
+            )));
+        }
+        if tenants.len() == 1 {
+            return Ok((tenants.remove(0), self.store.clone()));
+        }
+        let first = tenants[0].clone();
+        Ok((first, Arc::new(Federated::new(self.store.clone(), tenants))))
     }
 }
 
@@ -132,14 +167,14 @@ async fn series(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let p = params(&uri, &headers, &body);
-    let tenant = q.tenant(&headers)?;
+    let (tenant, store) = q.source(&headers)?;
     let sets = matcher_sets(&p, true, &q.cfg)?;
     let (start, end) = p.range()?;
     let limit = q.cfg.max_series_per_request;
     let mut all: BTreeSet<Labels> = BTreeSet::new();
     // Each store stops at the limit; the union of several `match[]` may still exceed it.
     for set in &sets {
-        for l in q.store.series(&tenant, set, start, end, limit).await? {
+        for l in store.series(&tenant, set, start, end, limit).await? {
             all.insert(l);
             check_count(all.len(), limit, ReadLimit::Series).map_err(QueryError::from)?;
         }
@@ -162,16 +197,16 @@ async fn labels(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let p = params(&uri, &headers, &body);
-    let tenant = q.tenant(&headers)?;
+    let (tenant, store) = q.source(&headers)?;
     let sets = matcher_sets(&p, false, &q.cfg)?;
     let (start, end) = p.range()?;
     let limit = q.cfg.max_label_names_per_request;
     let mut names = BTreeSet::new();
     if sets.is_empty() {
-        names.extend(q.store.label_names(&tenant, &[], start, end, limit).await?);
+        names.extend(store.label_names(&tenant, &[], start, end, limit).await?);
     }
     for set in &sets {
-        names.extend(q.store.label_names(&tenant, set, start, end, limit).await?);
+        names.extend(store.label_names(&tenant, set, start, end, limit).await?);
         check_count(names.len(), limit, ReadLimit::LabelNames).map_err(QueryError::from)?;
     }
     Ok(json_ok(json_strings(names.iter().map(String::as_str))))
@@ -185,7 +220,7 @@ async fn label_values(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let p = params(&uri, &headers, &body);
-    let tenant = q.tenant(&headers)?;
+    let (tenant, store) = q.source(&headers)?;
     if !is_label_name(&name) {
         return Err(ApiError::BadData(format!("invalid label name: {name:?}")));
     }
@@ -195,14 +230,14 @@ async fn label_values(
     let mut values = BTreeSet::new();
     if sets.is_empty() {
         values.extend(
-            q.store
+            store
                 .label_values(&tenant, &name, &[], start, end, limit)
                 .await?,
         );
     }
     for set in &sets {
         values.extend(
-            q.store
+            store
                 .label_values(&tenant, &name, set, start, end, limit)
                 .await?,
         );
@@ -227,7 +262,7 @@ async fn metadata(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let p = params(&uri, &headers, &body);
-    let tenant = q.tenant(&headers)?;
+    let (tenant, store) = q.source(&headers)?;
     let limit = match p.get("limit") {
         None | Some("") => None,
         Some(s) => Some(
@@ -236,7 +271,7 @@ async fn metadata(
         ),
     };
     let metric = p.get("metric").filter(|m| !m.is_empty());
-    let md = q.store.metadata(&tenant, metric).await?;
+    let md = store.metadata(&tenant, metric).await?;
     let mut map = serde_json::Map::new();
     for m in md {
         if limit.is_some_and(|l| l >= 0 && map.len() as i64 >= l) {

@@ -39,6 +39,32 @@ pub struct QuerierConfig {
     /// Deepest nesting of a PromQL expression (parentheses, function calls, aggregations,
     /// subqueries and chained operators each add a level); checked before evaluation.
     pub max_query_depth: usize,
+    /// Reads over several tenants at once (`X-Scope-OrgID: a|b`).
+    pub tenant_federation: TenantFederationConfig,
+    /// Labels that tell HA replicas apart (Thanos Querier's `--query.replica-label`): series
+    /// equal but for these are deduplicated at query time and answered without them. Empty:
+    /// no deduplication.
+    pub replica_labels: Vec<String>,
+}
+
+/// Tenant federation (Mimir's `tenant_federation`): off by default, as in Mimir.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantFederationConfig {
+    /// Whether reads may name several tenants separated by `|`. Each tenant named must still
+    /// be one the caller may act for (`server.auth`).
+    pub enabled: bool,
+    /// Most tenants one read may name.
+    pub max_tenants: usize,
+}
+
+impl Default for TenantFederationConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            max_tenants: 32,
+        }
+    }
 }
 
 /// Highest `max_query_depth` accepted: the parser is known to stay within a request thread's
@@ -58,6 +84,8 @@ impl Default for QuerierConfig {
             lookback_delta: std::time::Duration::from_secs(300),
             max_points_per_series: 11_000,
             ingesters: crate::ingesters::IngesterReadConfig::default(),
+            tenant_federation: TenantFederationConfig::default(),
+            replica_labels: Vec::new(),
             max_request_body_bytes: 10 << 20,
             max_query_bytes: 256 << 10,
             max_query_depth: 128,
@@ -67,6 +95,23 @@ impl Default for QuerierConfig {
 
 impl QuerierConfig {
     pub fn validate(&self) -> Result<(), ApiError> {
+        for l in &self.replica_labels {
+            let valid = !l.is_empty()
+                && !l.starts_with(|c: char| c.is_ascii_digit())
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid || l == "__name__" {
+                return Err(ApiError::Config {
+                    field: "querier.replica_labels",
+                    reason: "every entry must be a label name ([a-zA-Z_][a-zA-Z0-9_]*) other than __name__",
+                });
+            }
+        }
+        if self.tenant_federation.max_tenants < 1 {
+            return Err(ApiError::Config {
+                field: "querier.tenant_federation.max_tenants",
+                reason: "must be at least 1",
+            });
+        }
         if self.max_series_per_request == 0 {
             return Err(ApiError::Config {
                 field: "querier.max_series_per_request",

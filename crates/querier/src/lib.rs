@@ -4,7 +4,9 @@
 mod api;
 mod body_limit;
 pub mod config;
+pub mod dedup;
 mod error;
+pub mod federation;
 pub mod ingesters;
 mod params;
 mod query;
@@ -13,5 +15,5 @@ pub mod selector;
 pub mod store_gateways;
 
 pub use api::{router, Querier};
-pub use config::QuerierConfig;
+pub use config::{QuerierConfig, TenantFederationConfig};
 pub use error::ApiError;

@@ -190,12 +190,12 @@ pub(crate) async fn instant(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let p = params(&uri, &headers, &body);
-    let tenant = q.tenant(&headers)?;
+    let (tenant, store) = q.source(&headers)?;
     let query = p.get("query").unwrap_or("");
     let t = p.time("time", now_ms())?;
     let engine = engine_for(&q, &p)?;
     let t0 = Instant::now();
-    let res = engine.instant(q.store.as_ref(), &tenant, query, t).await?;
+    let res = engine.instant(store.as_ref(), &tenant, query, t).await?;
     tracing::debug!(
         query,
         took_ms = t0.elapsed().as_millis() as u64,
@@ -211,7 +211,7 @@ pub(crate) async fn range(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let p = params(&uri, &headers, &body);
-    let tenant = q.tenant(&headers)?;
+    let (tenant, store) = q.source(&headers)?;
     let query = p.get("query").unwrap_or("");
     let start = p
         .get("start")
@@ -261,15 +261,7 @@ pub(crate) async fn range(
     let engine = engine_for(&q, &p)?;
     let t0 = Instant::now();
     let res = engine
-        .range_with_resolution(
-            q.store.as_ref(),
-            &tenant,
-            query,
-            start,
-            end,
-            step,
-            resolution,
-        )
+        .range_with_resolution(store.as_ref(), &tenant, query, start, end, step, resolution)
         .await?;
     tracing::debug!(
         query,

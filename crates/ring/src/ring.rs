@@ -366,6 +366,13 @@ impl Ring {
             .collect()
     }
 
+    /// The owners of a block in a store-gateway ring: [`Self::owners`] of the block id's
+    /// [`crate::hash::key_token`], replication factor included. Store-gateways hold the blocks
+    /// they own and queriers ask a block's owners, both by this one function.
+    pub fn block_owners(&self, block_id: &str) -> Vec<&InstanceDesc> {
+        self.owners(crate::hash::key_token(block_id.as_bytes()), self.rf)
+    }
+
     /// The first instance clockwise from `key_token` that is healthy for `op` at `now_ms`:
     /// the single owner of work that needs exactly one healthy instance (a ruler's rule
     /// group). Unlike [`Self::owners`], an instance that stopped heartbeating is skipped, so

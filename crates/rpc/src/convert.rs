@@ -24,6 +24,23 @@ pub fn tenant(id: &str) -> Result<TenantId, Status> {
     TenantId::new(id).map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
+/// Block ids as sent: 16-byte ULIDs.
+pub fn block_ids_to_pb(ids: &[ulid::Ulid]) -> Vec<Vec<u8>> {
+    ids.iter().map(|u| u.to_bytes().to_vec()).collect()
+}
+
+/// Block ids as received; an id that is not 16 bytes is named by its field and position.
+pub fn block_ids_from_pb(ids: Vec<Vec<u8>>, field: &str) -> Result<Vec<ulid::Ulid>, String> {
+    ids.into_iter()
+        .enumerate()
+        .map(|(i, b)| {
+            <[u8; 16]>::try_from(b.as_slice())
+                .map(ulid::Ulid::from_bytes)
+                .map_err(|_| format!("{field}[{i}]: {} bytes, a block id has 16", b.len()))
+        })
+        .collect()
+}
+
 pub fn matchers_to_pb(ms: &[Matcher]) -> Vec<pb::Matcher> {
     ms.iter()
         .map(|m| pb::Matcher {

@@ -243,18 +243,7 @@ impl Queryable for IngesterClient {
         end: i64,
     ) -> Result<Vec<Series>, QueryError> {
         let chunked = self.select_chunks(tenant, matchers, start, end).await?;
-        Ok(chunked
-            .into_iter()
-            .map(|c| {
-                let mut samples = Vec::new();
-                c.decode_into(start, end, &mut samples);
-                Series {
-                    labels: c.labels().clone(),
-                    samples,
-                }
-            })
-            .filter(|s| !s.samples.is_empty())
-            .collect())
+        Ok(strata_storage::query::decode_all(chunked, start, end))
     }
 
     async fn select_chunks(

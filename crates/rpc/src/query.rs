@@ -34,8 +34,16 @@ pub async fn serve_select(
         .select_chunks_hinted(&t, &matchers, req.start_ms, req.end_ms, &hints)
         .await
         .map_err(|e| query_error_to_status(&e))?;
+    Ok(Response::new(select_stream(series, Vec::new())))
+}
+
+/// An answer as the messages of a streamed selection; `queried_blocks` go in the first.
+pub fn select_stream(series: Vec<ChunkedSeries>, queried_blocks: Vec<Vec<u8>>) -> SelectStream {
     let mut batches = Vec::new();
-    let mut cur = pb::SelectStreamResponse::default();
+    let mut cur = pb::SelectStreamResponse {
+        queried_blocks,
+        ..Default::default()
+    };
     let mut bytes = 0;
     for s in series {
         let s = series_to_pb(s);
@@ -49,7 +57,7 @@ pub async fn serve_select(
     if !cur.series.is_empty() || batches.is_empty() {
         batches.push(Ok(cur));
     }
-    Ok(Response::new(Box::pin(futures::stream::iter(batches))))
+    Box::pin(futures::stream::iter(batches))
 }
 
 pub async fn serve_series(
@@ -70,6 +78,7 @@ pub async fn serve_series(
                 labels: labels_to_pb(l),
             })
             .collect(),
+        queried_blocks: Vec::new(),
     }))
 }
 
@@ -89,7 +98,10 @@ pub async fn serve_label_names(
         )
         .await
         .map_err(|e| query_error_to_status(&e))?;
-    Ok(Response::new(pb::StringsResponse { values }))
+    Ok(Response::new(pb::StringsResponse {
+        values,
+        queried_blocks: Vec::new(),
+    }))
 }
 
 pub async fn serve_label_values(
@@ -109,7 +121,10 @@ pub async fn serve_label_values(
         )
         .await
         .map_err(|e| query_error_to_status(&e))?;
-    Ok(Response::new(pb::StringsResponse { values }))
+    Ok(Response::new(pb::StringsResponse {
+        values,
+        queried_blocks: Vec::new(),
+    }))
 }
 
 /// Builds requests and turns answers back into storage types, for any remote `Queryable`.
@@ -140,6 +155,7 @@ impl RemoteReads<'_> {
             end_ms: end,
             hints: Some(hints_to_pb(hints)),
             limits: Some(limits_to_pb(&hints.limits)),
+            block_ids: Vec::new(),
         })
     }
 
@@ -176,6 +192,7 @@ impl RemoteReads<'_> {
             start_ms: start,
             end_ms: end,
             limit: limit as u64,
+            block_ids: Vec::new(),
         })
     }
 
@@ -195,6 +212,7 @@ impl RemoteReads<'_> {
             start_ms: start,
             end_ms: end,
             limit: limit as u64,
+            block_ids: Vec::new(),
         })
     }
 
@@ -228,22 +246,35 @@ impl RemoteReads<'_> {
         >,
         limits: &ReadLimits,
     ) -> Result<Vec<ChunkedSeries>, QueryError> {
+        Ok(self.collect_stream_blocks(call, limits).await?.0)
+    }
+
+    /// [`RemoteReads::collect_stream`], with the blocks the answer names as read.
+    pub async fn collect_stream_blocks(
+        &self,
+        call: impl std::future::Future<
+            Output = Result<Response<tonic::Streaming<pb::SelectStreamResponse>>, Status>,
+        >,
+        limits: &ReadLimits,
+    ) -> Result<(Vec<ChunkedSeries>, Vec<Vec<u8>>), QueryError> {
         let fut = async {
             let mut stream = call
                 .await
                 .map_err(|s| status_to_query_error(self.target, s))?
                 .into_inner();
             let mut out = Vec::new();
+            let mut queried = Vec::new();
             let mut tally = limits.tally();
             while let Some(msg) = stream.next().await {
                 let msg = msg.map_err(|s| status_to_query_error(self.target, s))?;
+                queried.extend(msg.queried_blocks);
                 for s in msg.series {
                     let s = series_from_pb(s);
                     tally.add_series(&s)?;
                     out.push(s);
                 }
             }
-            Ok::<_, QueryError>(out)
+            Ok::<_, QueryError>((out, queried))
         };
         match tokio::time::timeout(self.timeout, fut).await {
             Ok(r) => r,

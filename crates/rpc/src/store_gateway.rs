@@ -1,5 +1,14 @@
-//! `StoreGateway` service: queriers read blocks from the bucket through it.
+//! `StoreGateway` service: queriers read blocks from the bucket through it. A request that
+//! names blocks is read by [`BlockQueryable`] (sharded store-gateways: the answer names the
+//! blocks read); one that names none reads every block of the tenant ([`Queryable`]).
 
+// Tonic handlers' error type is `tonic::Status`.
+#![allow(clippy::result_large_err)]
+
+use crate::convert::{
+    block_ids_from_pb, block_ids_to_pb, count_from_pb, hints_from_pb, labels_to_pb, limits_from_pb,
+    matchers_from_pb, query_error_to_status, tenant,
+};
 use crate::pb::query::v1 as pb;
 use crate::pb::storegateway::v1::store_gateway_client::StoreGatewayClient as RawClient;
 use crate::pb::storegateway::v1::store_gateway_server::{StoreGateway, StoreGatewayServer};
@@ -9,14 +18,20 @@ use async_trait::async_trait;
 use std::sync::Arc;
 use strata_model::{Labels, Matcher, TenantId};
 use strata_storage::{
-    ChunkedSeries, QueryError, Queryable, ReadLimit, SelectHints, Series, SeriesMetadata,
+    BlockQueryable, BlockSelection, BlocksAnswer, ChunkedSeries, QueryError, Queryable, ReadLimit,
+    SelectHints, Series, SeriesMetadata,
 };
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
-/// Serves a store-gateway (a `Queryable` over blocks) over gRPC.
+/// What a store-gateway service serves: whole-tenant reads and reads of named blocks.
+pub trait StoreGatewayBackend: Queryable + BlockQueryable {}
+
+impl<T: Queryable + BlockQueryable> StoreGatewayBackend for T {}
+
+/// Serves a store-gateway over gRPC.
 pub struct StoreGatewayService {
-    queryable: Arc<dyn Queryable>,
+    backend: Arc<dyn StoreGatewayBackend>,
 }
 
 impl std::fmt::Debug for StoreGatewayService {
@@ -27,8 +42,16 @@ impl std::fmt::Debug for StoreGatewayService {
 }
 
 impl StoreGatewayService {
-    pub fn new(queryable: Arc<dyn Queryable>) -> Self {
-        Self { queryable }
+    pub fn new(backend: Arc<dyn StoreGatewayBackend>) -> Self {
+        Self { backend }
+    }
+
+    fn queryable(&self) -> &dyn Queryable {
+        self.backend.as_ref()
+    }
+
+    fn blocks(&self) -> &dyn BlockQueryable {
+        self.backend.as_ref()
     }
 
     /// The tonic service, with the server's message limits.
@@ -47,28 +70,106 @@ impl StoreGateway for StoreGatewayService {
         &self,
         request: Request<pb::SelectRequest>,
     ) -> Result<Response<SelectStream>, Status> {
-        query::serve_select(self.queryable.as_ref(), request.into_inner()).await
+        let mut req = request.into_inner();
+        if req.block_ids.is_empty() {
+            return query::serve_select(self.queryable(), req).await;
+        }
+        let blocks = named_blocks(std::mem::take(&mut req.block_ids))?;
+        let t = tenant(&req.tenant)?;
+        let matchers = matchers_from_pb(req.matchers)?;
+        let mut hints = hints_from_pb(req.hints);
+        hints.limits = limits_from_pb(req.limits);
+        let sel = BlockSelection::new(&t, &blocks, &matchers, req.start_ms, req.end_ms);
+        let a = self
+            .blocks()
+            .select_blocks(sel, &hints)
+            .await
+            .map_err(|e| query_error_to_status(&e))?;
+        Ok(Response::new(query::select_stream(
+            a.value,
+            block_ids_to_pb(&a.queried),
+        )))
     }
 
     async fn series_labels(
         &self,
         request: Request<pb::SelectRequest>,
     ) -> Result<Response<pb::SeriesLabelsResponse>, Status> {
-        query::serve_series(self.queryable.as_ref(), request.into_inner()).await
+        let mut req = request.into_inner();
+        if req.block_ids.is_empty() {
+            return query::serve_series(self.queryable(), req).await;
+        }
+        let blocks = named_blocks(std::mem::take(&mut req.block_ids))?;
+        let t = tenant(&req.tenant)?;
+        let matchers = matchers_from_pb(req.matchers)?;
+        let limit = limits_from_pb(req.limits).max_series;
+        let sel = BlockSelection::new(&t, &blocks, &matchers, req.start_ms, req.end_ms);
+        let a = self
+            .blocks()
+            .series_blocks(sel, limit)
+            .await
+            .map_err(|e| query_error_to_status(&e))?;
+        Ok(Response::new(pb::SeriesLabelsResponse {
+            series: a
+                .value
+                .iter()
+                .map(|l| pb::LabelSet {
+                    labels: labels_to_pb(l),
+                })
+                .collect(),
+            queried_blocks: block_ids_to_pb(&a.queried),
+        }))
     }
 
     async fn label_names(
         &self,
         request: Request<pb::LabelNamesRequest>,
     ) -> Result<Response<pb::StringsResponse>, Status> {
-        query::serve_label_names(self.queryable.as_ref(), request.into_inner()).await
+        let mut req = request.into_inner();
+        if req.block_ids.is_empty() {
+            return query::serve_label_names(self.queryable(), req).await;
+        }
+        let blocks = named_blocks(std::mem::take(&mut req.block_ids))?;
+        let t = tenant(&req.tenant)?;
+        let matchers = matchers_from_pb(req.matchers)?;
+        let sel = BlockSelection::new(&t, &blocks, &matchers, req.start_ms, req.end_ms);
+        let a = self
+            .blocks()
+            .label_names_blocks(sel, count_from_pb(req.limit))
+            .await
+            .map_err(|e| query_error_to_status(&e))?;
+        Ok(Response::new(strings(a)))
     }
 
     async fn label_values(
         &self,
         request: Request<pb::LabelValuesRequest>,
     ) -> Result<Response<pb::StringsResponse>, Status> {
-        query::serve_label_values(self.queryable.as_ref(), request.into_inner()).await
+        let mut req = request.into_inner();
+        if req.block_ids.is_empty() {
+            return query::serve_label_values(self.queryable(), req).await;
+        }
+        let blocks = named_blocks(std::mem::take(&mut req.block_ids))?;
+        let t = tenant(&req.tenant)?;
+        let matchers = matchers_from_pb(req.matchers)?;
+        let sel = BlockSelection::new(&t, &blocks, &matchers, req.start_ms, req.end_ms);
+        let a = self
+            .blocks()
+            .label_values_blocks(sel, &req.name, count_from_pb(req.limit))
+            .await
+            .map_err(|e| query_error_to_status(&e))?;
+        Ok(Response::new(strings(a)))
+    }
+}
+
+fn named_blocks(ids: Vec<Vec<u8>>) -> Result<Vec<ulid::Ulid>, Status> {
+    block_ids_from_pb(ids, "block_ids").map_err(Status::invalid_argument)
+}
+
+fn strings(a: BlocksAnswer<Vec<String>>) -> pb::StringsResponse {
+    pb::StringsResponse {
+        values: a.value,
+        queried_blocks: block_ids_to_pb(&a.queried),
     }
 }
 
@@ -109,18 +210,7 @@ impl Queryable for StoreGatewayClient {
         end: i64,
     ) -> Result<Vec<Series>, QueryError> {
         let chunked = self.select_chunks(tenant, matchers, start, end).await?;
-        Ok(chunked
-            .into_iter()
-            .map(|c| {
-                let mut samples = Vec::new();
-                c.decode_into(start, end, &mut samples);
-                Series {
-                    labels: c.labels().clone(),
-                    samples,
-                }
-            })
-            .filter(|s| !s.samples.is_empty())
-            .collect())
+        Ok(strata_storage::query::decode_all(chunked, start, end))
     }
 
     async fn select_chunks(
@@ -206,5 +296,89 @@ impl Queryable for StoreGatewayClient {
         _metric: Option<&str>,
     ) -> Result<Vec<SeriesMetadata>, QueryError> {
         Ok(Vec::new())
+    }
+}
+
+impl StoreGatewayClient {
+    /// The blocks an answer names as read; a malformed id is the remote's fault.
+    fn queried(&self, ids: Vec<Vec<u8>>) -> Result<Vec<ulid::Ulid>, QueryError> {
+        block_ids_from_pb(ids, "queried_blocks").map_err(|e| QueryError::Remote {
+            target: self.target.to_string(),
+            source: e.into(),
+        })
+    }
+}
+
+#[async_trait]
+impl BlockQueryable for StoreGatewayClient {
+    async fn select_blocks(
+        &self,
+        sel: BlockSelection<'_>,
+        hints: &SelectHints,
+    ) -> Result<BlocksAnswer<Vec<ChunkedSeries>>, QueryError> {
+        let r = self.reads();
+        let mut req = r.select_request(sel.tenant, sel.matchers, sel.start, sel.end, hints);
+        req.get_mut().block_ids = block_ids_to_pb(sel.blocks);
+        let mut raw = self.raw.clone();
+        let (value, queried) = r
+            .collect_stream_blocks(raw.series(req), &hints.limits)
+            .await?;
+        Ok(BlocksAnswer {
+            value,
+            queried: self.queried(queried)?,
+        })
+    }
+
+    async fn series_blocks(
+        &self,
+        sel: BlockSelection<'_>,
+        limit: usize,
+    ) -> Result<BlocksAnswer<Vec<Labels>>, QueryError> {
+        let r = self.reads();
+        let mut req = r.series_request(sel.tenant, sel.matchers, sel.start, sel.end, limit);
+        req.get_mut().block_ids = block_ids_to_pb(sel.blocks);
+        let mut raw = self.raw.clone();
+        let mut resp = r.call(raw.series_labels(req)).await?;
+        let queried = self.queried(std::mem::take(&mut resp.queried_blocks))?;
+        Ok(BlocksAnswer {
+            value: RemoteReads::label_sets(resp, limit)?,
+            queried,
+        })
+    }
+
+    async fn label_names_blocks(
+        &self,
+        sel: BlockSelection<'_>,
+        limit: usize,
+    ) -> Result<BlocksAnswer<Vec<String>>, QueryError> {
+        let r = self.reads();
+        let mut req = r.label_names_request(sel.tenant, sel.matchers, sel.start, sel.end, limit);
+        req.get_mut().block_ids = block_ids_to_pb(sel.blocks);
+        let mut raw = self.raw.clone();
+        let mut resp = r.call(raw.label_names(req)).await?;
+        let queried = self.queried(std::mem::take(&mut resp.queried_blocks))?;
+        Ok(BlocksAnswer {
+            value: RemoteReads::strings(resp, limit, ReadLimit::LabelNames)?,
+            queried,
+        })
+    }
+
+    async fn label_values_blocks(
+        &self,
+        sel: BlockSelection<'_>,
+        name: &str,
+        limit: usize,
+    ) -> Result<BlocksAnswer<Vec<String>>, QueryError> {
+        let r = self.reads();
+        let mut req =
+            r.label_values_request(sel.tenant, name, sel.matchers, sel.start, sel.end, limit);
+        req.get_mut().block_ids = block_ids_to_pb(sel.blocks);
+        let mut raw = self.raw.clone();
+        let mut resp = r.call(raw.label_values(req)).await?;
+        let queried = self.queried(std::mem::take(&mut resp.queried_blocks))?;
+        Ok(BlocksAnswer {
+            value: RemoteReads::strings(resp, limit, ReadLimit::LabelValues)?,
+            queried,
+        })
     }
 }

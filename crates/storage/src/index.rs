@@ -244,6 +244,81 @@ impl BucketIndex {
     }
 }
 
+/// The blocks of one resolution that a query reads (see [`BucketIndex::plan`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedBlocks {
+    /// Resolution in milliseconds ([`crate::block::RESOLUTION_RAW`] for raw blocks).
+    pub resolution: i64,
+    pub blocks: Vec<IndexedBlock>,
+}
+
+impl BucketIndex {
+    /// The blocks answering `[start, end]` with resolutions up to `max_resolution`, grouped by
+    /// resolution, coarsest first: the coarsest allowed blocks, then finer ones only where the
+    /// coarser leave a gap (Thanos's choice: downsampled data exists to make long ranges
+    /// cheap). Queriers and store-gateways plan with this one function, so both agree on which
+    /// blocks a query needs.
+    pub fn plan(
+        &self,
+        now_ms: i64,
+        ignore_marked_after_ms: i64,
+        start: i64,
+        end: i64,
+        max_resolution: i64,
+    ) -> Vec<PlannedBlocks> {
+        let mut candidates: Vec<&IndexedBlock> = self
+            .queryable_blocks(now_ms, ignore_marked_after_ms)
+            .filter(|b| {
+                b.resolution <= max_resolution.max(crate::block::RESOLUTION_RAW)
+                    && b.max_time >= start
+                    && b.min_time <= end
+            })
+            .collect();
+        candidates.sort_by_key(|b| (std::cmp::Reverse(b.resolution), b.min_time, b.ulid));
+        let mut covered: Vec<(i64, i64)> = Vec::new();
+        let mut plan = Vec::new();
+        let mut i = 0;
+        while i < candidates.len() {
+            let resolution = candidates[i].resolution;
+            let mut chosen = Vec::new();
+            while i < candidates.len() && candidates[i].resolution == resolution {
+                let b = candidates[i];
+                let (lo, hi) = (b.min_time.max(start), b.max_time.min(end));
+                if !is_covered(&covered, lo, hi) {
+                    chosen.push(b.clone());
+                }
+                i += 1;
+            }
+            covered.extend(chosen.iter().map(|b| (b.min_time, b.max_time)));
+            covered = merge_intervals(covered);
+            if !chosen.is_empty() {
+                plan.push(PlannedBlocks {
+                    resolution,
+                    blocks: chosen,
+                });
+            }
+        }
+        plan
+    }
+}
+
+fn is_covered(covered: &[(i64, i64)], lo: i64, hi: i64) -> bool {
+    covered.iter().any(|&(a, b)| a <= lo && hi <= b)
+}
+
+/// Sorted, merged intervals (adjacent ones joined).
+fn merge_intervals(mut v: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
+    v.sort_unstable();
+    let mut out: Vec<(i64, i64)> = Vec::with_capacity(v.len());
+    for (a, b) in v {
+        match out.last_mut() {
+            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
 /// Reads a block's deletion mark; `None` if it is not marked.
 pub async fn read_deletion_mark(
     bucket: &Bucket,
@@ -311,4 +386,63 @@ pub async fn list_tenants(bucket: &Bucket) -> Result<Vec<TenantId>, BucketError>
         .into_iter()
         .filter_map(|d| TenantId::new(&d).ok())
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(n: u64, min_time: i64, max_time: i64, resolution: i64) -> IndexedBlock {
+        IndexedBlock {
+            ulid: Ulid::from_parts(n, 0),
+            min_time,
+            max_time,
+            resolution,
+            compaction_level: 1,
+            sources: Vec::new(),
+            num_series: 1,
+            num_samples: 1,
+            size_bytes: 1,
+        }
+    }
+
+    fn ulids(p: &PlannedBlocks) -> Vec<u64> {
+        p.blocks.iter().map(|b| b.ulid.timestamp_ms()).collect()
+    }
+
+    #[test]
+    fn plans_the_coarsest_blocks_and_finer_ones_only_for_gaps() {
+        let mut index = BucketIndex::empty(0);
+        // Raw blocks 0-99, 100-199, 200-299; a 5m block covering 0-199.
+        index.blocks = vec![
+            block(1, 0, 99, 0),
+            block(2, 100, 199, 0),
+            block(3, 200, 299, 0),
+            block(4, 0, 199, 300_000),
+        ];
+        let plan = index.plan(0, 1000, 50, 250, 300_000);
+        assert_eq!(plan.len(), 2);
+        assert_eq!((plan[0].resolution, ulids(&plan[0])), (300_000, vec![4]));
+        assert_eq!((plan[1].resolution, ulids(&plan[1])), (0, vec![3]));
+        // Raw only: every raw block overlapping the range, none outside it.
+        let plan = index.plan(0, 1000, 150, 250, 0);
+        assert_eq!(plan.len(), 1);
+        assert_eq!(ulids(&plan[0]), vec![2, 3]);
+        // A block marked for deletion longer ago than the delay is left out.
+        index.deletion_marks = vec![DeletionMark {
+            ulid: Ulid::from_parts(2, 0),
+            deletion_time: 0,
+            details: String::new(),
+        }];
+        assert_eq!(ulids(&index.plan(5000, 1000, 150, 250, 0)[0]), vec![3]);
+        assert_eq!(ulids(&index.plan(500, 1000, 150, 250, 0)[0]), vec![2, 3]);
+    }
+
+    #[test]
+    fn coverage_joins_adjacent_blocks() {
+        let c = merge_intervals(vec![(10, 19), (0, 9), (30, 39)]);
+        assert_eq!(c, vec![(0, 19), (30, 39)]);
+        assert!(is_covered(&c, 5, 15));
+        assert!(!is_covered(&c, 15, 35));
+    }
 }

@@ -6,16 +6,19 @@
 //! on each other.
 
 pub mod block;
+pub mod block_query;
 pub mod block_set;
 pub mod bucket;
 pub mod chunk;
 mod error;
 pub mod index;
+pub mod index_cache;
 pub mod limits;
 pub mod merge;
 pub mod push;
 pub mod query;
 
+pub use block_query::{BlockQueryable, BlockSelection, BlocksAnswer};
 pub use error::{LimitExceeded, PushError, QueryError, ReadLimit};
 pub use limits::{ReadLimits, NO_LIMIT};
 pub use merge::MergeQueryable;

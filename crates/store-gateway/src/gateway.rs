@@ -7,21 +7,45 @@ use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
 use strata_model::{Labels, MatchOp, Matcher, Sample, TenantId};
+use strata_ring::RingWatcher;
 use strata_storage::block::{BlockReader, RangeCache, RESOLUTION_RAW};
 use strata_storage::block_set;
 use strata_storage::bucket::Bucket;
-use strata_storage::index::{BucketIndex, IndexedBlock};
+use strata_storage::index::{BucketIndex, PlannedBlocks};
+use strata_storage::index_cache::{IndexCache, IndexSource};
 use strata_storage::merge::merge_series;
 use strata_storage::query::{Series, SeriesMetadata};
-use strata_storage::{ChunkedSeries, QueryError, Queryable, ReadLimits, SelectHints};
+use strata_storage::{
+    BlockQueryable, BlockSelection, BlocksAnswer, ChunkedSeries, QueryError, Queryable, ReadLimits,
+    SelectHints,
+};
 use ulid::Ulid;
 
-#[derive(Debug)]
-struct TenantIndex {
-    index: Arc<BucketIndex>,
-    loaded: Instant,
+/// Which blocks a store-gateway holds when store-gateways shard the bucket: those whose owners
+/// in the store-gateway ring ([`strata_ring::Ring::block_owners`]) include this instance.
+#[derive(Debug, Clone)]
+pub struct BlockSharding {
+    ring: Arc<RingWatcher>,
+    instance_id: String,
+}
+
+impl BlockSharding {
+    pub fn new(ring: Arc<RingWatcher>, instance_id: impl Into<String>) -> Self {
+        Self {
+            ring,
+            instance_id: instance_id.into(),
+        }
+    }
+
+    /// Whether this instance owns `block` in the ring as it is now.
+    pub fn owns(&self, block: &Ulid) -> bool {
+        self.ring
+            .ring()
+            .block_owners(&block.to_string())
+            .iter()
+            .any(|d| d.id == self.instance_id)
+    }
 }
 
 #[derive(Debug)]
@@ -45,9 +69,9 @@ struct BlockCache {
 pub struct StoreGateway {
     cfg: StoreGatewayConfig,
     bucket: Bucket,
-    indexes: Mutex<HashMap<TenantId, TenantIndex>>,
-    /// Serialises index loads per tenant so a burst of queries reads the index once.
-    loading: tokio::sync::Mutex<()>,
+    indexes: IndexCache,
+    /// `None`: every block (one store-gateway, or a single process).
+    sharding: Option<BlockSharding>,
     cache: Mutex<BlockCache>,
     samples_cache: Option<Arc<RangeCache>>,
     metrics: Metrics,
@@ -67,103 +91,94 @@ fn query_err(
 }
 
 impl StoreGateway {
-    /// A store-gateway over `bucket`.
+    /// A store-gateway over every block of `bucket`.
     pub fn new(
         cfg: StoreGatewayConfig,
         bucket: Bucket,
+        registry: &mut Registry,
+    ) -> Result<Arc<Self>, StoreGatewayError> {
+        Self::with_sharding(cfg, bucket, None, registry)
+    }
+
+    /// A store-gateway over the blocks `sharding` gives it (every block with `None`). Blocks
+    /// named in a [`BlockQueryable`] read that it does not own are left out of the answer's
+    /// `queried` list; whole-tenant reads ([`Queryable`]) still read every block.
+    pub fn with_sharding(
+        cfg: StoreGatewayConfig,
+        bucket: Bucket,
+        sharding: Option<BlockSharding>,
         registry: &mut Registry,
     ) -> Result<Arc<Self>, StoreGatewayError> {
         cfg.validate()?;
         let samples_cache = (cfg.samples_cache_bytes > 0)
             .then(|| Arc::new(RangeCache::new(cfg.samples_cache_bytes)));
         Ok(Arc::new(Self {
+            indexes: IndexCache::new(bucket.clone(), cfg.sync_interval),
+            sharding,
             cfg,
             bucket,
-            indexes: Mutex::new(HashMap::new()),
-            loading: tokio::sync::Mutex::new(()),
             cache: Mutex::new(BlockCache::default()),
             samples_cache,
             metrics: Metrics::new(registry),
         }))
     }
 
-    /// The tenant's bucket index, re-read once older than `sync_interval`. Without an index
-    /// (no compactor has run yet) the bucket is listed instead, and that result is cached the
-    /// same way. If re-reading fails, the previous index keeps serving.
+    /// The tenant's bucket index (see [`IndexCache`]).
     async fn index(&self, tenant: &TenantId) -> Result<Arc<BucketIndex>, QueryError> {
-        let fresh = |m: &HashMap<TenantId, TenantIndex>| {
-            m.get(tenant)
-                .filter(|t| t.loaded.elapsed() < self.cfg.sync_interval)
-                .map(|t| t.index.clone())
-        };
-        if let Some(i) = fresh(&self.indexes.lock()) {
-            return Ok(i);
-        }
-        let _g = self.loading.lock().await;
-        if let Some(i) = fresh(&self.indexes.lock()) {
-            return Ok(i);
-        }
-        let loaded = match BucketIndex::read(&self.bucket, tenant).await {
-            Ok(Some(i)) => Ok(i),
-            Ok(None) => BucketIndex::build(&self.bucket, tenant, None, now_ms())
-                .await
-                .map(|(i, _)| i),
-            Err(e) => Err(e),
-        };
-        self.metrics.index_loads.inc();
-        match loaded {
-            Ok(i) => {
-                let i = Arc::new(i);
-                self.indexes.lock().insert(
-                    tenant.clone(),
-                    TenantIndex {
-                        index: i.clone(),
-                        loaded: Instant::now(),
-                    },
-                );
+        match self.indexes.get(tenant, now_ms()).await {
+            Ok((i, source)) => {
+                match source {
+                    IndexSource::Cached => {}
+                    IndexSource::Loaded => {
+                        self.metrics.index_loads.inc();
+                    }
+                    IndexSource::Stale => {
+                        self.metrics.index_loads.inc();
+                        self.metrics.index_load_failures.inc();
+                    }
+                }
                 Ok(i)
             }
             Err(e) => {
+                self.metrics.index_loads.inc();
                 self.metrics.index_load_failures.inc();
-                if let Some(t) = self.indexes.lock().get(tenant) {
-                    tracing::warn!(tenant = %tenant, error = %e, "bucket index reload failed; serving the previous index");
-                    return Ok(t.index.clone());
-                }
                 Err(query_err(tenant, "read bucket index", e))
             }
         }
     }
 
-    /// Raw blocks that may hold samples in `[start, end]`.
-    async fn blocks_for(
+    /// Whether this store-gateway holds `block`.
+    pub fn owns(&self, block: &Ulid) -> bool {
+        self.sharding.as_ref().is_none_or(|s| s.owns(block))
+    }
+
+    /// The raw blocks of the tenant's index that may hold samples in `[start, end]`.
+    async fn raw_blocks(
         &self,
         tenant: &TenantId,
         start: i64,
         end: i64,
-    ) -> Result<Vec<Arc<BlockReader>>, QueryError> {
-        let plan = self.plan(tenant, start, end, RESOLUTION_RAW).await?;
-        Ok(plan.into_iter().flat_map(|(_, b)| b).collect())
+    ) -> Result<Vec<Ulid>, QueryError> {
+        Ok(self
+            .plan(tenant, start, end, RESOLUTION_RAW)
+            .await?
+            .into_iter()
+            .flat_map(|p| p.blocks)
+            .map(|b| b.ulid)
+            .collect())
     }
 
-    /// Opens the raw blocks of `[start, end]` one after the other (up to
-    /// `block_open_concurrency` ahead) and hands each to `f`; the first error stops it, and the
-    /// blocks not reached yet are never opened. Label queries read this way stop at their
-    /// limit without opening the rest of the tenant's blocks.
+    /// Opens `blocks` one after the other (up to `block_open_concurrency` ahead) and hands
+    /// each to `f`; the first error stops it, and the blocks not reached yet are never opened.
+    /// Label queries read this way stop at their limit without opening the rest.
     async fn for_each_block(
         &self,
         tenant: &TenantId,
-        start: i64,
-        end: i64,
+        blocks: Vec<Ulid>,
         mut f: impl FnMut(&BlockReader) -> Result<(), QueryError>,
     ) -> Result<(), QueryError> {
-        let wanted: Vec<IndexedBlock> = self
-            .plan_indexed(tenant, start, end, RESOLUTION_RAW)
-            .await?
-            .into_iter()
-            .flat_map(|(_, b)| b)
-            .collect();
-        let mut opened = futures::stream::iter(wanted)
-            .map(|b| self.open(tenant, b.ulid))
+        let mut opened = futures::stream::iter(blocks)
+            .map(|b| self.open(tenant, b))
             .buffered(self.cfg.block_open_concurrency);
         while let Some(b) = opened.next().await {
             let b = b?;
@@ -172,81 +187,80 @@ impl StoreGateway {
         Ok(())
     }
 
-    /// The blocks answering `[start, end]` with resolutions up to `max_resolution`, grouped by
-    /// resolution: the coarsest allowed blocks first, finer ones only where the coarser leave
-    /// a gap (Thanos's choice: downsampled data exists to make long ranges cheap).
+    /// The blocks of the tenant's index answering `[start, end]` ([`BucketIndex::plan`]).
     async fn plan(
         &self,
         tenant: &TenantId,
         start: i64,
         end: i64,
         max_resolution: i64,
-    ) -> Result<Vec<(i64, Vec<Arc<BlockReader>>)>, QueryError> {
-        let plan = self
-            .plan_indexed(tenant, start, end, max_resolution)
-            .await?;
-        let mut out = Vec::with_capacity(plan.len());
-        for (res, blocks) in plan {
-            out.push((res, self.open_all(tenant, blocks).await?));
-        }
-        Ok(out)
-    }
-
-    /// [`StoreGateway::plan`] without opening the blocks.
-    async fn plan_indexed(
-        &self,
-        tenant: &TenantId,
-        start: i64,
-        end: i64,
-        max_resolution: i64,
-    ) -> Result<Vec<(i64, Vec<IndexedBlock>)>, QueryError> {
+    ) -> Result<Vec<PlannedBlocks>, QueryError> {
         let index = self.index(tenant).await?;
-        let mut candidates: Vec<&IndexedBlock> = index
-            .queryable_blocks(
-                now_ms(),
-                self.cfg.ignore_deletion_marks_delay.as_millis() as i64,
-            )
-            .filter(|b| {
-                b.resolution <= max_resolution.max(RESOLUTION_RAW)
-                    && b.max_time >= start
-                    && b.min_time <= end
-            })
-            .collect();
-        candidates.sort_by_key(|b| (std::cmp::Reverse(b.resolution), b.min_time));
-        let mut covered: Vec<(i64, i64)> = Vec::new();
-        let mut plan: Vec<(i64, Vec<IndexedBlock>)> = Vec::new();
-        let mut i = 0;
-        while i < candidates.len() {
-            let res = candidates[i].resolution;
-            let mut chosen = Vec::new();
-            while i < candidates.len() && candidates[i].resolution == res {
-                let b = candidates[i];
-                let (lo, hi) = (b.min_time.max(start), b.max_time.min(end));
-                if !is_covered(&covered, lo, hi) {
-                    chosen.push(b.clone());
-                }
-                i += 1;
-            }
-            covered.extend(chosen.iter().map(|b| (b.min_time, b.max_time)));
-            covered = merge_intervals(covered);
-            if !chosen.is_empty() {
-                plan.push((res, chosen));
-            }
-        }
-        Ok(plan)
+        Ok(index.plan(
+            now_ms(),
+            self.cfg.ignore_deletion_marks_delay.as_millis() as i64,
+            start,
+            end,
+            max_resolution,
+        ))
     }
 
     async fn open_all(
         &self,
         tenant: &TenantId,
-        wanted: Vec<IndexedBlock>,
+        wanted: Vec<Ulid>,
     ) -> Result<Vec<Arc<BlockReader>>, QueryError> {
         let opened: Vec<Result<Arc<BlockReader>, QueryError>> = futures::stream::iter(wanted)
-            .map(|b| self.open(tenant, b.ulid))
+            .map(|b| self.open(tenant, b))
             .buffer_unordered(self.cfg.block_open_concurrency)
             .collect()
             .await;
         opened.into_iter().collect()
+    }
+
+    /// Selects from open blocks grouped by resolution, and merges finest first: on equal
+    /// timestamps raw samples win over aggregates.
+    async fn select_resolutions(
+        &self,
+        mut by_resolution: Vec<(i64, Vec<Arc<BlockReader>>)>,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+        hints: &SelectHints,
+    ) -> Result<Vec<ChunkedSeries>, QueryError> {
+        by_resolution.sort_by_key(|(res, _)| *res);
+        let limits = &hints.limits;
+        let mut lists = Vec::with_capacity(by_resolution.len());
+        for (res, blocks) in by_resolution {
+            lists.push(if res == RESOLUTION_RAW {
+                block_set::select_limited(&blocks, matchers, start, end, limits).await?
+            } else {
+                self.select_downsampled(
+                    &blocks,
+                    matchers,
+                    start,
+                    end,
+                    hints.func.as_deref(),
+                    limits,
+                )
+                .await?
+            });
+        }
+        let out: Vec<ChunkedSeries> = merge_series(lists)
+            .into_iter()
+            .map(ChunkedSeries::Samples)
+            .collect();
+        limits.check(&out)?;
+        Ok(out)
+    }
+
+    /// The blocks of `sel` this store-gateway owns, in the order asked.
+    fn owned(&self, sel: &BlockSelection<'_>) -> Vec<Ulid> {
+        sel.blocks
+            .iter()
+            .filter(|b| self.owns(b))
+            .copied()
+            .collect()
     }
 
     async fn open(&self, tenant: &TenantId, ulid: Ulid) -> Result<Arc<BlockReader>, QueryError> {
@@ -385,7 +399,7 @@ impl StoreGateway {
 
     /// Forgets cached indexes, so the next query re-reads them (tests, admin endpoints).
     pub fn invalidate_indexes(&self) {
-        self.indexes.lock().clear();
+        self.indexes.invalidate();
     }
 
     /// Estimated bytes of open blocks.
@@ -432,23 +446,6 @@ fn aggregate_for(func: Option<&str>) -> Aggregate {
     }
 }
 
-fn is_covered(covered: &[(i64, i64)], lo: i64, hi: i64) -> bool {
-    covered.iter().any(|&(a, b)| a <= lo && hi <= b)
-}
-
-/// Sorted, merged intervals (adjacent ones joined).
-fn merge_intervals(mut v: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
-    v.sort_unstable();
-    let mut out: Vec<(i64, i64)> = Vec::with_capacity(v.len());
-    for (a, b) in v {
-        match out.last_mut() {
-            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
-            _ => out.push((a, b)),
-        }
-    }
-    out
-}
-
 #[async_trait]
 impl Queryable for StoreGateway {
     async fn select_chunks_hinted(
@@ -462,30 +459,13 @@ impl Queryable for StoreGateway {
         let plan = self
             .plan(tenant, start, end, hints.max_resolution_ms)
             .await?;
-        let mut lists = Vec::with_capacity(plan.len());
-        let limits = &hints.limits;
-        // Finest first: on equal timestamps raw samples win over aggregates.
-        for (res, blocks) in plan.into_iter().rev() {
-            lists.push(if res == RESOLUTION_RAW {
-                block_set::select_limited(&blocks, matchers, start, end, limits).await?
-            } else {
-                self.select_downsampled(
-                    &blocks,
-                    matchers,
-                    start,
-                    end,
-                    hints.func.as_deref(),
-                    limits,
-                )
-                .await?
-            });
+        let mut by_resolution = Vec::with_capacity(plan.len());
+        for p in plan {
+            let ulids = p.blocks.into_iter().map(|b| b.ulid).collect();
+            by_resolution.push((p.resolution, self.open_all(tenant, ulids).await?));
         }
-        let out: Vec<ChunkedSeries> = merge_series(lists)
-            .into_iter()
-            .map(ChunkedSeries::Samples)
-            .collect();
-        limits.check(&out)?;
-        Ok(out)
+        self.select_resolutions(by_resolution, matchers, start, end, hints)
+            .await
     }
 
     async fn select(
@@ -495,7 +475,8 @@ impl Queryable for StoreGateway {
         start: i64,
         end: i64,
     ) -> Result<Vec<Series>, QueryError> {
-        let blocks = self.blocks_for(tenant, start, end).await?;
+        let ulids = self.raw_blocks(tenant, start, end).await?;
+        let blocks = self.open_all(tenant, ulids).await?;
         block_set::select(&blocks, matchers, start, end).await
     }
 
@@ -508,7 +489,8 @@ impl Queryable for StoreGateway {
         limit: usize,
     ) -> Result<Vec<Labels>, QueryError> {
         let mut out = BTreeSet::new();
-        self.for_each_block(tenant, start, end, |b| {
+        let blocks = self.raw_blocks(tenant, start, end).await?;
+        self.for_each_block(tenant, blocks, |b| {
             Ok(b.collect_series(matchers, start, end, limit, &mut out)?)
         })
         .await?;
@@ -524,7 +506,8 @@ impl Queryable for StoreGateway {
         limit: usize,
     ) -> Result<Vec<String>, QueryError> {
         let mut out = BTreeSet::new();
-        self.for_each_block(tenant, start, end, |b| {
+        let blocks = self.raw_blocks(tenant, start, end).await?;
+        self.for_each_block(tenant, blocks, |b| {
             Ok(b.collect_label_names(matchers, start, end, limit, &mut out)?)
         })
         .await?;
@@ -541,7 +524,8 @@ impl Queryable for StoreGateway {
         limit: usize,
     ) -> Result<Vec<String>, QueryError> {
         let mut out = BTreeSet::new();
-        self.for_each_block(tenant, start, end, |b| {
+        let blocks = self.raw_blocks(tenant, start, end).await?;
+        self.for_each_block(tenant, blocks, |b| {
             Ok(b.collect_label_values(name, matchers, start, end, limit, &mut out)?)
         })
         .await?;
@@ -555,6 +539,82 @@ impl Queryable for StoreGateway {
     ) -> Result<Vec<SeriesMetadata>, QueryError> {
         // Blocks do not carry metric metadata (neither do Prometheus's).
         Ok(Vec::new())
+    }
+}
+
+#[async_trait]
+impl BlockQueryable for StoreGateway {
+    async fn select_blocks(
+        &self,
+        sel: BlockSelection<'_>,
+        hints: &SelectHints,
+    ) -> Result<BlocksAnswer<Vec<ChunkedSeries>>, QueryError> {
+        let queried = self.owned(&sel);
+        let blocks = self.open_all(sel.tenant, queried.clone()).await?;
+        let mut by_resolution: Vec<(i64, Vec<Arc<BlockReader>>)> = Vec::new();
+        for b in blocks {
+            let res = b.meta().resolution;
+            match by_resolution.iter_mut().find(|(r, _)| *r == res) {
+                Some((_, v)) => v.push(b),
+                None => by_resolution.push((res, vec![b])),
+            }
+        }
+        let value = self
+            .select_resolutions(by_resolution, sel.matchers, sel.start, sel.end, hints)
+            .await?;
+        Ok(BlocksAnswer { value, queried })
+    }
+
+    async fn series_blocks(
+        &self,
+        sel: BlockSelection<'_>,
+        limit: usize,
+    ) -> Result<BlocksAnswer<Vec<Labels>>, QueryError> {
+        let queried = self.owned(&sel);
+        let mut out = BTreeSet::new();
+        self.for_each_block(sel.tenant, queried.clone(), |b| {
+            Ok(b.collect_series(sel.matchers, sel.start, sel.end, limit, &mut out)?)
+        })
+        .await?;
+        Ok(BlocksAnswer {
+            value: out.into_iter().collect(),
+            queried,
+        })
+    }
+
+    async fn label_names_blocks(
+        &self,
+        sel: BlockSelection<'_>,
+        limit: usize,
+    ) -> Result<BlocksAnswer<Vec<String>>, QueryError> {
+        let queried = self.owned(&sel);
+        let mut out = BTreeSet::new();
+        self.for_each_block(sel.tenant, queried.clone(), |b| {
+            Ok(b.collect_label_names(sel.matchers, sel.start, sel.end, limit, &mut out)?)
+        })
+        .await?;
+        Ok(BlocksAnswer {
+            value: out.into_iter().collect(),
+            queried,
+        })
+    }
+
+    async fn label_values_blocks(
+        &self,
+        sel: BlockSelection<'_>,
+        name: &str,
+        limit: usize,
+    ) -> Result<BlocksAnswer<Vec<String>>, QueryError> {
+        let queried = self.owned(&sel);
+        let mut out = BTreeSet::new();
+        self.for_each_block(sel.tenant, queried.clone(), |b| {
+            Ok(b.collect_label_values(name, sel.matchers, sel.start, sel.end, limit, &mut out)?)
+        })
+        .await?;
+        Ok(BlocksAnswer {
+            value: out.into_iter().collect(),
+            queried,
+        })
     }
 }
 
@@ -575,13 +635,5 @@ mod tests {
         );
         assert_eq!(aggregate_for(Some("sum")), Aggregate::Avg);
         assert_eq!(aggregate_for(None), Aggregate::Avg);
-    }
-
-    #[test]
-    fn coverage_joins_adjacent_blocks() {
-        let c = merge_intervals(vec![(10, 19), (0, 9), (30, 39)]);
-        assert_eq!(c, vec![(0, 19), (30, 39)]);
-        assert!(is_covered(&c, 5, 15));
-        assert!(!is_covered(&c, 15, 35));
     }
 }

@@ -14,7 +14,7 @@ mod metrics;
 
 pub use config::StoreGatewayConfig;
 pub use error::StoreGatewayError;
-pub use gateway::{StoreGateway, AGGR_LABEL};
+pub use gateway::{BlockSharding, StoreGateway, AGGR_LABEL};
 
 /// Key prefix of the store-gateway ring in the cluster KV.
 pub const RING_PREFIX: &str = "ring/store-gateway";

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use strata_ring::InstanceDesc;
 use strata_rpc::{ChannelPool, IngesterClient, StoreGatewayClient};
-use strata_storage::{EncodedPusher, PushError, QueryError, Queryable};
+use strata_storage::{BlockQueryable, EncodedPusher, PushError, QueryError, Queryable};
 
 /// One pool of channels shared by every client of this process.
 #[derive(Debug, Clone)]
@@ -50,7 +50,7 @@ impl strata_querier::ingesters::IngesterQueryClients for Clients {
 }
 
 impl strata_querier::store_gateways::StoreGatewayClients for Clients {
-    fn client(&self, d: &InstanceDesc) -> Result<Arc<dyn Queryable>, QueryError> {
+    fn client(&self, d: &InstanceDesc) -> Result<Arc<dyn BlockQueryable>, QueryError> {
         let ch = self
             .pool
             .get(&d.id, &d.addr)

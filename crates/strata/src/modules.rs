@@ -96,7 +96,13 @@ impl Module {
                 Module::Kv,
                 Module::IngesterRing,
             ],
-            Module::Querier => &[Module::Server, Module::Kv, Module::IngesterRing],
+            // The querier reads the bucket index to plan which blocks a query needs.
+            Module::Querier => &[
+                Module::Server,
+                Module::Bucket,
+                Module::Kv,
+                Module::IngesterRing,
+            ],
             // The bucket holds a copy of its state; with its ring enabled it also needs the KV
             // (`resolve_with`).
             Module::Alertmanager => &[Module::Server, Module::Bucket],

@@ -459,17 +459,23 @@ impl Wiring {
             .bucket
             .clone()
             .context("store-gateway needs the bucket")?;
-        let sg = strata_store_gateway::StoreGateway::new(
-            self.cfg.store_gateway.clone(),
-            b,
-            &mut self.registry,
-        )?;
         let ring = self.cfg.store_gateway.ring.clone();
-        self.watch_ring(
+        let watcher = self.watch_ring(
             "store-gateway",
             strata_store_gateway::RING_PREFIX,
             &ring,
             "/store-gateway/ring",
+        )?;
+        // In a cluster each store-gateway holds the blocks it owns in the ring (queriers ask
+        // owners by block); alone in `all` it holds every block.
+        let sharding = self
+            .clustered()
+            .then(|| strata_store_gateway::BlockSharding::new(watcher, ring.instance_id.clone()));
+        let sg = strata_store_gateway::StoreGateway::with_sharding(
+            self.cfg.store_gateway.clone(),
+            b,
+            sharding,
+            &mut self.registry,
         )?;
         if self.clustered() {
             let svc =
@@ -565,8 +571,8 @@ impl Wiring {
             )),
         };
         let blocks: Arc<dyn Queryable> = match &self.store_gateway {
-            Some(sg) => sg.clone(),
-            None => {
+            Some(sg) if !self.clustered() => sg.clone(),
+            _ => {
                 let ring = self.cfg.store_gateway.ring.clone();
                 let w = self.watch_ring(
                     "store-gateway",
@@ -574,9 +580,19 @@ impl Wiring {
                     &ring,
                     "/store-gateway/ring",
                 )?;
+                let bucket = self
+                    .bucket
+                    .clone()
+                    .context("querier needs the bucket (to read the bucket index)")?;
+                let sg = &self.cfg.store_gateway;
                 Arc::new(strata_querier::store_gateways::StoreGatewaySet::new(
                     w,
                     Arc::new(self.clients.clone()),
+                    bucket,
+                    strata_querier::store_gateways::BlockPlanning {
+                        sync_interval: sg.sync_interval,
+                        ignore_deletion_marks_delay: sg.ignore_deletion_marks_delay,
+                    },
                 ))
             }
         };

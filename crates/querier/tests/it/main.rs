@@ -1,5 +1,7 @@
 //! The querier's HTTP contract against Prometheus's JSON shapes, with an in-memory queryable.
 
+mod dedup;
+mod federation;
 mod ingesters;
 mod store_gateways;
 

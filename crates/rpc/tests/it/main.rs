@@ -13,12 +13,14 @@ use strata_rpc::{
     StoreGatewayClient, StoreGatewayService,
 };
 use strata_storage::limits::check_count;
+use strata_storage::{BlockQueryable, BlockSelection, BlocksAnswer};
 use strata_storage::{
     ChunkedSeries, EncodedPusher, LimitExceeded, PushError, PushOutcome, Pusher, QueryError,
     Queryable, ReadLimit, ReadLimits, Rejection, RejectionKind, SelectHints, Series,
     SeriesMetadata,
 };
 use tokio_stream::wrappers::TcpListenerStream;
+use ulid::Ulid;
 
 /// Keeps pushed series; refuses series named `refused`; hangs on `hang`. Reads stop at their
 /// limits (unless `ignore_limits`, a peer that predates them) and count the series they visit.
@@ -30,6 +32,9 @@ struct Store {
     ignore_limits: AtomicBool,
     /// The limits of the last selection.
     seen: Mutex<Option<ReadLimits>>,
+    /// Blocks this store holds, as a sharded store-gateway: reads of named blocks answer from
+    /// every series and name the held ones among those asked.
+    held: Mutex<Vec<Ulid>>,
 }
 
 impl Store {
@@ -237,6 +242,77 @@ impl Queryable for Store {
     }
 }
 
+impl Store {
+    fn held_of(&self, sel: &BlockSelection<'_>) -> Vec<Ulid> {
+        let held = self.held.lock();
+        sel.blocks
+            .iter()
+            .filter(|b| held.contains(b))
+            .copied()
+            .collect()
+    }
+}
+
+#[async_trait]
+impl BlockQueryable for Store {
+    async fn select_blocks(
+        &self,
+        sel: BlockSelection<'_>,
+        hints: &SelectHints,
+    ) -> Result<BlocksAnswer<Vec<ChunkedSeries>>, QueryError> {
+        let value = self
+            .select_chunks_hinted(sel.tenant, sel.matchers, sel.start, sel.end, hints)
+            .await?;
+        Ok(BlocksAnswer {
+            value,
+            queried: self.held_of(&sel),
+        })
+    }
+
+    async fn series_blocks(
+        &self,
+        sel: BlockSelection<'_>,
+        limit: usize,
+    ) -> Result<BlocksAnswer<Vec<Labels>>, QueryError> {
+        let value = self
+            .series(sel.tenant, sel.matchers, sel.start, sel.end, limit)
+            .await?;
+        Ok(BlocksAnswer {
+            value,
+            queried: self.held_of(&sel),
+        })
+    }
+
+    async fn label_names_blocks(
+        &self,
+        sel: BlockSelection<'_>,
+        limit: usize,
+    ) -> Result<BlocksAnswer<Vec<String>>, QueryError> {
+        let value = self
+            .label_names(sel.tenant, sel.matchers, sel.start, sel.end, limit)
+            .await?;
+        Ok(BlocksAnswer {
+            value,
+            queried: self.held_of(&sel),
+        })
+    }
+
+    async fn label_values_blocks(
+        &self,
+        sel: BlockSelection<'_>,
+        name: &str,
+        limit: usize,
+    ) -> Result<BlocksAnswer<Vec<String>>, QueryError> {
+        let value = self
+            .label_values(sel.tenant, name, sel.matchers, sel.start, sel.end, limit)
+            .await?;
+        Ok(BlocksAnswer {
+            value,
+            queried: self.held_of(&sel),
+        })
+    }
+}
+
 struct Server {
     addr: String,
     _stop: tokio::sync::oneshot::Sender<()>,
@@ -346,6 +422,67 @@ async fn push_and_read_back_through_the_ingester_service() {
             .unwrap()
             .len(),
         2
+    );
+
+    // Reads of named blocks: the answer names the blocks the store holds among those asked,
+    // in every kind of read.
+    let (a, b, c) = (
+        Ulid::from_parts(1, 1),
+        Ulid::from_parts(2, 2),
+        Ulid::from_parts(3, 3),
+    );
+    *store.held.lock() = vec![a, c];
+    let t = tenant();
+    let asked = [a, b];
+    let sel = BlockSelection {
+        tenant: &t,
+        blocks: &asked,
+        matchers: &up,
+        start: 0,
+        end: i64::MAX,
+    };
+    let got = sg
+        .select_blocks(sel, &SelectHints::default())
+        .await
+        .unwrap();
+    assert_eq!((got.value.len(), got.queried), (2, vec![a]));
+    let got = sg.series_blocks(sel, 0).await.unwrap();
+    assert_eq!((got.value.len(), got.queried), (2, vec![a]));
+    let got = sg.label_names_blocks(sel, 0).await.unwrap();
+    assert!(got.value.contains(&"job".to_owned()), "{:?}", got.value);
+    assert_eq!(got.queried, vec![a]);
+    let got = sg.label_values_blocks(sel, "__name__", 0).await.unwrap();
+    assert_eq!((got.value, got.queried), (vec!["up".to_owned()], vec![a]));
+    let none = [b];
+    let got = sg
+        .select_blocks(
+            BlockSelection {
+                blocks: &none,
+                ..sel
+            },
+            &SelectHints::default(),
+        )
+        .await
+        .unwrap();
+    assert!(got.queried.is_empty());
+
+    // A block id that is not 16 bytes is refused, naming the field and its position.
+    let mut raw = strata_rpc::pb::storegateway::v1::store_gateway_client::StoreGatewayClient::new(
+        pool.get("sg-1", &srv.addr).unwrap(),
+    );
+    let e = raw
+        .series_labels(strata_rpc::pb::query::v1::SelectRequest {
+            tenant: "team-a".into(),
+            block_ids: vec![a.to_bytes().to_vec(), vec![1, 2, 3]],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(
+        e.message().contains("block_ids[1]: 3 bytes"),
+        "{}",
+        e.message()
     );
 }
 

@@ -119,9 +119,10 @@ pub async fn authenticate(State(auth): State<Arc<Auth>>, mut req: Request, next:
             let basic_auth = auth.tenancy.mode == TenancyMode::BasicAuth;
             match named {
                 Some(t) => {
-                    if !p.may_act_for(&t, basic_auth) {
-                        tracing::info!(%path, principal = %p.name, tenant = %t, "refused: tenant not allowed");
-                        return forbidden(format!("{:?} may not act for tenant {t:?}", p.name));
+                    // A federated read names several tenants (`a|b`): each must be allowed.
+                    if let Some(no) = t.split('|').find(|one| !p.may_act_for(one, basic_auth)) {
+                        tracing::info!(%path, principal = %p.name, tenant = %no, "refused: tenant not allowed");
+                        return forbidden(format!("{:?} may not act for tenant {no:?}", p.name));
                     }
                     Some(t)
                 }
