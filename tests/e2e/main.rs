@@ -27,6 +27,7 @@ mod long_term;
 mod prometheus_series;
 mod promql_side_by_side;
 mod promtool;
+mod query_frontend;
 mod ruler;
 mod ruler_ha;
 mod store_gateway_sharding;

@@ -196,6 +196,39 @@ async fn killed_store_gateways_cost_no_block_and_missing_owners_fail_naming_the_
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     check_complete(&baseline, base);
+
+    // A query-frontend process in front of the querier (over HTTP) answers the same, split at
+    // the midnight in the range (if any), and again from its cache.
+    let fe_cfg = format!(
+        "query_frontend:\n  downstream_url: 'http://{}'\n",
+        querier
+            .url("")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+    );
+    let frontend =
+        Strata::start_target(TestDir::new(), "query-frontend", "query-frontend", &fe_cfg).await;
+    for round in 0..2 {
+        let (status, body) = query(&frontend, base).await;
+        assert!(
+            status == 200 && body == baseline,
+            "query-frontend answer {round} differs: {status} {}",
+            truncate(&body.to_string(), 600)
+        );
+    }
+    let days = ((base + BLOCKS * 2 * H - MIN) / (24 * H) - (base + 10 * MIN) / (24 * H) + 1) as f64;
+    assert_eq!(
+        frontend
+            .metric("strata_query_frontend_split_queries_total")
+            .await,
+        2.0 * days
+    );
+    assert_eq!(
+        frontend
+            .metric("strata_query_frontend_results_cache_hits_total")
+            .await,
+        days
+    );
     let ring = ring();
     let owners = |b: &Ulid| -> BTreeSet<String> {
         ring.block_owners(&b.to_string())

@@ -27,6 +27,50 @@ pub fn parse_time_param(s: &str) -> Option<i64> {
         .map(|d| d.timestamp_millis())
 }
 
+/// Parses a Prometheus API duration parameter: float seconds or a PromQL duration (`5m`,
+/// `1h30m`). Milliseconds.
+pub fn parse_duration_param(s: &str) -> Option<i64> {
+    if let Ok(f) = s.parse::<f64>() {
+        if !f.is_finite() || f * 1000.0 > i64::MAX as f64 {
+            return None;
+        }
+        return Some((f * 1000.0).round() as i64);
+    }
+    promql_duration_ms(s)
+}
+
+/// `1h30m`, `5m`, `250ms`, `1d`, `1w`, `1y` → milliseconds.
+pub fn promql_duration_ms(s: &str) -> Option<i64> {
+    let mut total: i64 = 0;
+    let mut rest = s;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let n: i64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest.bytes().take_while(|b| b.is_ascii_alphabetic()).count();
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let ms = match unit {
+            "ms" => 1,
+            "s" => 1000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "w" => 604_800_000,
+            "y" => 31_536_000_000,
+            _ => return None,
+        };
+        total = total.checked_add(n.checked_mul(ms)?)?;
+    }
+    Some(total)
+}
+
 /// Current time in milliseconds since the epoch.
 pub fn now_ms() -> i64 {
     let d = std::time::SystemTime::now()
@@ -38,6 +82,18 @@ pub fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations() {
+        let d = parse_duration_param;
+        assert_eq!(d("1h30m"), Some(5_400_000));
+        assert_eq!(d("250ms"), Some(250));
+        assert_eq!(d("15"), Some(15_000));
+        assert_eq!(d("0.5"), Some(500));
+        assert_eq!(d("5x"), None);
+        assert_eq!(d(""), None);
+        assert_eq!(d("NaN"), None);
+    }
 
     #[test]
     fn formats_and_parses() {

@@ -23,45 +23,9 @@ fn parse_duration_param(p: &Params, key: &str) -> Result<Option<i64>, ApiError> 
             "invalid parameter \"{key}\": cannot parse \"{s}\" to a valid duration"
         ))
     };
-    if let Ok(f) = s.parse::<f64>() {
-        if !f.is_finite() || f * 1000.0 > i64::MAX as f64 {
-            return Err(bad());
-        }
-        return Ok(Some((f * 1000.0).round() as i64));
-    }
-    promql_duration_ms(s).map(Some).ok_or_else(bad)
-}
-
-/// `1h30m`, `5m`, `250ms`, `1d`, `1w`, `1y` → milliseconds.
-fn promql_duration_ms(s: &str) -> Option<i64> {
-    let mut total: i64 = 0;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        let n: i64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest.bytes().take_while(|b| b.is_ascii_alphabetic()).count();
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let ms = match unit {
-            "ms" => 1,
-            "s" => 1000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 604_800_000,
-            "y" => 31_536_000_000,
-            _ => return None,
-        };
-        total = total.checked_add(n.checked_mul(ms)?)?;
-    }
-    Some(total)
+    strata_model::time::parse_duration_param(s)
+        .map(Some)
+        .ok_or_else(bad)
 }
 
 /// Formats a value as Prometheus does (Go's `FormatFloat(v, 'f', -1, 64)`).
@@ -286,13 +250,5 @@ mod tests {
         assert_eq!(format_ts(1_700_000_000_120), "1700000000.12");
         assert_eq!(format_ts(1_700_000_000_000), "1700000000");
         assert_eq!(format_ts(-1500), "-1.5");
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(promql_duration_ms("1h30m"), Some(5_400_000));
-        assert_eq!(promql_duration_ms("250ms"), Some(250));
-        assert_eq!(promql_duration_ms("5x"), None);
-        assert_eq!(promql_duration_ms(""), None);
     }
 }

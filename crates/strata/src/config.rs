@@ -35,6 +35,8 @@ pub struct Config {
     pub distributor: DistributorConfig,
     pub ingester: IngesterConfig,
     pub querier: QuerierConfig,
+    /// Range-query splitting and results cache (`docs/query-frontend.md`).
+    pub query_frontend: strata_query_frontend::QueryFrontendConfig,
     pub alertmanager: AlertmanagerConfig,
     /// Object storage for blocks. The default is a directory under `data_dir`; a relative
     /// `bucket.filesystem.directory` is resolved against `data_dir`.
@@ -105,6 +107,7 @@ impl Default for Config {
             distributor: DistributorConfig::default(),
             ingester: IngesterConfig::default(),
             querier: QuerierConfig::default(),
+            query_frontend: strata_query_frontend::QueryFrontendConfig::default(),
             alertmanager: AlertmanagerConfig::default(),
             bucket: BucketConfig::default(),
             store_gateway: StoreGatewayConfig::default(),
@@ -222,6 +225,7 @@ impl Config {
         self.distributor.validate()?;
         self.ingester.validate()?;
         self.querier.validate()?;
+        self.query_frontend.validate()?;
         self.alertmanager.validate()?;
         self.bucket.validate()?;
         self.store_gateway.validate()?;

@@ -145,6 +145,8 @@ pub struct Wiring {
     pub alertmanager: Option<Arc<strata_alertmanager::Alertmanager>>,
     /// What the querier reads (ingesters and blocks), for the ruler in the same process.
     pub query_source: Option<Arc<dyn Queryable>>,
+    /// The querier's routes, held back when a query-frontend in this process goes in front.
+    pub querier_router: Option<axum::Router>,
     /// The distributor, for the ruler in the same process (its writes get validated and
     /// limited like remote write).
     pub distributor: Option<Arc<strata_distributor::Distributor>>,
@@ -189,6 +191,7 @@ impl Wiring {
             store_gateway: None,
             alertmanager: None,
             query_source: None,
+            querier_router: None,
             distributor: None,
             clients: Clients::new(pool),
             joins: Vec::new(),
@@ -293,6 +296,7 @@ impl Wiring {
             Module::Compactor => self.init_compactor(),
             Module::Distributor => self.init_distributor(),
             Module::Querier => self.init_querier(),
+            Module::QueryFrontend => self.init_query_frontend(),
             Module::Alertmanager => self.init_alertmanager().await,
             Module::Ruler => self.init_ruler(),
         }
@@ -610,7 +614,34 @@ impl Wiring {
             self.cfg.tenancy.clone(),
             source,
         )?;
-        self.router = std::mem::take(&mut self.router).merge(strata_querier::router(q));
+        let routes = strata_querier::router(q);
+        if self.has(Module::QueryFrontend) {
+            self.querier_router = Some(routes);
+        } else {
+            self.router = std::mem::take(&mut self.router).merge(routes);
+        }
+        Ok(())
+    }
+
+    /// In front of this process's querier, or alone calling `query_frontend.downstream_url`.
+    fn init_query_frontend(&mut self) -> anyhow::Result<()> {
+        let cfg = self.cfg.query_frontend.clone();
+        if let Some(querier) = self.querier_router.take() {
+            let downstream = Arc::new(strata_query_frontend::RouterDownstream(querier.clone()));
+            let f = strata_query_frontend::QueryFrontend::new(cfg, downstream, &mut self.registry)?;
+            self.router = std::mem::take(&mut self.router)
+                .merge(strata_query_frontend::in_front_of(f, querier));
+            return Ok(());
+        }
+        let url = cfg.downstream_url.clone().context(
+            "query_frontend.downstream_url: a query-frontend without a querier in its process needs the querier's URL (e.g. http://querier:8080)",
+        )?;
+        let downstream = Arc::new(strata_query_frontend::HttpDownstream::new(
+            &url,
+            self.cfg.querier.query_timeout + std::time::Duration::from_secs(5),
+        )?);
+        let f = strata_query_frontend::QueryFrontend::new(cfg, downstream, &mut self.registry)?;
+        self.router = std::mem::take(&mut self.router).merge(strata_query_frontend::router(f));
         Ok(())
     }
 

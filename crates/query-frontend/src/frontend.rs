@@ -1,0 +1,390 @@
+//! The query-frontend: range queries are cut at day boundaries (`split`), each piece read from
+//! the cache or asked of the querier (retried on 5xx), and the pieces' answers joined
+//! (`merge`). Every other read is passed to the querier unchanged.
+
+use crate::cache::ResultsCache;
+use crate::config::QueryFrontendConfig;
+use crate::downstream::Downstream;
+use crate::error::FrontendError;
+use crate::metrics::Metrics;
+use crate::queue::FairQueue;
+use crate::split::{align, split, Piece};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use bytes::Bytes;
+use futures::StreamExt;
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use strata_model::time::{now_ms, parse_duration_param, parse_time_param};
+
+/// Largest request body read (form POSTs of queries).
+const MAX_BODY_BYTES: usize = 10 << 20;
+
+/// The query-frontend component.
+pub struct QueryFrontend {
+    cfg: QueryFrontendConfig,
+    downstream: Arc<dyn Downstream>,
+    cache: Option<ResultsCache>,
+    queue: Arc<FairQueue>,
+    metrics: Metrics,
+}
+
+impl std::fmt::Debug for QueryFrontend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryFrontend")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A range query's parameters, when they all parse; otherwise the querier answers it (and
+/// words the error) itself.
+struct RangeQuery {
+    query: String,
+    start: i64,
+    end: i64,
+    step: i64,
+    /// The other parameters (`timeout`, `max_source_resolution`, …), sorted, passed on.
+    rest: Vec<(String, String)>,
+}
+
+fn prometheus_error(status: StatusCode, kind: &str, msg: &str) -> Response {
+    let body = serde_json::json!({"status": "error", "errorType": kind, "error": msg});
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// The tenant a request is for (as authenticated: the auth layer rewrites the header), "" in
+/// single-tenant mode.
+fn tenant_of(req: &axum::http::Request<Bytes>) -> String {
+    req.headers()
+        .get("x-scope-orgid")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+fn seconds(ms: i64) -> String {
+    if ms % 1000 == 0 {
+        (ms / 1000).to_string()
+    } else {
+        format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
+    }
+}
+
+impl QueryFrontend {
+    pub fn new(
+        cfg: QueryFrontendConfig,
+        downstream: Arc<dyn Downstream>,
+        registry: &mut Registry,
+    ) -> Result<Arc<Self>, FrontendError> {
+        cfg.validate()?;
+        let cache = (cfg.results_cache_max_bytes > 0)
+            .then(|| ResultsCache::new(cfg.results_cache_max_bytes));
+        Ok(Arc::new(Self {
+            queue: FairQueue::new(cfg.max_concurrent_calls),
+            cfg,
+            downstream,
+            cache,
+            metrics: Metrics::new(registry),
+        }))
+    }
+
+    /// Whether `path` is a range query (the one the frontend splits).
+    pub fn is_range_query(path: &str) -> bool {
+        path == "/api/v1/query_range" || path == "/prometheus/api/v1/query_range"
+    }
+
+    /// Answers a read: range queries split and cached, anything else passed through.
+    pub async fn serve(&self, req: Request) -> Response {
+        let (parts, body) = req.into_parts();
+        let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+            Ok(b) => b,
+            Err(_) => {
+                return prometheus_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "bad_data",
+                    &format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+                )
+            }
+        };
+        let req = axum::http::Request::from_parts(parts, body);
+        if Self::is_range_query(req.uri().path()) {
+            if let Some(q) = self.parse(&req) {
+                return self.range(&req, q).await;
+            }
+        }
+        self.passthrough(req).await
+    }
+
+    fn parse(&self, req: &axum::http::Request<Bytes>) -> Option<RangeQuery> {
+        let mut params: Vec<(String, String)> = req
+            .uri()
+            .query()
+            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
+        let is_form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+        if is_form {
+            params.extend(form_urlencoded::parse(req.body()).into_owned());
+        }
+        let one = |k: &str| {
+            let mut it = params.iter().filter(|(n, _)| n == k);
+            let v = it.next().map(|(_, v)| v.clone());
+            // A repeated parameter: let the querier decide.
+            it.next().is_none().then_some(v).flatten()
+        };
+        let query = one("query").filter(|q| !q.is_empty())?;
+        let start = parse_time_param(&one("start")?)?;
+        let end = parse_time_param(&one("end")?)?;
+        let step = parse_duration_param(&one("step")?)?;
+        if step <= 0 || end < start {
+            return None;
+        }
+        let mut rest: Vec<(String, String)> = params
+            .into_iter()
+            .filter(|(n, _)| !matches!(n.as_str(), "query" | "start" | "end" | "step"))
+            .collect();
+        rest.sort();
+        Some(RangeQuery {
+            query,
+            start,
+            end,
+            step,
+            rest,
+        })
+    }
+
+    /// A GET of the querier for `piece` of `q`, with the caller's headers.
+    fn piece_request(
+        &self,
+        orig: &axum::http::Request<Bytes>,
+        q: &RangeQuery,
+        piece: Piece,
+    ) -> axum::http::Request<Bytes> {
+        let mut qs = form_urlencoded::Serializer::new(String::new());
+        qs.append_pair("query", &q.query);
+        qs.append_pair("start", &seconds(piece.start));
+        qs.append_pair("end", &seconds(piece.end));
+        qs.append_pair("step", &seconds(q.step));
+        for (k, v) in &q.rest {
+            qs.append_pair(k, v);
+        }
+        let uri: Uri = format!("{}?{}", orig.uri().path(), qs.finish())
+            .parse()
+            .unwrap_or_else(|_| orig.uri().clone());
+        let mut r = axum::http::Request::new(Bytes::new());
+        *r.method_mut() = Method::GET;
+        *r.uri_mut() = uri;
+        for (name, value) in orig.headers() {
+            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                r.headers_mut().insert(name, value.clone());
+            }
+        }
+        r
+    }
+
+    /// Calls the querier in a slot of the tenant's queue, again on 5xx or no answer, up to
+    /// `max_retries` more times.
+    async fn call_with_retries(
+        &self,
+        req: axum::http::Request<Bytes>,
+    ) -> Result<axum::http::Response<Bytes>, FrontendError> {
+        let tenant = tenant_of(&req);
+        let mut attempt = 0;
+        loop {
+            let (parts, body) = (req.clone_parts(), req.body().clone());
+            let r = {
+                let _slot = self.queue.acquire(&tenant).await;
+                self.downstream
+                    .call(axum::http::Request::from_parts(parts, body))
+                    .await
+            };
+            let retry = match &r {
+                Ok(resp) => resp.status().is_server_error(),
+                Err(_) => true,
+            };
+            if !retry || attempt >= self.cfg.max_retries {
+                return r;
+            }
+            attempt += 1;
+            self.metrics.retries.inc();
+            match &r {
+                Ok(resp) => {
+                    tracing::warn!(status = %resp.status(), attempt, "querier answered 5xx; retrying")
+                }
+                Err(e) => tracing::warn!(error = %e, attempt, "querier did not answer; retrying"),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(attempt))).await;
+        }
+    }
+
+    async fn passthrough(&self, req: axum::http::Request<Bytes>) -> Response {
+        match self.call_with_retries(req).await {
+            Ok(resp) => resp.map(Body::from),
+            Err(e) => prometheus_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                &e.to_string(),
+            ),
+        }
+    }
+
+    fn cache_key(&self, tenant: &str, q: &RangeQuery, piece: Piece) -> String {
+        let rest: Vec<String> = q.rest.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!(
+            "{tenant}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}",
+            q.query,
+            q.step,
+            piece.start,
+            piece.end,
+            rest.join("&")
+        )
+    }
+
+    async fn range(&self, orig: &axum::http::Request<Bytes>, mut q: RangeQuery) -> Response {
+        self.metrics.range_queries.inc();
+        if self.cfg.align_queries_with_step {
+            (q.start, q.end) = align(q.start, q.end, q.step);
+        }
+        // `@ start()` / `@ end()` refer to the whole query's range: such queries are not cut.
+        let interval = if q.query.contains("start()") || q.query.contains("end()") {
+            0
+        } else {
+            self.cfg.split_queries_by_interval.as_millis() as i64
+        };
+        let pieces = split(q.start, q.end, q.step, interval);
+        self.metrics.pieces.inc_by(pieces.len() as u64);
+        let tenant = tenant_of(orig);
+        let fresh_after = now_ms() - self.cfg.max_cache_freshness.as_millis() as i64;
+        let q = &q;
+        let tenant = &tenant;
+        let answers: Vec<Result<Bytes, Response>> = futures::stream::iter(pieces)
+            .map(|piece| async move {
+                let cacheable = self.cache.is_some() && piece.end < fresh_after;
+                let key = self.cache_key(tenant, q, piece);
+                if cacheable {
+                    if let Some(hit) = self.cache.as_ref().and_then(|c| c.get(&key)) {
+                        self.metrics.cache_hits.inc();
+                        return Ok(hit);
+                    }
+                    self.metrics.cache_misses.inc();
+                }
+                match self
+                    .call_with_retries(self.piece_request(orig, q, piece))
+                    .await
+                {
+                    Ok(resp) if resp.status() == StatusCode::OK => {
+                        let body = resp.into_body();
+                        if cacheable {
+                            if let Some(c) = &self.cache {
+                                c.put(key, body.clone());
+                            }
+                        }
+                        Ok(body)
+                    }
+                    // A piece's error is the query's error, as the querier worded it.
+                    Ok(resp) => Err(resp.map(Body::from)),
+                    Err(e) => Err(prometheus_error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "unavailable",
+                        &e.to_string(),
+                    )),
+                }
+            })
+            .buffered(self.cfg.max_split_parallelism)
+            .collect()
+            .await;
+        let mut bodies = Vec::with_capacity(answers.len());
+        for a in answers {
+            match a {
+                Ok(b) => match serde_json::from_slice::<serde_json::Value>(&b) {
+                    Ok(v) => bodies.push(v),
+                    Err(e) => {
+                        return prometheus_error(
+                            StatusCode::BAD_GATEWAY,
+                            "internal",
+                            &format!("querier answer is not JSON: {e}"),
+                        )
+                    }
+                },
+                Err(resp) => return resp,
+            }
+        }
+        match crate::merge::merge_matrices(&bodies) {
+            Ok(v) => (
+                StatusCode::OK,
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                v.to_string(),
+            )
+                .into_response(),
+            Err(reason) => prometheus_error(
+                StatusCode::BAD_GATEWAY,
+                "internal",
+                &format!("querier answer is not a Prometheus matrix: {reason}"),
+            ),
+        }
+    }
+
+    /// Pieces in the results cache.
+    pub fn cached_pieces(&self) -> usize {
+        self.cache.as_ref().map_or(0, ResultsCache::len)
+    }
+}
+
+/// Clones a request's head (the body is cloned separately): retries resend it.
+trait CloneParts {
+    fn clone_parts(&self) -> axum::http::request::Parts;
+}
+
+impl CloneParts for axum::http::Request<Bytes> {
+    fn clone_parts(&self) -> axum::http::request::Parts {
+        let mut r = axum::http::Request::new(());
+        *r.method_mut() = self.method().clone();
+        *r.uri_mut() = self.uri().clone();
+        *r.version_mut() = self.version();
+        *r.headers_mut() = self.headers().clone();
+        r.into_parts().0
+    }
+}
+
+async fn intercept(State(f): State<Arc<QueryFrontend>>, req: Request, next: Next) -> Response {
+    if QueryFrontend::is_range_query(req.uri().path()) {
+        f.serve(req).await
+    } else {
+        next.run(req).await
+    }
+}
+
+/// The querier's router with the frontend in front of its range queries (`all`). The frontend
+/// must have been built over `querier` itself (a [`crate::RouterDownstream`] of it).
+pub fn in_front_of(f: Arc<QueryFrontend>, querier: Router) -> Router {
+    querier.layer(axum::middleware::from_fn_with_state(f, intercept))
+}
+
+async fn proxy(State(f): State<Arc<QueryFrontend>>, req: Request) -> Response {
+    f.serve(req).await
+}
+
+/// The routes of a query-frontend in its own process: the Prometheus read API, sent to
+/// `query_frontend.downstream_url`.
+pub fn router(f: Arc<QueryFrontend>) -> Router {
+    Router::new()
+        .route("/api/v1/{*rest}", axum::routing::any(proxy))
+        .route("/prometheus/api/v1/{*rest}", axum::routing::any(proxy))
+        .with_state(f)
+}
