@@ -21,9 +21,13 @@ pub struct QueryFrontendConfig {
     /// A piece whose end is newer than this is not cached (late samples may still arrive).
     #[serde(with = "humantime_serde")]
     pub max_cache_freshness: Duration,
-    /// Memory budget of the results cache, in bytes (0: no cache). Least recently used
-    /// pieces leave first.
+    /// Memory budget of the in-process results cache, in bytes (0: no cache). Least
+    /// recently used pieces leave first.
     pub results_cache_max_bytes: u64,
+    /// Where pieces are cached: `memory` (this process) or `memcached` (shared by every
+    /// query-frontend; `memcached.addresses`).
+    pub results_cache_backend: CacheBackend,
+    pub memcached: MemcachedConfig,
     /// A piece answered with 5xx (or not at all) is asked again up to this many times.
     pub max_retries: u32,
     /// Calls in flight to the queriers at once; beyond it, calls wait in per-tenant queues
@@ -35,6 +39,41 @@ pub struct QueryFrontendConfig {
     pub downstream_url: Option<String>,
 }
 
+/// Where the results cache lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheBackend {
+    Memory,
+    Memcached,
+}
+
+/// The shared results cache.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MemcachedConfig {
+    /// `host:port` of each memcached server; a piece lives on one (by its key's hash).
+    pub addresses: Vec<String>,
+    /// Longest wait for one get or set (a slow cache is a miss, not a slow query).
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// How long memcached keeps a piece.
+    #[serde(with = "humantime_serde")]
+    pub expiration: Duration,
+    /// Pieces larger than this are not sent (memcached's default item limit is 1 MiB).
+    pub max_item_bytes: usize,
+}
+
+impl Default for MemcachedConfig {
+    fn default() -> Self {
+        Self {
+            addresses: Vec::new(),
+            timeout: Duration::from_millis(200),
+            expiration: Duration::from_secs(7 * 24 * 3600),
+            max_item_bytes: 1 << 20,
+        }
+    }
+}
+
 impl Default for QueryFrontendConfig {
     fn default() -> Self {
         Self {
@@ -43,6 +82,8 @@ impl Default for QueryFrontendConfig {
             max_split_parallelism: 14,
             max_cache_freshness: Duration::from_secs(600),
             results_cache_max_bytes: 256 << 20,
+            results_cache_backend: CacheBackend::Memory,
+            memcached: MemcachedConfig::default(),
             max_retries: 5,
             max_concurrent_calls: 16,
             downstream_url: None,
@@ -72,6 +113,26 @@ impl QueryFrontendConfig {
                 "query_frontend.max_split_parallelism",
                 "must be > 0".into(),
             ));
+        }
+        if self.results_cache_backend == CacheBackend::Memcached {
+            if self.memcached.addresses.is_empty() {
+                return Err(bad(
+                    "query_frontend.memcached.addresses",
+                    "results_cache_backend is memcached: name at least one host:port".into(),
+                ));
+            }
+            if let Some(a) = self.memcached.addresses.iter().find(|a| !a.contains(':')) {
+                return Err(bad(
+                    "query_frontend.memcached.addresses",
+                    format!("{a:?} is not host:port"),
+                ));
+            }
+            if self.memcached.expiration.as_secs() > 30 * 24 * 3600 {
+                return Err(bad(
+                    "query_frontend.memcached.expiration",
+                    "at most 30 days (memcached reads longer values as a unix time)".into(),
+                ));
+            }
         }
         if let Some(u) = &self.downstream_url {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
@@ -105,5 +166,9 @@ mod tests {
             serde_yaml::from_str("downstream_url: 'querier:8080'\n").unwrap();
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("query_frontend.downstream_url"), "{e}");
+        let c: QueryFrontendConfig =
+            serde_yaml::from_str("results_cache_backend: memcached\n").unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("query_frontend.memcached.addresses"), "{e}");
     }
 }

@@ -3,9 +3,10 @@
 //! (`merge`). Every other read is passed to the querier unchanged.
 
 use crate::cache::ResultsCache;
-use crate::config::QueryFrontendConfig;
+use crate::config::{CacheBackend, QueryFrontendConfig};
 use crate::downstream::Downstream;
 use crate::error::FrontendError;
+use crate::memcached::Memcached;
 use crate::metrics::Metrics;
 use crate::queue::FairQueue;
 use crate::split::{align, split, Piece};
@@ -28,7 +29,7 @@ const MAX_BODY_BYTES: usize = 10 << 20;
 pub struct QueryFrontend {
     cfg: QueryFrontendConfig,
     downstream: Arc<dyn Downstream>,
-    cache: Option<ResultsCache>,
+    cache: Option<PieceCache>,
     queue: Arc<FairQueue>,
     metrics: Metrics,
 }
@@ -38,6 +39,40 @@ impl std::fmt::Debug for QueryFrontend {
         f.debug_struct("QueryFrontend")
             .field("cfg", &self.cfg)
             .finish_non_exhaustive()
+    }
+}
+
+/// Where pieces are cached.
+enum PieceCache {
+    Memory(ResultsCache),
+    Memcached(Memcached),
+}
+
+impl PieceCache {
+    async fn get(&self, key: &str, metrics: &Metrics) -> Option<Bytes> {
+        match self {
+            Self::Memory(c) => c.get(key),
+            Self::Memcached(m) => match m.get(key).await {
+                Ok(v) => v,
+                Err(e) => {
+                    metrics.cache_errors.inc();
+                    tracing::warn!(error = %e, "results cache read failed; asking the querier");
+                    None
+                }
+            },
+        }
+    }
+
+    async fn put(&self, key: String, value: Bytes, metrics: &Metrics) {
+        match self {
+            Self::Memory(c) => c.put(key, value),
+            Self::Memcached(m) => {
+                if let Err(e) = m.set(&key, &value).await {
+                    metrics.cache_errors.inc();
+                    tracing::warn!(error = %e, "results cache write failed");
+                }
+            }
+        }
     }
 }
 
@@ -87,8 +122,16 @@ impl QueryFrontend {
         registry: &mut Registry,
     ) -> Result<Arc<Self>, FrontendError> {
         cfg.validate()?;
-        let cache = (cfg.results_cache_max_bytes > 0)
-            .then(|| ResultsCache::new(cfg.results_cache_max_bytes));
+        let cache = match cfg.results_cache_backend {
+            CacheBackend::Memory => (cfg.results_cache_max_bytes > 0)
+                .then(|| PieceCache::Memory(ResultsCache::new(cfg.results_cache_max_bytes))),
+            CacheBackend::Memcached => Some(PieceCache::Memcached(Memcached::new(
+                &cfg.memcached.addresses,
+                cfg.memcached.timeout,
+                cfg.memcached.expiration,
+                cfg.memcached.max_item_bytes,
+            ))),
+        };
         Ok(Arc::new(Self {
             queue: FairQueue::new(cfg.max_concurrent_calls),
             cfg,
@@ -166,7 +209,7 @@ impl QueryFrontend {
         })
     }
 
-    /// A GET of the querier for `piece` of `q`, with the caller's headers.
+    /// A request to the querier for `piece` of `q`, with the caller's headers.
     fn piece_request(
         &self,
         orig: &axum::http::Request<Bytes>,
@@ -181,17 +224,24 @@ impl QueryFrontend {
         for (k, v) in &q.rest {
             qs.append_pair(k, v);
         }
-        let uri: Uri = format!("{}?{}", orig.uri().path(), qs.finish())
+        // A form POST: a long query does not run into URL length limits on the way.
+        let uri: Uri = orig
+            .uri()
+            .path()
             .parse()
             .unwrap_or_else(|_| orig.uri().clone());
-        let mut r = axum::http::Request::new(Bytes::new());
-        *r.method_mut() = Method::GET;
+        let mut r = axum::http::Request::new(Bytes::from(qs.finish()));
+        *r.method_mut() = Method::POST;
         *r.uri_mut() = uri;
         for (name, value) in orig.headers() {
             if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
                 r.headers_mut().insert(name, value.clone());
             }
         }
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
         r
     }
 
@@ -275,9 +325,11 @@ impl QueryFrontend {
                 let cacheable = self.cache.is_some() && piece.end < fresh_after;
                 let key = self.cache_key(tenant, q, piece);
                 if cacheable {
-                    if let Some(hit) = self.cache.as_ref().and_then(|c| c.get(&key)) {
-                        self.metrics.cache_hits.inc();
-                        return Ok(hit);
+                    if let Some(c) = &self.cache {
+                        if let Some(hit) = c.get(&key, &self.metrics).await {
+                            self.metrics.cache_hits.inc();
+                            return Ok(hit);
+                        }
                     }
                     self.metrics.cache_misses.inc();
                 }
@@ -289,7 +341,7 @@ impl QueryFrontend {
                         let body = resp.into_body();
                         if cacheable {
                             if let Some(c) = &self.cache {
-                                c.put(key, body.clone());
+                                c.put(key, body.clone(), &self.metrics).await;
                             }
                         }
                         Ok(body)
@@ -340,9 +392,12 @@ impl QueryFrontend {
         }
     }
 
-    /// Pieces in the results cache.
+    /// Pieces in the in-process results cache (0 with memcached).
     pub fn cached_pieces(&self) -> usize {
-        self.cache.as_ref().map_or(0, ResultsCache::len)
+        match &self.cache {
+            Some(PieceCache::Memory(c)) => c.len(),
+            _ => 0,
+        }
     }
 }
 

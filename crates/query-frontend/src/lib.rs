@@ -8,13 +8,14 @@ pub mod config;
 mod downstream;
 mod error;
 mod frontend;
+mod memcached;
 mod merge;
 mod metrics;
 mod queue;
 pub mod split;
 
 pub use cache::ResultsCache;
-pub use config::QueryFrontendConfig;
+pub use config::{CacheBackend, MemcachedConfig, QueryFrontendConfig};
 pub use downstream::{Downstream, HttpDownstream, RouterDownstream};
 pub use error::FrontendError;
 pub use frontend::{in_front_of, router, QueryFrontend};

@@ -9,6 +9,7 @@ pub struct Metrics {
     pub cache_hits: Counter,
     pub cache_misses: Counter,
     pub retries: Counter,
+    pub cache_errors: Counter,
 }
 
 impl Metrics {
@@ -39,6 +40,11 @@ impl Metrics {
             "retries",
             "Querier calls repeated after a 5xx or no answer",
             m.retries.clone(),
+        );
+        r.register(
+            "results_cache_errors",
+            "Results cache reads and writes that failed (counted as misses)",
+            m.cache_errors.clone(),
         );
         m
     }

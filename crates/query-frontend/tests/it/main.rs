@@ -50,7 +50,11 @@ impl Downstream for Fake {
 
     async fn call(&self, req: Request<Bytes>) -> Result<Response<Bytes>, FrontendError> {
         let path = req.uri().path().to_owned();
-        let qs = req.uri().query().unwrap_or("").to_owned();
+        // Pieces come as form POSTs; other reads as they were sent.
+        let qs = match req.uri().query() {
+            Some(q) => q.to_owned(),
+            None => String::from_utf8_lossy(req.body()).into_owned(),
+        };
         self.calls.lock().push((path.clone(), qs.clone()));
         let delay = *self.delay_ms.lock();
         if delay > 0 {
@@ -267,4 +271,90 @@ async fn a_heavy_tenant_does_not_starve_a_light_one() {
         body,
         answer("heavy", "up", 0, 10 * DAY - 1 - (10 * DAY - 1) % 3600, 3600)
     );
+}
+
+/// A memcached server on a free loopback port, stopped when dropped.
+struct MemcachedServer {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Drop for MemcachedServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn memcached() -> MemcachedServer {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new("memcached")
+        // `-u` only matters as root (memcached refuses to run as root without it).
+        .args([
+            "-l",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "0",
+            "-m",
+            "64",
+            "-u",
+            "nobody",
+        ])
+        .spawn()
+        .unwrap_or_else(|e| panic!("memcached could not start ({e}): apt-get install memcached"));
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = MemcachedServer { child, addr };
+    for _ in 0..200 {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            panic!("memcached exited at start: {status}");
+        }
+        if tokio::net::TcpStream::connect(&server.addr).await.is_ok() {
+            return server;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("memcached did not listen on {}", server.addr);
+}
+
+fn memcached_frontend(addr: &str) -> (Arc<QueryFrontend>, Arc<Fake>) {
+    frontend(QueryFrontendConfig {
+        results_cache_backend: strata_query_frontend::CacheBackend::Memcached,
+        memcached: strata_query_frontend::MemcachedConfig {
+            addresses: vec![addr.to_owned()],
+            ..Default::default()
+        },
+        ..QueryFrontendConfig::default()
+    })
+}
+
+#[tokio::test]
+async fn frontends_share_pieces_through_memcached_and_a_dead_cache_is_a_miss() {
+    let server = memcached().await;
+    let (a, fake_a) = memcached_frontend(&server.addr);
+    let (b, fake_b) = memcached_frontend(&server.addr);
+    let end = now();
+    let start = end - 3 * DAY;
+    let (status, first) = range(&a, "t", "up", start, end, 600).await;
+    assert_eq!(status, 200);
+    assert_eq!(fake_a.calls.lock().len(), 4);
+    // The other frontend finds the three old pieces in memcached; only today's is asked.
+    let (_, second) = range(&b, "t", "up", start, end, 600).await;
+    assert_eq!(second, first);
+    assert_eq!(fake_b.calls.lock().len(), 1);
+    // Another tenant does not share them.
+    let (_, other) = range(&b, "u", "up", start, end, 600).await;
+    assert_eq!(other["data"]["result"][0]["metric"]["tenant"], "u");
+    assert_eq!(fake_b.calls.lock().len(), 5);
+    // With memcached gone every piece is asked of the querier and the query still answers.
+    drop(server);
+    let (status, again) = range(&a, "t", "up", start, end, 600).await;
+    assert_eq!(status, 200);
+    assert_eq!(again, first);
+    assert_eq!(fake_a.calls.lock().len(), 8);
 }
