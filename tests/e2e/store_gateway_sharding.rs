@@ -25,10 +25,12 @@ const H: i64 = 3_600_000;
 const MIN: i64 = 60_000;
 const STEP_S: i64 = 300;
 
+/// Dead store-gateways stay in the ring (`auto_forget_unhealthy_periods: 0`): the blocks they
+/// own must stay theirs however long the test runs.
 fn config(name: &str, grpc: u16, meta: u16, bucket: &Path, voter: bool) -> String {
     let boot = if voter { "  bootstrap: true\n" } else { "" };
     format!(
-        "server:\n  grpc_listen_address: '127.0.0.1:{grpc}'\nmeta:\n  peers: [{{id: 1, address: '127.0.0.1:{meta}'}}]\n{boot}bucket:\n  filesystem: {{directory: '{bucket}'}}\ningester:\n  ring: {{instance_id: ingester-1, replication_factor: 1, heartbeat_period: 1s, heartbeat_timeout: 10s}}\nstore_gateway:\n  ring: {{instance_id: {name}, replication_factor: 2, num_tokens: {TOKENS}, heartbeat_period: 1s, heartbeat_timeout: 4s, tokens_file: tokens.json}}\n",
+        "server:\n  grpc_listen_address: '127.0.0.1:{grpc}'\nmeta:\n  peers: [{{id: 1, address: '127.0.0.1:{meta}'}}]\n{boot}bucket:\n  filesystem: {{directory: '{bucket}'}}\ningester:\n  ring: {{instance_id: ingester-1, replication_factor: 1, heartbeat_period: 1s, heartbeat_timeout: 10s}}\nstore_gateway:\n  ring: {{instance_id: {name}, replication_factor: 2, num_tokens: {TOKENS}, heartbeat_period: 1s, heartbeat_timeout: 4s, auto_forget_unhealthy_periods: 0, tokens_file: tokens.json}}\n",
         bucket = bucket.display(),
     )
 }
