@@ -95,6 +95,7 @@ async fn split_cached_and_aligned_answers_equal_the_querier_s() {
     let front = |cfg: QueryFrontendConfig| {
         let f = QueryFrontend::new(
             cfg,
+            TenancyConfig::default(),
             Arc::new(RouterDownstream(querier.clone())),
             &mut Default::default(),
         )

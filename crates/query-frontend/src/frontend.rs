@@ -21,6 +21,7 @@ use futures::StreamExt;
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use strata_model::time::{now_ms, parse_duration_param, parse_time_param};
+use strata_model::TenancyConfig;
 
 /// Largest request body read (form POSTs of queries).
 const MAX_BODY_BYTES: usize = 10 << 20;
@@ -28,6 +29,9 @@ const MAX_BODY_BYTES: usize = 10 << 20;
 /// The query-frontend component.
 pub struct QueryFrontend {
     cfg: QueryFrontendConfig,
+    /// Resolves a request's tenant exactly as the querier will (header, basic-auth user or the
+    /// single tenant): the cache and the queues are per tenant.
+    tenancy: TenancyConfig,
     downstream: Arc<dyn Downstream>,
     cache: Option<PieceCache>,
     queue: Arc<FairQueue>,
@@ -97,16 +101,6 @@ fn prometheus_error(status: StatusCode, kind: &str, msg: &str) -> Response {
         .into_response()
 }
 
-/// The tenant a request is for (as authenticated: the auth layer rewrites the header), "" in
-/// single-tenant mode.
-fn tenant_of(req: &axum::http::Request<Bytes>) -> String {
-    req.headers()
-        .get("x-scope-orgid")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned()
-}
-
 fn seconds(ms: i64) -> String {
     if ms % 1000 == 0 {
         (ms / 1000).to_string()
@@ -118,6 +112,7 @@ fn seconds(ms: i64) -> String {
 impl QueryFrontend {
     pub fn new(
         cfg: QueryFrontendConfig,
+        tenancy: TenancyConfig,
         downstream: Arc<dyn Downstream>,
         registry: &mut Registry,
     ) -> Result<Arc<Self>, FrontendError> {
@@ -134,11 +129,29 @@ impl QueryFrontend {
         };
         Ok(Arc::new(Self {
             queue: FairQueue::new(cfg.max_concurrent_calls),
+            tenancy,
             cfg,
             downstream,
             cache,
             metrics: Metrics::new(registry),
         }))
+    }
+
+    /// The tenant(s) a request reads, as the querier will resolve them (`a|b` when federated);
+    /// `None` when the querier will refuse the request.
+    fn tenant_of(&self, req: &axum::http::Request<Bytes>) -> Option<String> {
+        let hv = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok());
+        let tenants = self
+            .tenancy
+            .resolve_all(hv("x-scope-orgid"), hv("authorization"))
+            .ok()?;
+        Some(
+            tenants
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join("|"),
+        )
     }
 
     /// Whether `path` is a range query (the one the frontend splits).
@@ -251,7 +264,7 @@ impl QueryFrontend {
         &self,
         req: axum::http::Request<Bytes>,
     ) -> Result<axum::http::Response<Bytes>, FrontendError> {
-        let tenant = tenant_of(&req);
+        let tenant = self.tenant_of(&req).unwrap_or_default();
         let mut attempt = 0;
         loop {
             let (parts, body) = (req.clone_parts(), req.body().clone());
@@ -316,7 +329,10 @@ impl QueryFrontend {
         };
         let pieces = split(q.start, q.end, q.step, interval);
         self.metrics.pieces.inc_by(pieces.len() as u64);
-        let tenant = tenant_of(orig);
+        // A request whose tenant the querier will not accept is its to refuse.
+        let Some(tenant) = self.tenant_of(orig) else {
+            return self.passthrough(orig.clone()).await;
+        };
         let fresh_after = now_ms() - self.cfg.max_cache_freshness.as_millis() as i64;
         let q = &q;
         let tenant = &tenant;

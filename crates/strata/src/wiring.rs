@@ -628,7 +628,12 @@ impl Wiring {
         let cfg = self.cfg.query_frontend.clone();
         if let Some(querier) = self.querier_router.take() {
             let downstream = Arc::new(strata_query_frontend::RouterDownstream(querier.clone()));
-            let f = strata_query_frontend::QueryFrontend::new(cfg, downstream, &mut self.registry)?;
+            let f = strata_query_frontend::QueryFrontend::new(
+                cfg,
+                self.cfg.tenancy.clone(),
+                downstream,
+                &mut self.registry,
+            )?;
             self.router = std::mem::take(&mut self.router)
                 .merge(strata_query_frontend::in_front_of(f, querier));
             return Ok(());
@@ -640,7 +645,12 @@ impl Wiring {
             &url,
             self.cfg.querier.query_timeout + std::time::Duration::from_secs(5),
         )?);
-        let f = strata_query_frontend::QueryFrontend::new(cfg, downstream, &mut self.registry)?;
+        let f = strata_query_frontend::QueryFrontend::new(
+            cfg,
+            self.cfg.tenancy.clone(),
+            downstream,
+            &mut self.registry,
+        )?;
         self.router = std::mem::take(&mut self.router).merge(strata_query_frontend::router(f));
         Ok(())
     }

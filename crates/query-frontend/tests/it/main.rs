@@ -10,6 +10,7 @@ use http_body_util::BodyExt;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 use std::sync::Arc;
+use strata_model::{TenancyConfig, TenancyMode};
 use strata_query_frontend::{Downstream, FrontendError, QueryFrontend, QueryFrontendConfig};
 
 const DAY: i64 = 86_400;
@@ -99,8 +100,16 @@ impl Downstream for Fake {
 }
 
 fn frontend(cfg: QueryFrontendConfig) -> (Arc<QueryFrontend>, Arc<Fake>) {
+    frontend_with(cfg, TenancyMode::Header)
+}
+
+fn frontend_with(cfg: QueryFrontendConfig, mode: TenancyMode) -> (Arc<QueryFrontend>, Arc<Fake>) {
     let fake = Arc::new(Fake::default());
-    let f = QueryFrontend::new(cfg, fake.clone(), &mut Default::default()).unwrap();
+    let tenancy = TenancyConfig {
+        mode,
+        ..TenancyConfig::default()
+    };
+    let f = QueryFrontend::new(cfg, tenancy, fake.clone(), &mut Default::default()).unwrap();
     (f, fake)
 }
 
@@ -357,4 +366,58 @@ async fn frontends_share_pieces_through_memcached_and_a_dead_cache_is_a_miss() {
     assert_eq!(status, 200);
     assert_eq!(again, first);
     assert_eq!(fake_a.calls.lock().len(), 8);
+}
+
+#[tokio::test]
+async fn basic_auth_tenants_never_share_cached_pieces() {
+    // basic_auth tenancy without X-Scope-OrgID: the user name is the tenant.
+    let (f, fake) = frontend_with(QueryFrontendConfig::default(), TenancyMode::BasicAuth);
+    let ask = |user: &'static str| {
+        let f = f.clone();
+        async move {
+            let req = Request::get(format!(
+                "/api/v1/query_range?query=up&start={}&end={}&step=600",
+                10 * DAY,
+                13 * DAY
+            ))
+            .header(
+                "authorization",
+                match user {
+                    "a" => "Basic YTpw", // a:p
+                    _ => "Basic Yjpw",   // b:p
+                },
+            )
+            .body(Body::empty())
+            .unwrap();
+            f.serve(req).await.status()
+        }
+    };
+    assert_eq!(ask("a").await, 200);
+    assert_eq!(fake.calls.lock().len(), 4);
+    assert_eq!(ask("a").await, 200);
+    assert_eq!(
+        fake.calls.lock().len(),
+        4,
+        "a's second query comes from the cache"
+    );
+    assert_eq!(ask("b").await, 200);
+    assert_eq!(
+        fake.calls.lock().len(),
+        8,
+        "b must not get a's cached pieces"
+    );
+    // Without any tenant the querier answers (and refuses) it; nothing is cached.
+    let resp = f
+        .serve(
+            Request::get(format!(
+                "/api/v1/query_range?query=up&start={}&end={}&step=600",
+                10 * DAY,
+                13 * DAY
+            ))
+            .body(Body::empty())
+            .unwrap(),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(fake.calls.lock().len(), 9, "passed through as one call");
 }
