@@ -359,8 +359,8 @@ mod tests {
             .map(|&x| (x * 1000, 2.0))
             .collect();
         let got = dedup_pair(&s(&a), &s(&b), false);
-        // a until its gap; b from 65 s (the first b sample past 45 s + 2×15 s); b keeps going
-        // while a's next sample is not 30 s beyond b's.
+        // a until its gap; then b from 80 s: after a's 45 s sample, b had to skip past
+        // 45 s + 2×15 s (its 65 s sample is too close); a is behind from then on.
         assert_eq!(
             ts(&got),
             vec![0, 15_000, 30_000, 45_000, 80_000, 95_000, 110_000, 125_000, 140_000]

@@ -50,7 +50,19 @@ impl Federated {
             .iter()
             .filter(|t| on_tenant.iter().all(|m| m.matches(t.as_str())))
             .collect();
-        (tenants, rest.into_iter().cloned().collect())
+        // A series' own tenant label is answered as `original___tenant_id__`: matchers on that
+        // name select the stored `__tenant_id__`.
+        let rest = rest
+            .into_iter()
+            .map(|m| {
+                let mut m = m.clone();
+                if m.name == ORIGINAL_TENANT_LABEL {
+                    m.name = TENANT_LABEL.to_owned();
+                }
+                m
+            })
+            .collect();
+        (tenants, rest)
     }
 }
 
@@ -287,5 +299,7 @@ mod tests {
         assert_eq!(rest, vec![Matcher::equal("__name__", "up")]);
         let m = [Matcher::new(MatchOp::NotEqual, TENANT_LABEL, "b").unwrap()];
         assert_eq!(f.split(&m).0.len(), 2);
+        let m = [Matcher::equal(ORIGINAL_TENANT_LABEL, "x")];
+        assert_eq!(f.split(&m).1, vec![Matcher::equal(TENANT_LABEL, "x")]);
     }
 }

@@ -225,13 +225,14 @@ impl StoreGatewaySet {
                 match answer {
                     Ok(answer) => {
                         let asked_here: HashSet<&Ulid> = a.blocks.iter().collect();
-                        read.extend(answer.queried.iter().filter(|b| asked_here.contains(b)));
-                        let missing = a.blocks.len()
-                            - answer
-                                .queried
-                                .iter()
-                                .filter(|b| asked_here.contains(b))
-                                .count();
+                        // A set: an answer naming a block twice counts it once.
+                        let named: HashSet<&Ulid> = answer
+                            .queried
+                            .iter()
+                            .filter(|b| asked_here.contains(b))
+                            .collect();
+                        read.extend(named.iter().copied());
+                        let missing = a.blocks.len() - named.len();
                         if missing > 0 {
                             tracing::debug!(store_gateway = %a.instance.id, missing, "store-gateway does not hold some blocks it was asked for; asking their other owners");
                             attempts.push(format!(

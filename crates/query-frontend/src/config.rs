@@ -53,6 +53,8 @@ pub enum CacheBackend {
 pub struct MemcachedConfig {
     /// `host:port` of each memcached server; a piece lives on one (by its key's hash).
     pub addresses: Vec<String>,
+    /// Prefix of every key: clusters sharing a memcached must use different ones.
+    pub key_prefix: String,
     /// Longest wait for one get or set (a slow cache is a miss, not a slow query).
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
@@ -67,6 +69,7 @@ impl Default for MemcachedConfig {
     fn default() -> Self {
         Self {
             addresses: Vec::new(),
+            key_prefix: "strata-qf".into(),
             timeout: Duration::from_millis(200),
             expiration: Duration::from_secs(7 * 24 * 3600),
             max_item_bytes: 1 << 20,
@@ -119,6 +122,13 @@ impl QueryFrontendConfig {
                 return Err(bad(
                     "query_frontend.memcached.addresses",
                     "results_cache_backend is memcached: name at least one host:port".into(),
+                ));
+            }
+            let p = &self.memcached.key_prefix;
+            if p.is_empty() || p.len() > 64 || p.bytes().any(|b| b <= b' ' || b == 0x7f) {
+                return Err(bad(
+                    "query_frontend.memcached.key_prefix",
+                    format!("1 to 64 characters without spaces or control characters, got {p:?}"),
                 ));
             }
             if let Some(a) = self.memcached.addresses.iter().find(|a| !a.contains(':')) {

@@ -25,6 +25,13 @@ use strata_model::TenancyConfig;
 
 /// Largest request body read (form POSTs of queries).
 const MAX_BODY_BYTES: usize = 10 << 20;
+/// A query with more evaluation steps than this (the querier's default
+/// `max_points_per_series`) is passed on whole, for the querier to refuse: cut into days,
+/// each piece would pass the querier's check on its own.
+const MAX_POINTS: i64 = 11_000;
+/// A query spanning more split intervals than this runs unsplit (bounds the calls one query
+/// makes).
+const MAX_PIECES: i64 = 1_000;
 
 /// The query-frontend component.
 pub struct QueryFrontend {
@@ -102,10 +109,12 @@ fn prometheus_error(status: StatusCode, kind: &str, msg: &str) -> Response {
 }
 
 fn seconds(ms: i64) -> String {
-    if ms % 1000 == 0 {
-        (ms / 1000).to_string()
+    let sign = if ms < 0 { "-" } else { "" };
+    let abs = ms.unsigned_abs();
+    if abs.is_multiple_of(1000) {
+        format!("{sign}{}", abs / 1000)
     } else {
-        format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
+        format!("{sign}{}.{:03}", abs / 1000, abs % 1000)
     }
 }
 
@@ -122,6 +131,7 @@ impl QueryFrontend {
                 .then(|| PieceCache::Memory(ResultsCache::new(cfg.results_cache_max_bytes))),
             CacheBackend::Memcached => Some(PieceCache::Memcached(Memcached::new(
                 &cfg.memcached.addresses,
+                &cfg.memcached.key_prefix,
                 cfg.memcached.timeout,
                 cfg.memcached.expiration,
                 cfg.memcached.max_item_bytes,
@@ -205,7 +215,7 @@ impl QueryFrontend {
         let start = parse_time_param(&one("start")?)?;
         let end = parse_time_param(&one("end")?)?;
         let step = parse_duration_param(&one("step")?)?;
-        if step <= 0 || end < start {
+        if step <= 0 || end < start || (end - start) / step >= MAX_POINTS {
             return None;
         }
         let mut rest: Vec<(String, String)> = params
@@ -322,11 +332,19 @@ impl QueryFrontend {
             (q.start, q.end) = align(q.start, q.end, q.step);
         }
         // `@ start()` / `@ end()` refer to the whole query's range: such queries are not cut.
-        let interval = if q.query.contains("start()") || q.query.contains("end()") {
+        // A very long range is not cut either (bounded calls per query).
+        let mut interval = if q.query.contains("start()") || q.query.contains("end()") {
             0
         } else {
             self.cfg.split_queries_by_interval.as_millis() as i64
         };
+        if interval > 0 && (q.end - q.start) / interval >= MAX_PIECES {
+            interval = 0;
+        }
+        // An `@` time or a negative offset reads data at other times than the piece's: an old
+        // piece may depend on fresh data, so such queries are never cached (Mimir's rule).
+        let squeezed: String = q.query.chars().filter(|c| !c.is_whitespace()).collect();
+        let cache_ok = !squeezed.contains('@') && !squeezed.contains("offset-");
         let pieces = split(q.start, q.end, q.step, interval);
         self.metrics.pieces.inc_by(pieces.len() as u64);
         // A request whose tenant the querier will not accept is its to refuse.
@@ -338,7 +356,7 @@ impl QueryFrontend {
         let tenant = &tenant;
         let answers: Vec<Result<Bytes, Response>> = futures::stream::iter(pieces)
             .map(|piece| async move {
-                let cacheable = self.cache.is_some() && piece.end < fresh_after;
+                let cacheable = cache_ok && self.cache.is_some() && piece.end < fresh_after;
                 let key = self.cache_key(tenant, q, piece);
                 if cacheable {
                     if let Some(c) = &self.cache {

@@ -39,6 +39,8 @@ struct Server {
 /// Memcached servers; a key lives on one of them (by its hash).
 pub struct Memcached {
     servers: Vec<Server>,
+    /// Keeps clusters sharing one memcached apart.
+    prefix: String,
     timeout: Duration,
     expiration: Duration,
     max_item_bytes: usize,
@@ -58,6 +60,7 @@ impl std::fmt::Debug for Memcached {
 impl Memcached {
     pub fn new(
         addresses: &[String],
+        prefix: &str,
         timeout: Duration,
         expiration: Duration,
         max_item_bytes: usize,
@@ -70,6 +73,7 @@ impl Memcached {
                     idle: Mutex::new(Vec::new()),
                 })
                 .collect(),
+            prefix: prefix.to_owned(),
             timeout,
             expiration,
             max_item_bytes,
@@ -77,10 +81,27 @@ impl Memcached {
     }
 
     /// Memcached keys are at most 250 bytes without spaces: a piece's key (query text
-    /// included) is hashed, 128 bits, so that distinct keys do not meet in practice.
-    fn wire_key(key: &str) -> (String, u128) {
+    /// included) is hashed. The hash only places the value; the value carries the whole key,
+    /// compared on every read, so two keys that hash alike never read each other's piece.
+    fn wire_key(&self, key: &str) -> (String, u128) {
         let h = xxh3_128(key.as_bytes());
-        (format!("strata-qf:{h:032x}"), h)
+        (format!("{}:{h:032x}", self.prefix), h)
+    }
+
+    /// The stored form: key length (u32 LE), key, piece.
+    fn envelope(key: &str, value: &Bytes) -> Vec<u8> {
+        let mut v = Vec::with_capacity(4 + key.len() + value.len());
+        v.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        v.extend_from_slice(key.as_bytes());
+        v.extend_from_slice(value);
+        v
+    }
+
+    /// The piece in a stored envelope, if the envelope is for `key`.
+    fn open(key: &str, stored: Bytes) -> Option<Bytes> {
+        let len = u32::from_le_bytes(stored.get(..4)?.try_into().ok()?) as usize;
+        let k = stored.get(4..4 + len)?;
+        (k == key.as_bytes()).then(|| stored.slice(4 + len..))
     }
 
     fn server(&self, h: u128) -> &Server {
@@ -123,55 +144,57 @@ impl Memcached {
         if self.servers.is_empty() {
             return Ok(None);
         }
-        let (wire, h) = Self::wire_key(key);
+        let (wire, h) = self.wire_key(key);
         let s = self.server(h);
-        self.with_conn(s, |mut c| async move {
-            c.write_all(format!("get {wire}\r\n").as_bytes()).await?;
-            c.flush().await?;
-            let mut line = String::new();
-            c.read_line(&mut line).await?;
-            // An answer out of step leaves the connection unusable: the error drops it.
-            let desync = |line: String| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("unexpected answer {line:?}"),
-                )
-            };
-            if line == "END\r\n" {
-                return Ok((None, c));
-            }
-            // VALUE <key> <flags> <bytes>
-            let len = line
-                .strip_prefix("VALUE ")
-                .and_then(|rest| rest.trim_end().split(' ').nth(2))
-                .and_then(|n| n.parse::<usize>().ok());
-            let Some(len) = len else {
-                return Err(desync(line));
-            };
-            let mut data = vec![0u8; len + 2];
-            c.read_exact(&mut data).await?;
-            data.truncate(len);
-            let mut end = String::new();
-            c.read_line(&mut end).await?;
-            if end != "END\r\n" {
-                return Err(desync(end));
-            }
-            Ok((Some(Bytes::from(data)), c))
-        })
-        .await
+        let stored = self
+            .with_conn(s, |mut c| async move {
+                c.write_all(format!("get {wire}\r\n").as_bytes()).await?;
+                c.flush().await?;
+                let mut line = String::new();
+                c.read_line(&mut line).await?;
+                // An answer out of step leaves the connection unusable: the error drops it.
+                let desync = |line: String| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("unexpected answer {line:?}"),
+                    )
+                };
+                if line == "END\r\n" {
+                    return Ok((None, c));
+                }
+                // VALUE <key> <flags> <bytes>
+                let len = line
+                    .strip_prefix("VALUE ")
+                    .and_then(|rest| rest.trim_end().split(' ').nth(2))
+                    .and_then(|n| n.parse::<usize>().ok());
+                let Some(len) = len else {
+                    return Err(desync(line));
+                };
+                let mut data = vec![0u8; len + 2];
+                c.read_exact(&mut data).await?;
+                data.truncate(len);
+                let mut end = String::new();
+                c.read_line(&mut end).await?;
+                if end != "END\r\n" {
+                    return Err(desync(end));
+                }
+                Ok((Some(Bytes::from(data)), c))
+            })
+            .await?;
+        Ok(stored.and_then(|v| Self::open(key, v)))
     }
 
     /// Stores `value` under `key` for the configured expiration; values over the item size
     /// limit are not sent.
     pub async fn set(&self, key: &str, value: &Bytes) -> Result<(), MemcachedError> {
+        let value = Self::envelope(key, value);
         if self.servers.is_empty() || value.len() > self.max_item_bytes {
             return Ok(());
         }
-        let (wire, h) = Self::wire_key(key);
+        let (wire, h) = self.wire_key(key);
         let s = self.server(h);
         let addr = s.addr.clone();
         let exp = self.expiration.as_secs();
-        let value = value.clone();
         let r = self
             .with_conn(s, |mut c| async move {
                 c.write_all(format!("set {wire} 0 {exp} {}\r\n", value.len()).as_bytes())
@@ -189,5 +212,19 @@ impl Memcached {
         } else {
             Err(MemcachedError::Protocol { addr, line: r })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_envelope_opens_only_for_its_own_key() {
+        let v = Bytes::from_static(b"piece");
+        let e = Bytes::from(Memcached::envelope("tenant-a\0q", &v));
+        assert_eq!(Memcached::open("tenant-a\0q", e.clone()), Some(v));
+        assert_eq!(Memcached::open("tenant-b\0q", e.clone()), None);
+        assert_eq!(Memcached::open("x", e.slice(..3)), None);
     }
 }

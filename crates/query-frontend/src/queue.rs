@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 #[derive(Debug, Default)]
 struct State {
     in_use: usize,
-    waiting: BTreeMap<String, VecDeque<oneshot::Sender<()>>>,
+    waiting: BTreeMap<String, VecDeque<oneshot::Sender<Slot>>>,
     /// The tenant served last; the next slot goes to the first waiting tenant after it.
     last: Option<String>,
 }
@@ -24,15 +24,19 @@ pub struct FairQueue {
     state: Mutex<State>,
 }
 
-/// A slot; dropping it hands the slot on.
+/// A slot; dropping it hands the slot on. Slots travel to waiters inside the channel, so a
+/// waiter that gives up after being handed one drops it, and it moves on: none is lost.
 #[derive(Debug)]
 pub struct Slot {
     queue: Arc<FairQueue>,
+    armed: bool,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.queue.release();
+        if self.armed {
+            self.queue.release();
+        }
     }
 }
 
@@ -44,6 +48,13 @@ impl FairQueue {
         })
     }
 
+    fn slot(self: &Arc<Self>) -> Slot {
+        Slot {
+            queue: self.clone(),
+            armed: true,
+        }
+    }
+
     /// Waits for a slot for `tenant`.
     pub async fn acquire(self: &Arc<Self>, tenant: &str) -> Slot {
         let rx = {
@@ -51,9 +62,7 @@ impl FairQueue {
             if s.in_use < self.slots {
                 s.in_use += 1;
                 s.last = Some(tenant.to_owned());
-                return Slot {
-                    queue: self.clone(),
-                };
+                return self.slot();
             }
             let (tx, rx) = oneshot::channel();
             s.waiting
@@ -62,46 +71,48 @@ impl FairQueue {
                 .push_back(tx);
             rx
         };
-        // The sender is only dropped after handing over the slot, so an error cannot happen
-        // while the queue lives; if it did, the slot count was not raised for us.
-        if rx.await.is_err() {
-            let mut s = self.state.lock();
-            s.in_use += 1;
-        }
-        Slot {
-            queue: self.clone(),
+        match rx.await {
+            Ok(slot) => slot,
+            // Senders are only dropped with a slot in them; without one, take a slot anew.
+            Err(_) => {
+                self.state.lock().in_use += 1;
+                self.slot()
+            }
         }
     }
 
-    fn release(&self) {
-        let mut s = self.state.lock();
+    /// Hands a freed slot to the next waiter (round robin over tenants), or frees it.
+    fn release(self: &Arc<Self>) {
         loop {
-            // The first tenant with waiters after the last one served, wrapping around.
-            let next = {
+            let tx = {
+                let mut s = self.state.lock();
                 let after = s.last.clone().unwrap_or_default();
-                s.waiting
+                let next = s
+                    .waiting
                     .range::<String, _>((
                         std::ops::Bound::Excluded(after),
                         std::ops::Bound::Unbounded,
                     ))
                     .chain(s.waiting.iter())
                     .find(|(_, q)| !q.is_empty())
-                    .map(|(t, _)| t.clone())
+                    .map(|(t, _)| t.clone());
+                let Some(tenant) = next else {
+                    s.in_use -= 1;
+                    return;
+                };
+                let q = s.waiting.get_mut(&tenant).expect("tenant just found");
+                let tx = q.pop_front().expect("queue not empty");
+                if q.is_empty() {
+                    s.waiting.remove(&tenant);
+                }
+                s.last = Some(tenant);
+                tx
             };
-            let Some(tenant) = next else {
-                s.in_use -= 1;
-                return;
-            };
-            let q = s.waiting.get_mut(&tenant).expect("tenant just found");
-            let tx = q.pop_front().expect("queue not empty");
-            if q.is_empty() {
-                s.waiting.remove(&tenant);
-            }
-            s.last = Some(tenant);
-            // The slot passes to the waiter as it is (in_use unchanged); a waiter that gave up
-            // (its query was dropped) passes it on to the next.
-            if tx.send(()).is_ok() {
-                return;
+            // Sent outside the lock. A waiter that is gone gives the slot back: disarm it and
+            // try the next waiter (in_use unchanged, the slot is still taken).
+            match tx.send(self.slot()) {
+                Ok(()) => return,
+                Err(mut slot) => slot.armed = false,
             }
         }
     }
@@ -109,6 +120,11 @@ impl FairQueue {
     /// Calls waiting for a slot.
     pub fn waiting(&self) -> usize {
         self.state.lock().waiting.values().map(VecDeque::len).sum()
+    }
+
+    /// Slots taken.
+    pub fn in_use(&self) -> usize {
+        self.state.lock().in_use
     }
 }
 
@@ -145,5 +161,31 @@ mod tests {
         // The light tenant is served right after heavy's first waiting call, not after all.
         assert_eq!(order[0], "light5", "{order:?}");
         assert_eq!(order.len(), 6);
+        assert_eq!(q.in_use(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_waiter_that_gives_up_loses_no_slot() {
+        let q = FairQueue::new(1);
+        let first = q.acquire("a").await;
+        // A waiter handed the slot but dropped before it runs again.
+        let (q2, q3) = (q.clone(), q.clone());
+        let gone = tokio::spawn(async move {
+            let _s = q2.acquire("b").await;
+            std::future::pending::<()>().await;
+        });
+        while q.waiting() < 1 {
+            tokio::task::yield_now().await;
+        }
+        gone.abort();
+        let _ = gone.await;
+        drop(first);
+        // The slot is free again: a new caller gets it at once.
+        let s = tokio::time::timeout(std::time::Duration::from_secs(5), q3.acquire("c"))
+            .await
+            .expect("the slot leaked");
+        assert_eq!(q.in_use(), 1);
+        drop(s);
+        assert_eq!(q.in_use(), 0);
     }
 }

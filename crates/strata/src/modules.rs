@@ -181,8 +181,13 @@ pub fn parse_targets(s: &str) -> Result<Vec<Module>, String> {
     if out.is_empty() {
         return Err("no target given".into());
     }
-    // The local voter must exist before the KV module picks it.
-    out.sort_by_key(|m| *m != Module::Meta);
+    // The local voter must exist before the KV module picks it; a querier named with the
+    // query-frontend must be built first, so that the frontend goes in front of it.
+    out.sort_by_key(|m| match m {
+        Module::Meta => 0,
+        Module::Querier => 1,
+        _ => 2,
+    });
     Ok(out)
 }
 
@@ -259,6 +264,23 @@ mod tests {
         let e = parse_targets("frobnicator").unwrap_err();
         assert!(e.contains("unknown target"), "{e}");
         assert!(parse_targets("").is_err());
+    }
+
+    #[test]
+    fn a_querier_named_with_the_query_frontend_comes_first() {
+        let t = parse_targets("query-frontend,querier").unwrap();
+        let order = resolve(&t);
+        let pos = |m| order.iter().position(|x| *x == m).unwrap();
+        assert!(
+            pos(Module::Querier) < pos(Module::QueryFrontend),
+            "{order:?}"
+        );
+        let order = resolve(&[Module::All]);
+        let pos = |m| order.iter().position(|x| *x == m).unwrap();
+        assert!(
+            pos(Module::Querier) < pos(Module::QueryFrontend),
+            "{order:?}"
+        );
     }
 
     #[test]

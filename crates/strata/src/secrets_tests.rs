@@ -4,8 +4,9 @@
 use crate::config::Config;
 use strata_model::secret_audit::{leaves, plain_secret_fields, LeafKind};
 
-/// Field names that look like secrets and are not: an AWS access key id names the key.
-const NOT_SECRETS: &[&str] = &["access_key_id"];
+/// Field names that look like secrets and are not: an AWS access key id names the key;
+/// `key_prefix` names the query-frontend's memcached keys.
+const NOT_SECRETS: &[&str] = &["access_key_id", "key_prefix"];
 
 #[test]
 fn every_field_named_like_a_secret_is_a_secret() {

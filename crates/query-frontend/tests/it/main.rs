@@ -421,3 +421,24 @@ async fn basic_auth_tenants_never_share_cached_pieces() {
     assert_eq!(resp.status(), 200);
     assert_eq!(fake.calls.lock().len(), 9, "passed through as one call");
 }
+
+#[tokio::test]
+async fn queries_over_the_point_limit_go_whole_and_at_times_are_never_cached() {
+    let (f, fake) = frontend(QueryFrontendConfig::default());
+    // 20,000 steps over many days: one call, as sent, for the querier to refuse.
+    range(&f, "t", "up", 0, 20_000 * 60, 60).await;
+    assert_eq!(fake.calls.lock().len(), 1);
+    // An `@` time or a negative offset: split, but never cached.
+    fake.calls.lock().clear();
+    for q in ["up @ 100", "up offset -1h"] {
+        range(&f, "t", q, 10 * DAY, 13 * DAY, 600).await;
+        range(&f, "t", q, 10 * DAY, 13 * DAY, 600).await;
+    }
+    assert_eq!(fake.calls.lock().len(), 16);
+    assert_eq!(f.cached_pieces(), 0);
+    // Times before 1970 keep their fraction right (-1.5 s is not -2.5 s).
+    fake.calls.lock().clear();
+    let (status, got) = range(&f, "t", "up", -1, 1, 1).await;
+    assert_eq!(status, 200);
+    assert_eq!(got, answer("t", "up", -1, 1, 1));
+}
