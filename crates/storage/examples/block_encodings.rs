@@ -11,7 +11,7 @@ use std::time::Duration;
 use strata_model::Matcher;
 use strata_model::TenantId;
 use strata_storage::block::BlockReader;
-use strata_storage::block::{synth, BlockWriter, ValueEncoding, WriterOptions};
+use strata_storage::block::{synth, BlockWriter, ValueEncoding, WriterOptions, RAW_BUCKET_MS};
 use strata_storage::bucket::Bucket;
 
 fn column_bytes(file: &bytes::Bytes) -> BTreeMap<String, u64> {
@@ -64,21 +64,28 @@ fn main() {
         "baseline: XOR chunks of 120 samples, samples only: {:.3} B/sample\n",
         xor as f64 / samples as f64
     );
-    println!("| value layout | rows/page | samples.parquet B/sample | series_id | timestamp | value | value_int | series.parquet B/series | all-in B/sample |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| value layout | rows/page | time buckets | samples.parquet B/sample | series_id | timestamp | value | value_int | series.parquet B/series | all-in B/sample |");
+    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    const H: i64 = 3_600_000;
+    // Bucket width None = the default (4 h); one bucket = the v2 series-major layout.
+    let one = Some(span + 1);
     let variants = [
-        (ValueEncoding::Plain, false, 8192),
-        (ValueEncoding::ByteStreamSplit, false, 8192),
-        (ValueEncoding::Plain, true, 8192),
-        (ValueEncoding::ByteStreamSplit, true, 8192),
-        (ValueEncoding::Plain, true, 2048),
-        (ValueEncoding::Plain, true, 32768),
+        (ValueEncoding::Plain, false, 8192, one),
+        (ValueEncoding::ByteStreamSplit, false, 8192, one),
+        (ValueEncoding::Plain, true, 8192, one),
+        (ValueEncoding::ByteStreamSplit, true, 8192, one),
+        (ValueEncoding::Plain, true, 2048, one),
+        (ValueEncoding::Plain, true, 32768, one),
+        (ValueEncoding::Plain, true, 8192, Some(2 * H)),
+        (ValueEncoding::Plain, true, 8192, None),
+        (ValueEncoding::Plain, true, 8192, Some(6 * H)),
     ];
-    for (enc, split, page) in variants {
+    for (enc, split, page, bucket_ms) in variants {
         let opts = WriterOptions {
             value_encoding: enc,
             split_integers: split,
             rows_per_page: page,
+            time_bucket_ms: bucket_ms,
             ..Default::default()
         };
         let mut w =
@@ -101,8 +108,13 @@ fn main() {
                 ""
             }
         );
+        let buckets = match bucket_ms {
+            None => format!("{} h (default)", RAW_BUCKET_MS / H),
+            Some(w) if w > span => "one".to_owned(),
+            Some(w) => format!("{} h", w / H),
+        };
         println!(
-            "| {layout} | {page} | {:.3} | {:.4} | {:.4} | {:.3} | {:.3} | {:.1} | {:.3} |",
+            "| {layout} | {page} | {buckets} | {:.3} | {:.4} | {:.4} | {:.3} | {:.3} | {:.1} | {:.3} |",
             files.samples.len() as f64 / samples as f64,
             per("series_id"),
             per("timestamp"),

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use ulid::Ulid;
 
 /// Version of the block format this build writes (and the highest it reads).
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Contents of `meta.json`. Field names are camelCase, as in Thanos/Prometheus block metas.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,6 +31,25 @@ pub struct BlockMeta {
     pub label_columns: Vec<String>,
     /// The data files with their sizes, so readers can fetch footers without a HEAD request.
     pub files: Vec<BlockFile>,
+    /// Format v3: the time buckets of `samples.parquet`, in order. The file holds bucket after
+    /// bucket (each sorted by series id, then time, and starting a new row group), so a query
+    /// window reads only the buckets it overlaps. Empty in v1/v2 blocks, whose single
+    /// series-major run is one bucket covering the whole block ([`BlockMeta::buckets`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub time_buckets: Vec<TimeBucket>,
+}
+
+/// One time bucket of a v3 samples file: the rows of every series' samples in
+/// `[min_time, max_time]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimeBucket {
+    /// Inclusive start, ms since the epoch.
+    pub min_time: i64,
+    /// Inclusive end, ms since the epoch.
+    pub max_time: i64,
+    /// Rows of `samples.parquet` in this bucket.
+    pub num_samples: u64,
 }
 
 /// Series and sample counts of a block.
@@ -54,6 +73,20 @@ pub struct BlockFile {
 }
 
 impl BlockMeta {
+    /// The block's time buckets: those listed (v3), or one bucket spanning the whole block
+    /// (v1/v2 files are a single series-major run).
+    pub fn buckets(&self) -> Vec<TimeBucket> {
+        if self.time_buckets.is_empty() {
+            vec![TimeBucket {
+                min_time: self.min_time,
+                max_time: self.max_time,
+                num_samples: self.stats.num_samples,
+            }]
+        } else {
+            self.time_buckets.clone()
+        }
+    }
+
     /// Size of a data file as recorded, if listed.
     pub fn file_size(&self, rel_path: &str) -> Option<u64> {
         self.files

@@ -1,6 +1,7 @@
-//! Persisted blocks, format v1 (see `docs/block-format.md`): per tenant, `<tenant>/<ULID>/` holds
+//! Persisted blocks, format v3 (see `docs/block-format.md`): per tenant, `<tenant>/<ULID>/` holds
 //! `meta.json`, `series.parquet` (one row per series) and `samples.parquet` (one row per sample,
-//! sorted by series id then time). Written by [`BlockWriter`], read by [`BlockReader`].
+//! in time buckets, each sorted by series id then time). Written by [`BlockWriter`], read by
+//! [`BlockReader`], which also reads v1 and v2.
 
 mod cache;
 mod meta;
@@ -14,10 +15,12 @@ mod writer;
 mod tests;
 
 pub use cache::RangeCache;
-pub use meta::{BlockFile, BlockMeta, BlockStats, SCHEMA_VERSION};
+pub use meta::{BlockFile, BlockMeta, BlockStats, TimeBucket, SCHEMA_VERSION};
 pub use reader::{BlockReader, SeriesCursor};
 pub use schema::ValueEncoding;
-pub use writer::{BlockFiles, BlockWriter, WriterOptions};
+pub use writer::{
+    default_bucket_ms, BlockFiles, BlockWriter, WriterOptions, MAX_BUCKETS, RAW_BUCKET_MS,
+};
 
 use crate::bucket::BucketError;
 use thiserror::Error;

@@ -6,8 +6,9 @@ use super::cache::RangeCache;
 use super::meta::{BlockMeta, SCHEMA_VERSION};
 use super::scale::unscale;
 use super::schema::{
-    COL_FIRST_ROW, COL_LABELS, COL_MAX_TIME, COL_MIN_TIME, COL_NAME, COL_NUM_SAMPLES,
-    COL_SERIES_ID, COL_TIMESTAMP, COL_VALUE, COL_VALUE_INT, COL_VALUE_SCALE, LABEL_PREFIX,
+    COL_BUCKET_SAMPLES, COL_FIRST_ROW, COL_LABELS, COL_MAX_TIME, COL_MIN_TIME, COL_NAME,
+    COL_NUM_SAMPLES, COL_SERIES_ID, COL_TIMESTAMP, COL_VALUE, COL_VALUE_INT, COL_VALUE_SCALE,
+    LABEL_PREFIX,
 };
 use super::{block_path, BlockError, META_FILE, SAMPLES_FILE, SERIES_FILE};
 use crate::bucket::{Bucket, BucketError};
@@ -17,7 +18,7 @@ use crate::limits::{
 };
 use crate::query::Series;
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, Int32Type, Int64Type, UInt64Type, UInt8Type};
+use arrow_array::types::{Float64Type, Int32Type, Int64Type, UInt32Type, UInt64Type, UInt8Type};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::DataType;
 use bytes::Bytes;
@@ -47,10 +48,27 @@ struct SeriesEntry {
     labels: Labels,
     min_t: i64,
     max_t: i64,
+    /// `first_row` as the file records it (v1/v2: start of the series' one run; v3: row of its
+    /// first sample).
     first_row: u64,
     num_samples: u64,
     /// Decimal scale of the series' `value_int` rows (0 in format v1).
     scale: u8,
+    /// The series' rows in each time bucket of the samples file (one span in v1/v2).
+    spans: Box<[RowSpan]>,
+}
+
+/// Rows `[first, first + len)` of the samples file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct RowSpan {
+    first: u64,
+    len: u64,
+}
+
+impl RowSpan {
+    fn range(self) -> Range<usize> {
+        self.first as usize..(self.first + self.len) as usize
+    }
 }
 
 /// An open block. Holds the block's metadata, its decoded series file and the samples file's
@@ -64,10 +82,20 @@ pub struct BlockReader {
     samples_size: u64,
     samples_meta: ArrowReaderMetadata,
     series: Vec<SeriesEntry>,
+    /// The samples file's time buckets with their row ranges, in file order.
+    buckets: Vec<BucketRows>,
     fetched: Arc<AtomicU64>,
     cache: Option<Arc<RangeCache>>,
     /// Series entries examined (see [`BlockReader::series_visited`]).
     visited: AtomicU64,
+}
+
+/// A time bucket of the samples file and the rows holding it.
+#[derive(Debug, Clone)]
+struct BucketRows {
+    min_t: i64,
+    max_t: i64,
+    rows: Range<u64>,
 }
 
 /// A samples file in the bucket as Parquet's async reader sees it; counts the bytes it fetches.
@@ -214,12 +242,16 @@ fn i64s(a: &ArrayRef, file: &str, name: &str) -> Result<Vec<i64>, BlockError> {
         .ok_or_else(|| corrupt(file, format!("{name} is not int64")))
 }
 
-fn decode_series(data: Bytes) -> Result<Vec<SeriesEntry>, BlockError> {
+/// Decoded series file: the entries (spans not yet assigned) and, in v3, each series' rows per
+/// time bucket.
+type DecodedSeries = (Vec<SeriesEntry>, Option<Vec<Vec<u32>>>);
+
+fn decode_series(data: Bytes) -> Result<DecodedSeries, BlockError> {
     std::panic::catch_unwind(AssertUnwindSafe(|| decode_series_unguarded(data)))
         .unwrap_or_else(|_| Err(decoder_panic(SERIES_FILE)))
 }
 
-fn decode_series_unguarded(data: Bytes) -> Result<Vec<SeriesEntry>, BlockError> {
+fn decode_series_unguarded(data: Bytes) -> Result<DecodedSeries, BlockError> {
     let f = SERIES_FILE;
     let perr = |source| BlockError::Parquet {
         file: f.into(),
@@ -231,6 +263,7 @@ fn decode_series_unguarded(data: Bytes) -> Result<Vec<SeriesEntry>, BlockError> 
         .build()
         .map_err(perr)?;
     let mut out = Vec::new();
+    let mut bucket_counts: Option<Vec<Vec<u32>>> = None;
     for batch in reader {
         let batch = batch.map_err(|source| BlockError::Arrow {
             context: "reading series file",
@@ -261,6 +294,23 @@ fn decode_series_unguarded(data: Bytes) -> Result<Vec<SeriesEntry>, BlockError> 
                     .ok_or_else(|| corrupt(f, "value_scale is not uint8"))?,
             ),
         };
+        if let Some(a) = batch.column_by_name(COL_BUCKET_SAMPLES) {
+            let list = a
+                .as_list_opt::<i32>()
+                .ok_or_else(|| corrupt(f, "bucket_num_samples is not a list"))?;
+            let values = list
+                .values()
+                .as_primitive_opt::<UInt32Type>()
+                .ok_or_else(|| corrupt(f, "bucket_num_samples items are not uint32"))?;
+            let counts = bucket_counts.get_or_insert_with(Vec::new);
+            let offsets = list.value_offsets();
+            for row in 0..list.len() {
+                let (lo, hi) = (offsets[row] as usize, offsets[row + 1] as usize);
+                counts.push(values.values()[lo..hi].to_vec());
+            }
+        } else if bucket_counts.is_some() {
+            return Err(corrupt(f, "bucket_num_samples missing from a batch"));
+        }
         for (row, id) in ids.iter().enumerate() {
             if *id != out.len() as u64 {
                 return Err(corrupt(f, format!("series_id {id} at row {}", out.len())));
@@ -283,10 +333,136 @@ fn decode_series_unguarded(data: Bytes) -> Result<Vec<SeriesEntry>, BlockError> 
                 first_row: firsts[row],
                 num_samples: counts[row],
                 scale: scales.as_ref().map_or(0, |s| s[row]),
+                spans: Box::default(),
             });
         }
     }
-    Ok(out)
+    Ok((out, bucket_counts))
+}
+
+/// Assigns each series its row spans, checking that they tile the samples file as the format
+/// prescribes: selections turn them into a Parquet row selection, which panics on unordered or
+/// overlong ranges, and the cursor reads each bucket series by series.
+///
+/// v1/v2 (`counts` is `None`): one bucket, the series' `first_row`/`num_samples` runs in order.
+/// v3: within bucket `b`, series follow each other by id, from the bucket's first row.
+fn assign_spans(
+    series: &mut [SeriesEntry],
+    counts: Option<Vec<Vec<u32>>>,
+    meta: &BlockMeta,
+) -> Result<Vec<BucketRows>, BlockError> {
+    let counts = match counts {
+        Some(c) => Some(c),
+        // A series file without rows has no batch to carry the column.
+        None if meta.schema_version >= 3 && series.is_empty() => Some(Vec::new()),
+        None if meta.schema_version >= 3 => {
+            return Err(corrupt(
+                SERIES_FILE,
+                "bucket_num_samples missing (format v3)",
+            ))
+        }
+        None => None,
+    };
+    let Some(counts) = counts else {
+        check_row_ranges(series, meta.stats.num_samples)?;
+        for e in series.iter_mut() {
+            e.spans = Box::new([RowSpan {
+                first: e.first_row,
+                len: e.num_samples,
+            }]);
+        }
+        return Ok(vec![BucketRows {
+            min_t: meta.min_time,
+            max_t: meta.max_time,
+            rows: 0..meta.stats.num_samples,
+        }]);
+    };
+    let listed = &meta.time_buckets;
+    if listed.is_empty() {
+        return Err(corrupt(META_FILE, "format v3 without timeBuckets"));
+    }
+    let mut buckets = Vec::with_capacity(listed.len());
+    let mut row = 0u64;
+    let mut prev_max = i64::MIN;
+    for (b, tb) in listed.iter().enumerate() {
+        if tb.min_time > tb.max_time
+            || (b > 0 && tb.min_time <= prev_max)
+            || tb.min_time < meta.min_time
+            || tb.max_time > meta.max_time
+        {
+            return Err(corrupt(
+                META_FILE,
+                format!(
+                    "time bucket {b} [{}, {}] is not ordered inside the block",
+                    tb.min_time, tb.max_time
+                ),
+            ));
+        }
+        prev_max = tb.max_time;
+        let end = row
+            .checked_add(tb.num_samples)
+            .ok_or_else(|| corrupt(META_FILE, "time bucket row counts overflow"))?;
+        buckets.push(BucketRows {
+            min_t: tb.min_time,
+            max_t: tb.max_time,
+            rows: row..end,
+        });
+        row = end;
+    }
+    if row != meta.stats.num_samples {
+        return Err(corrupt(
+            META_FILE,
+            format!(
+                "time buckets hold {row} rows, stats say {}",
+                meta.stats.num_samples
+            ),
+        ));
+    }
+    let nb = buckets.len();
+    if counts.len() != series.len() {
+        return Err(corrupt(SERIES_FILE, "bucket_num_samples rows missing"));
+    }
+    let mut spans: Vec<Vec<RowSpan>> = vec![Vec::with_capacity(nb); series.len()];
+    for (b, bucket) in buckets.iter().enumerate() {
+        let mut next = bucket.rows.start;
+        for (i, c) in counts.iter().enumerate() {
+            let Some(&n) = c.get(b).filter(|_| c.len() == nb) else {
+                return Err(corrupt(
+                    SERIES_FILE,
+                    format!("series {i} lists {} buckets, meta.json {nb}", c.len()),
+                ));
+            };
+            spans[i].push(RowSpan {
+                first: next,
+                len: u64::from(n),
+            });
+            next += u64::from(n);
+        }
+        if next != bucket.rows.end {
+            return Err(corrupt(
+                SERIES_FILE,
+                format!(
+                    "bucket {b}: the series hold {} rows, meta.json says {}",
+                    next - bucket.rows.start,
+                    bucket.rows.end - bucket.rows.start
+                ),
+            ));
+        }
+    }
+    for (i, (e, sp)) in series.iter_mut().zip(spans).enumerate() {
+        let total: u64 = sp.iter().map(|s| s.len).sum();
+        if total != e.num_samples {
+            return Err(corrupt(
+                SERIES_FILE,
+                format!(
+                    "series {i}: buckets hold {total} rows, num_samples says {}",
+                    e.num_samples
+                ),
+            ));
+        }
+        e.spans = sp.into_boxed_slice();
+    }
+    Ok(buckets)
 }
 
 /// Checks that the series' row ranges tile the samples file in series order, as the format
@@ -402,7 +578,7 @@ impl BlockReader {
             });
         }
         let series_path = block_path(t, &ulid, SERIES_FILE);
-        let series = decode_series(bucket.get(&series_path).await?)?;
+        let (mut series, counts) = decode_series(bucket.get(&series_path).await?)?;
         if series.len() as u64 != meta.stats.num_series {
             return Err(corrupt(
                 SERIES_FILE,
@@ -413,7 +589,7 @@ impl BlockReader {
                 ),
             ));
         }
-        check_row_ranges(&series, meta.stats.num_samples)?;
+        let buckets = assign_spans(&mut series, counts, &meta)?;
         let samples_path = block_path(t, &ulid, SAMPLES_FILE);
         let samples_size = match meta.file_size(SAMPLES_FILE) {
             Some(s) => s,
@@ -458,6 +634,7 @@ impl BlockReader {
             samples_size,
             samples_meta,
             series,
+            buckets,
             fetched,
             cache: None,
             visited: AtomicU64::new(0),
@@ -483,6 +660,7 @@ impl BlockReader {
             .iter()
             .map(|e| {
                 std::mem::size_of::<SeriesEntry>()
+                    + std::mem::size_of_val(&*e.spans)
                     + e.labels
                         .iter()
                         .map(|l| l.name.len() + l.value.len() + std::mem::size_of::<Label>())
@@ -758,11 +936,23 @@ impl BlockReader {
         check_count(ids.len(), limits.max_series, ReadLimit::Series)?;
         let total_rows = self.meta.stats.num_samples as usize;
         let excluded = self.rows_outside(start, end);
+        // Bucket after bucket (file order), the matching series' rows in each bucket the window
+        // overlaps: a 6 h window over a 24 h block reads two or three 4 h buckets of six.
         let mut ranges: Vec<Range<usize>> = Vec::with_capacity(ids.len());
-        for &i in &ids {
-            let e = &self.series[i];
-            let r = e.first_row as usize..(e.first_row + e.num_samples) as usize;
-            subtract(r, &excluded, &mut ranges);
+        // Rows each series may yield: its outputs are sized once, when its first sample arrives.
+        let mut expected = vec![0usize; ids.len()];
+        for (b, bucket) in self.buckets.iter().enumerate() {
+            if bucket.max_t < start || bucket.min_t > end {
+                continue;
+            }
+            for (slot, &i) in ids.iter().enumerate() {
+                let span = self.series[i].spans[b];
+                if span.len > 0 {
+                    let before = ranges.len();
+                    subtract(span.range(), &excluded, &mut ranges);
+                    expected[slot] += ranges[before..].iter().map(|r| r.len()).sum::<usize>();
+                }
+            }
         }
         if ranges.is_empty() {
             return Ok(Vec::new());
@@ -788,8 +978,8 @@ impl BlockReader {
                 .build()
                 .map_err(perr)?;
 
-        let mut out: Vec<Series> = Vec::with_capacity(ids.len());
-        let mut current: Option<(u64, Vec<Sample>)> = None;
+        // One output per matching series, filled bucket by bucket (so in time order).
+        let mut outs: Vec<Vec<Sample>> = vec![Vec::new(); ids.len()];
         // Series and samples are counted here (a block holds each series once); bytes go to the
         // shared budget.
         let mut tally = ReadLimits {
@@ -798,16 +988,8 @@ impl BlockReader {
         }
         .tally();
         let f = SAMPLES_FILE;
-        let finish = |cur: Option<(u64, Vec<Sample>)>, out: &mut Vec<Series>| {
-            if let Some((id, samples)) = cur {
-                if !samples.is_empty() {
-                    out.push(Series {
-                        labels: self.series[id as usize].labels.clone(),
-                        samples,
-                    });
-                }
-            }
-        };
+        // The series of the row being decoded and its output slot.
+        let mut cur: Option<(u64, usize)> = None;
         // The Parquet decoder can panic on a damaged file: that read fails, the process lives.
         loop {
             let next = AssertUnwindSafe(stream.next())
@@ -816,55 +998,40 @@ impl BlockReader {
                 .map_err(|_| decoder_panic(SAMPLES_FILE))?;
             let Some(b) = next else { break };
             let b = b.map_err(perr)?;
-            let sid = column(&b, f, COL_SERIES_ID)?
-                .as_primitive_opt::<UInt64Type>()
-                .ok_or_else(|| corrupt(f, "series_id is not uint64"))?;
-            let ts = column(&b, f, COL_TIMESTAMP)?
-                .as_primitive_opt::<Int64Type>()
-                .ok_or_else(|| corrupt(f, "timestamp is not int64"))?;
-            let fl = column(&b, f, COL_VALUE)?
-                .as_primitive_opt::<Float64Type>()
-                .ok_or_else(|| corrupt(f, "value is not float64"))?;
-            let int = match b.column_by_name(COL_VALUE_INT) {
-                Some(a) => Some(
-                    a.as_primitive_opt::<Int64Type>()
-                        .ok_or_else(|| corrupt(f, "value_int is not int64"))?,
-                ),
-                None => None,
-            };
+            let cols = SamplesColumns::of(&b)?;
             let (mut new_series, mut new_samples, mut new_bytes) = (0usize, 0usize, 0usize);
-            for row in 0..b.num_rows() {
-                let id = sid.value(row);
-                if (id as usize) >= self.series.len() {
-                    return Err(corrupt(f, format!("unknown series_id {id}")));
-                }
-                if current.as_ref().is_none_or(|c| c.0 != id) {
-                    finish(current.take(), &mut out);
-                    current = Some((id, Vec::new()));
-                }
-                let t = ts.value(row);
-                if t < start || t > end {
-                    continue;
-                }
-                let v = if fl.is_valid(row) {
-                    fl.value(row)
-                } else {
-                    match int {
-                        Some(i) if i.is_valid(row) => {
-                            unscale(i.value(row), self.series[id as usize].scale)
-                        }
-                        _ => return Err(corrupt(f, format!("row of series {id} has no value"))),
+            let n = b.num_rows();
+            let mut row = 0;
+            // Run by run: the rows of one series in one bucket are contiguous and time-sorted.
+            while row < n {
+                let id = cols.ids[row];
+                let run_end = row + cols.ids[row..].iter().take_while(|&&x| x == id).count();
+                let slot = match cur {
+                    Some((cid, slot)) if cid == id => slot,
+                    _ => {
+                        let slot = ids
+                            .binary_search(&(id as usize))
+                            .map_err(|_| corrupt(f, format!("row of unselected series {id}")))?;
+                        cur = Some((id, slot));
+                        slot
                     }
                 };
-                if let Some(c) = current.as_mut() {
+                let ts = &cols.ts[row..run_end];
+                let lo = row + ts.partition_point(|&t| t < start);
+                let hi = row + ts.partition_point(|&t| t <= end);
+                if lo < hi {
+                    let entry = &self.series[ids[slot]];
+                    let samples = &mut outs[slot];
                     // A series counts once it has a sample in the range (only those are kept).
-                    if c.1.is_empty() {
+                    if samples.is_empty() {
                         new_series += 1;
-                        new_bytes += labels_heap_bytes(&self.series[id as usize].labels);
+                        new_bytes += labels_heap_bytes(&entry.labels);
+                        samples.reserve_exact(expected[slot]);
                     }
-                    c.1.push(Sample::new(t, v));
-                    new_samples += 1;
+                    cols.extend(lo..hi, entry.scale, samples)?;
+                    new_samples += hi - lo;
                 }
+                row = run_end;
             }
             // Checked once per batch: the next pages are fetched only if this one fit.
             tally.add(new_series, new_samples, 0)?;
@@ -873,25 +1040,128 @@ impl BlockReader {
                 limits.max_bytes,
             )?;
         }
-        finish(current.take(), &mut out);
+        let mut out: Vec<Series> = ids
+            .iter()
+            .zip(outs)
+            .filter(|(_, samples)| !samples.is_empty())
+            .map(|(&i, samples)| Series {
+                labels: self.series[i].labels.clone(),
+                samples,
+            })
+            .collect();
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(out)
     }
 }
 
+/// The columns of a decoded `samples.parquet` batch.
+struct SamplesColumns<'a> {
+    ids: &'a [u64],
+    ts: &'a [i64],
+    fl: &'a arrow_array::Float64Array,
+    int: Option<&'a arrow_array::Int64Array>,
+}
+
+impl<'a> SamplesColumns<'a> {
+    fn of(b: &'a RecordBatch) -> Result<Self, BlockError> {
+        let f = SAMPLES_FILE;
+        let ids = column(b, f, COL_SERIES_ID)?
+            .as_primitive_opt::<UInt64Type>()
+            .ok_or_else(|| corrupt(f, "series_id is not uint64"))?;
+        let ts = column(b, f, COL_TIMESTAMP)?
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| corrupt(f, "timestamp is not int64"))?;
+        let fl = column(b, f, COL_VALUE)?
+            .as_primitive_opt::<Float64Type>()
+            .ok_or_else(|| corrupt(f, "value is not float64"))?;
+        let int = match b.column_by_name(COL_VALUE_INT) {
+            Some(a) => Some(
+                a.as_primitive_opt::<Int64Type>()
+                    .ok_or_else(|| corrupt(f, "value_int is not int64"))?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            ids: ids.values(),
+            ts: ts.values(),
+            fl,
+            int,
+        })
+    }
+
+    /// Appends the samples of `rows` (one series, decimal scale `scale`) to `out`; runs whose
+    /// values all sit in one column take a branch-free path.
+    fn extend(
+        &self,
+        rows: Range<usize>,
+        scale: u8,
+        out: &mut Vec<Sample>,
+    ) -> Result<(), BlockError> {
+        let len = rows.len();
+        let ts = &self.ts[rows.clone()];
+        let nulls_in = |a: &dyn Array| {
+            a.logical_nulls()
+                .map_or(0, |n| n.slice(rows.start, len).null_count())
+        };
+        let float_nulls = nulls_in(self.fl);
+        if float_nulls == 0 {
+            let vs = &self.fl.values()[rows.clone()];
+            out.extend(ts.iter().zip(vs).map(|(&t, &v)| Sample::new(t, v)));
+            return Ok(());
+        }
+        if let Some(int) = self.int {
+            if float_nulls == len && nulls_in(int) == 0 {
+                let vs = &int.values()[rows];
+                out.extend(
+                    ts.iter()
+                        .zip(vs)
+                        .map(|(&t, &m)| Sample::new(t, unscale(m, scale))),
+                );
+                return Ok(());
+            }
+        }
+        for row in rows {
+            out.push(Sample::new(self.ts[row], self.value(row, scale)?));
+        }
+        Ok(())
+    }
+
+    /// The value of `row`: `value` when set, else `value_int` at the series' decimal scale.
+    #[inline]
+    fn value(&self, row: usize, scale: u8) -> Result<f64, BlockError> {
+        if self.fl.is_valid(row) {
+            return Ok(self.fl.value(row));
+        }
+        match self.int {
+            Some(i) if i.is_valid(row) => Ok(unscale(i.value(row), scale)),
+            _ => Err(corrupt(
+                SAMPLES_FILE,
+                format!("row of series {} has no value", self.ids[row]),
+            )),
+        }
+    }
+}
+
 impl BlockReader {
     /// Every series of the block with all its samples, one at a time in the block's row order
-    /// ([`super::series_order`]). The samples file is read sequentially a row group at a time,
-    /// so memory stays at one row group plus one series however large the block is: this is
-    /// how the compactor merges blocks without decoding them whole.
+    /// ([`super::series_order`]). Each time bucket of the samples file is read sequentially, a
+    /// row group at a time, so memory stays at one row group per bucket plus one series however
+    /// large the block is: this is how the compactor merges blocks without decoding them whole.
     pub fn series_cursor(&self) -> SeriesCursor<'_> {
         SeriesCursor {
             reader: self,
-            stream: None,
-            ids: Vec::new(),
-            ts: Vec::new(),
-            vs: Vec::new(),
-            pos: 0,
+            buckets: self
+                .buckets
+                .iter()
+                .map(|b| BucketCursor {
+                    rows: b.rows.clone(),
+                    stream: None,
+                    ids: Vec::new(),
+                    ts: Vec::new(),
+                    vs: Vec::new(),
+                    pos: 0,
+                })
+                .collect(),
             next_series: 0,
             broken: false,
         }
@@ -901,15 +1171,22 @@ impl BlockReader {
 /// Sequential reader of a block's series, from [`BlockReader::series_cursor`].
 pub struct SeriesCursor<'a> {
     reader: &'a BlockReader,
+    /// One sequential reader per time bucket.
+    buckets: Vec<BucketCursor>,
+    next_series: usize,
+    /// The decoder panicked: the streams cannot be polled again.
+    broken: bool,
+}
+
+/// Sequential reader of one time bucket's rows.
+struct BucketCursor {
+    rows: Range<u64>,
     stream: Option<ParquetRecordBatchStream<BucketFile>>,
     /// The current batch, decoded; `pos` is the next unread row in it.
     ids: Vec<u64>,
     ts: Vec<i64>,
     vs: Vec<f64>,
     pos: usize,
-    next_series: usize,
-    /// The decoder panicked: the stream cannot be polled again.
-    broken: bool,
 }
 
 impl std::fmt::Debug for SeriesCursor<'_> {
@@ -932,41 +1209,63 @@ impl SeriesCursor<'_> {
         self.next_series += 1;
         // Reserved up to one batch: the count comes from the file, the rows may not be there.
         let mut samples = Vec::with_capacity((entry.num_samples as usize).min(8192));
-        while (samples.len() as u64) < entry.num_samples {
-            if self.pos == self.ids.len() && !self.fill().await? {
-                return Err(corrupt(
-                    SAMPLES_FILE,
-                    format!(
-                        "series {id} has {} rows, series file says {}",
-                        samples.len(),
-                        entry.num_samples
-                    ),
-                ));
+        for (b, span) in entry.spans.iter().enumerate() {
+            let mut left = span.len;
+            while left > 0 {
+                if self.broken {
+                    return Err(decoder_panic(SAMPLES_FILE));
+                }
+                let bc = &mut self.buckets[b];
+                if bc.pos == bc.ids.len() {
+                    match bc.fill(r).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            return Err(corrupt(
+                                SAMPLES_FILE,
+                                format!(
+                                    "series {id} has {} rows in bucket {b}, series file says {}",
+                                    span.len - left,
+                                    span.len
+                                ),
+                            ))
+                        }
+                        Err(e) => {
+                            if matches!(e, BlockError::Corrupt { .. }) {
+                                self.broken = true;
+                            }
+                            return Err(e);
+                        }
+                    }
+                }
+                let bc = &mut self.buckets[b];
+                let take = (left as usize).min(bc.ids.len() - bc.pos);
+                let rows = bc.pos..bc.pos + take;
+                if let Some(other) = bc.ids[rows.clone()].iter().find(|&&x| x != id) {
+                    return Err(corrupt(
+                        SAMPLES_FILE,
+                        format!("row of series {other} where series {id} was due"),
+                    ));
+                }
+                samples.extend(
+                    bc.ts[rows.clone()]
+                        .iter()
+                        .zip(&bc.vs[rows])
+                        .map(|(&t, &v)| Sample::new(t, v)),
+                );
+                bc.pos += take;
+                left -= take as u64;
             }
-            if self.ids[self.pos] != id {
-                return Err(corrupt(
-                    SAMPLES_FILE,
-                    format!(
-                        "row of series {} where series {id} was due",
-                        self.ids[self.pos]
-                    ),
-                ));
-            }
-            samples.push(Sample::new(self.ts[self.pos], self.vs[self.pos]));
-            self.pos += 1;
         }
         Ok(Some(Series {
             labels: entry.labels.clone(),
             samples,
         }))
     }
+}
 
-    /// Decodes the next batch of the samples file; `false` at its end.
-    async fn fill(&mut self) -> Result<bool, BlockError> {
-        if self.broken {
-            return Err(decoder_panic(SAMPLES_FILE));
-        }
-        let r = self.reader;
+impl BucketCursor {
+    /// Decodes the next batch of this bucket's rows; `false` at its end.
+    async fn fill(&mut self, r: &BlockReader) -> Result<bool, BlockError> {
         let perr = |source| BlockError::Parquet {
             file: r.samples_path.clone(),
             source,
@@ -980,8 +1279,14 @@ impl SeriesCursor<'_> {
                 // A compaction reads each page once: caching would only evict useful pages.
                 cache: None,
             };
+            let total = r.meta.stats.num_samples as usize;
+            let selection = RowSelection::from_consecutive_ranges(
+                std::iter::once(self.rows.start as usize..self.rows.end as usize),
+                total,
+            );
             self.stream = Some(
                 ParquetRecordBatchStreamBuilder::new_with_metadata(file, r.samples_meta.clone())
+                    .with_row_selection(selection)
                     .with_batch_size(8192)
                     .build()
                     .map_err(perr)?,
@@ -990,14 +1295,11 @@ impl SeriesCursor<'_> {
         let Some(stream) = self.stream.as_mut() else {
             return Ok(false);
         };
-        let next = match AssertUnwindSafe(stream.next()).catch_unwind().await {
-            Ok(next) => next,
-            Err(_) => {
-                // The stream is unusable after a panic: every later call fails too.
-                self.broken = true;
-                return Err(decoder_panic(SAMPLES_FILE));
-            }
-        };
+        let next = AssertUnwindSafe(stream.next())
+            .catch_unwind()
+            .await
+            // The stream is unusable after a panic: the cursor refuses every later call.
+            .map_err(|_| decoder_panic(SAMPLES_FILE))?;
         let Some(b) = next.transpose().map_err(perr)? else {
             return Ok(false);
         };
@@ -1005,64 +1307,16 @@ impl SeriesCursor<'_> {
         self.ts.clear();
         self.vs.clear();
         self.pos = 0;
-        decode_samples(
-            &b,
-            &self.reader.series,
-            &mut self.ids,
-            &mut self.ts,
-            &mut self.vs,
-        )?;
+        let cols = SamplesColumns::of(&b)?;
+        for row in 0..b.num_rows() {
+            let id = cols.ids[row];
+            let scale = r.series.get(id as usize).map_or(0, |e| e.scale);
+            self.vs.push(cols.value(row, scale)?);
+        }
+        self.ids.extend_from_slice(cols.ids);
+        self.ts.extend_from_slice(cols.ts);
         Ok(true)
     }
-}
-
-/// Decodes a batch of `samples.parquet` into ids, timestamps and values.
-fn decode_samples(
-    b: &RecordBatch,
-    series: &[SeriesEntry],
-    ids: &mut Vec<u64>,
-    ts: &mut Vec<i64>,
-    vs: &mut Vec<f64>,
-) -> Result<(), BlockError> {
-    let f = SAMPLES_FILE;
-    let sid = column(b, f, COL_SERIES_ID)?
-        .as_primitive_opt::<UInt64Type>()
-        .ok_or_else(|| corrupt(f, "series_id is not uint64"))?;
-    let t = column(b, f, COL_TIMESTAMP)?
-        .as_primitive_opt::<Int64Type>()
-        .ok_or_else(|| corrupt(f, "timestamp is not int64"))?;
-    let fl = column(b, f, COL_VALUE)?
-        .as_primitive_opt::<Float64Type>()
-        .ok_or_else(|| corrupt(f, "value is not float64"))?;
-    let int = match b.column_by_name(COL_VALUE_INT) {
-        Some(a) => Some(
-            a.as_primitive_opt::<Int64Type>()
-                .ok_or_else(|| corrupt(f, "value_int is not int64"))?,
-        ),
-        None => None,
-    };
-    for row in 0..b.num_rows() {
-        let v = if fl.is_valid(row) {
-            fl.value(row)
-        } else {
-            match int {
-                Some(i) if i.is_valid(row) => {
-                    let scale = series.get(sid.value(row) as usize).map_or(0, |e| e.scale);
-                    unscale(i.value(row), scale)
-                }
-                _ => {
-                    return Err(corrupt(
-                        f,
-                        format!("row of series {} has no value", sid.value(row)),
-                    ))
-                }
-            }
-        };
-        ids.push(sid.value(row));
-        ts.push(t.value(row));
-        vs.push(v);
-    }
-    Ok(())
 }
 
 /// Appends `r` minus the sorted, disjoint `excluded` ranges to `out`.

@@ -1,4 +1,4 @@
-//! Column layout and Parquet writer settings of the block format (v2).
+//! Column layout and Parquet writer settings of the block format (v3).
 
 use arrow_schema::{DataType, Field, Fields, Schema};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
@@ -21,6 +21,8 @@ pub(crate) const COL_NUM_SAMPLES: &str = "num_samples";
 pub(crate) const COL_FIRST_ROW: &str = "first_row";
 /// Decimal scale of the series' `value_int` rows (format v2; absent in v1, meaning 0).
 pub(crate) const COL_VALUE_SCALE: &str = "value_scale";
+/// Rows of the series in each time bucket of the samples file (format v3).
+pub(crate) const COL_BUCKET_SAMPLES: &str = "bucket_num_samples";
 pub(crate) const COL_TIMESTAMP: &str = "timestamp";
 pub(crate) const COL_VALUE: &str = "value";
 /// Present only when integral values are split out (see [`WriterOptions::split_integers`]).
@@ -77,8 +79,18 @@ pub(crate) fn series_schema(label_columns: &[String]) -> Arc<Schema> {
         Field::new(COL_NUM_SAMPLES, DataType::UInt64, false),
         Field::new(COL_FIRST_ROW, DataType::UInt64, false),
         Field::new(COL_VALUE_SCALE, DataType::UInt8, false),
+        Field::new(
+            COL_BUCKET_SAMPLES,
+            DataType::List(Arc::new(bucket_item_field())),
+            false,
+        ),
     ]);
     Arc::new(Schema::new(fields))
+}
+
+/// Item field of the `bucket_num_samples` list (Arrow's default name, non-null counts).
+pub(crate) fn bucket_item_field() -> Field {
+    Field::new("item", DataType::UInt32, false)
 }
 
 /// Arrow schema of `samples.parquet`.

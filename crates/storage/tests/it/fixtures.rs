@@ -56,7 +56,12 @@ async fn write_fixture(dir: &Path) {
         TenantId::new(TENANT).unwrap(),
         start,
         start + 10 * 60_000 - 1,
-        WriterOptions::default(),
+        // 3-minute time buckets (format v3): four buckets in ten minutes, so the fixture keeps
+        // the multi-bucket layout readable, not only the single bucket of a short block.
+        WriterOptions {
+            time_bucket_ms: Some(3 * 60_000),
+            ..WriterOptions::default()
+        },
     )
     .unwrap()
     .with_ulid(ulid);

@@ -1,5 +1,6 @@
 //! pyarrow reads `series.parquet` and `samples.parquet` without Strata and must find exactly the
-//! stored samples, bit for bit, in the documented sort order.
+//! stored samples, bit for bit, in the documented sort order (format v3: time bucket after time
+//! bucket as `meta.json` lists them, each sorted by series id then time, in its own row groups).
 
 use std::process::Command;
 use std::time::Duration;
@@ -43,8 +44,38 @@ ts = samples.column("timestamp").to_pylist()
 fl = samples.column("value").to_pylist()
 it = samples.column("value_int").to_pylist() if "value_int" in samples.column_names else [None] * len(fl)
 pairs = list(zip(sid, ts))
-assert pairs == sorted(pairs), "samples sorted by (series_id, timestamp)"
 assert len(set(pairs)) == len(pairs), "no duplicate samples"
+
+# Format v3: time buckets in meta.json order; inside each, sorted by (series_id, timestamp);
+# bucket_num_samples gives each series' rows per bucket; no row group spans two buckets.
+meta = json.load(open(block + "/meta.json"))
+assert meta["schemaVersion"] == 3, meta["schemaVersion"]
+buckets = meta["timeBuckets"]
+counts = series.column("bucket_num_samples").to_pylist()
+row = 0
+for b, bk in enumerate(buckets):
+    rows = pairs[row:row + bk["numSamples"]]
+    assert rows == sorted(rows), ("bucket not sorted by (series_id, timestamp)", b)
+    assert all(bk["minTime"] <= t <= bk["maxTime"] for _, t in rows), ("sample outside its bucket", b)
+    per_series = {}
+    for s, _ in rows:
+        per_series[s] = per_series.get(s, 0) + 1
+    assert all(counts[s][b] == per_series.get(s, 0) for s in range(len(ids))), ("bucket_num_samples", b)
+    row += bk["numSamples"]
+assert row == samples.num_rows, (row, samples.num_rows)
+if len(buckets) > 1:
+    md = pq.ParquetFile(block + "/samples.parquet").metadata
+    starts, r = set(), 0
+    for b in buckets:
+        starts.add(r)
+        r += b["numSamples"]
+    r = 0
+    for g in range(md.num_row_groups):
+        n = md.row_group(g).num_rows
+        inside = [x for x in starts if r < x < r + n]
+        assert not inside, ("row group spans a bucket boundary", g)
+        r += n
+print("buckets", len(buckets), file=sys.stderr)
 
 # Format v2: value_int rows are decimal-scaled per series (value_scale in the series file).
 scale = series.column("value_scale").to_pylist() if "value_scale" in cols else [0] * len(ids)
@@ -151,9 +182,11 @@ async fn pyarrow_reads_exactly_the_stored_samples() {
             .collect(),
     ));
     let tenant = TenantId::new("tenant-a").unwrap();
-    for split in [true, false] {
+    // Several 30-minute buckets with split integers; the default 2 h buckets without.
+    for (split, bucket_ms) in [(true, Some(1_800_000)), (false, None)] {
         let opts = WriterOptions {
             split_integers: split,
+            time_bucket_ms: bucket_ms,
             ..Default::default()
         };
         let mut w = BlockWriter::new(
