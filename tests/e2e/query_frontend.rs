@@ -144,3 +144,135 @@ async fn split_cached_and_aligned_answers_equal_the_querier_s() {
         assert_eq!(got, plain, "{q} (aligned)");
     }
 }
+
+/// Aggregations the frontend shards, and some it must pass on whole (`avg`, `topk`, nested
+/// aggregations, two selectors matched): with query sharding on, every answer equals the
+/// querier's alone. Sums of non-integers may differ in the last bits (addition order); every
+/// other value must be equal exactly.
+const SHARDED_QUERIES: &[&str] = &[
+    "sum(rate(node_cpu_seconds_total[5m]))",
+    "sum by (mode) (rate(node_cpu_seconds_total[5m]))",
+    "sum without (cpu) (irate(node_cpu_seconds_total[5m]) * 100)",
+    "count(node_cpu_seconds_total)",
+    "count by (mode) (node_cpu_seconds_total > 1000)",
+    "min by (mode) (rate(node_cpu_seconds_total[10m]))",
+    "max(max_over_time(node_load1[1h]))",
+    "max by (device) (increase(node_network_receive_bytes_total[2h]))",
+    "group by (mode) (node_cpu_seconds_total)",
+    "sum(rate(prometheus_http_request_duration_seconds_bucket[5m])) by (le)",
+    "(sum(node_memory_MemFree_bytes))",
+    "avg by (mode) (rate(node_cpu_seconds_total[5m]))",
+    "topk(2, rate(node_cpu_seconds_total[5m]))",
+    "sum(sum by (mode) (node_cpu_seconds_total))",
+    "sum(node_load1 / node_load5)",
+];
+
+fn assert_close(got: &Value, want: &Value, q: &str) {
+    let (g, w) = (
+        got["data"]["result"].as_array().unwrap(),
+        want["data"]["result"].as_array().unwrap(),
+    );
+    assert!(!w.is_empty(), "{q}: empty answer proves nothing");
+    assert_eq!(g.len(), w.len(), "{q}: series");
+    for (gs, ws) in g.iter().zip(w) {
+        assert_eq!(gs["metric"], ws["metric"], "{q}");
+        let (gv, wv) = (
+            gs["values"].as_array().unwrap(),
+            ws["values"].as_array().unwrap(),
+        );
+        assert_eq!(gv.len(), wv.len(), "{q} {}: points", ws["metric"]);
+        for (a, b) in gv.iter().zip(wv) {
+            assert_eq!(a[0], b[0], "{q}: timestamps");
+            if a[1] == b[1] {
+                continue;
+            }
+            let (x, y): (f64, f64) = (
+                a[1].as_str().unwrap().parse().unwrap(),
+                b[1].as_str().unwrap().parse().unwrap(),
+            );
+            assert!(
+                q.starts_with("sum") && (x - y).abs() <= 1e-9 * x.abs().max(y.abs()),
+                "{q} {} at {}: {x} != {y}",
+                ws["metric"],
+                a[0]
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharded_aggregations_equal_the_querier_s() {
+    let base = 20_000 * DAY - 12 * 3_600_000;
+    let mut store = MemStore::new();
+    for (labels, samples) in node_exporter_like(3, base, DAY + 12 * 3_600_000, 5) {
+        store.add(labels, samples);
+    }
+    let querier = router(
+        Querier::new(
+            QuerierConfig::default(),
+            TenancyConfig::default(),
+            Arc::new(store),
+        )
+        .unwrap(),
+    );
+    let mut registry = prometheus_client::registry::Registry::default();
+    let f = QueryFrontend::new(
+        QueryFrontendConfig {
+            query_sharding_total_shards: 4,
+            ..QueryFrontendConfig::default()
+        },
+        TenancyConfig::default(),
+        Arc::new(RouterDownstream(querier.clone())),
+        &mut registry,
+    )
+    .unwrap();
+    let app = in_front_of(f, querier.clone());
+    // One midnight inside the range: two pieces, each run as four shards.
+    let (start, end, step) = (base + 3_600_000, base + DAY + 6 * 3_600_000, 300_000);
+    for q in SHARDED_QUERIES {
+        let plain = normalized(get(&querier, &uri(q, start, end, step)).await);
+        let sharded = normalized(get(&app, &uri(q, start, end, step)).await);
+        assert_close(&sharded, &plain, q);
+        // Again, from the results cache (each shard's piece is cached on its own).
+        let cached = normalized(get(&app, &uri(q, start, end, step)).await);
+        assert_close(&cached, &plain, q);
+    }
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    // Each shardable query counted once per request (twice: plain then cached).
+    let shardable = 11;
+    assert!(
+        text.contains(&format!(
+            "strata_query_frontend_sharded_queries_total {}\n",
+            2 * shardable
+        )),
+        "{text}"
+    );
+    // A shard alone answers part of the series: the querier honours the shard parameter.
+    let all = get(
+        &querier,
+        &uri("count(node_cpu_seconds_total)", start, end, step),
+    )
+    .await;
+    let one = get(
+        &querier,
+        &format!(
+            "{}&__query_shard__=1_of_4",
+            uri("count(node_cpu_seconds_total)", start, end, step)
+        ),
+    )
+    .await;
+    let n = |v: &Value| -> f64 {
+        v["data"]["result"][0]["values"][0][1]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(
+        n(&one) > 0.0 && n(&one) < n(&all),
+        "{} of {}",
+        n(&one),
+        n(&all)
+    );
+}

@@ -17,4 +17,7 @@ pub enum ModelError {
     /// A per-tenant limit has an invalid value; `field` is its full path.
     #[error("{field}: {reason}")]
     InvalidLimit { field: String, reason: &'static str },
+    /// A query shard (`__query_shard__`) is malformed or out of range.
+    #[error("__query_shard__ {value:?}: {reason}")]
+    InvalidShard { value: String, reason: String },
 }

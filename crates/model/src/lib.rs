@@ -12,6 +12,7 @@ pub mod relabel;
 pub mod sample;
 pub mod secret;
 pub mod secret_audit;
+pub mod shard;
 pub mod tenant;
 pub mod time;
 
@@ -22,4 +23,5 @@ pub use limits::{Limits, Overrides};
 pub use matcher::{MatchOp, Matcher};
 pub use sample::{is_stale_nan, Sample, STALE_NAN};
 pub use secret::{PlaceholderError, Secret, SECRET_PLACEHOLDER};
+pub use shard::{QueryShard, QUERY_SHARD_PARAM};
 pub use tenant::{TenancyConfig, TenancyMode, TenantError, TenantId};

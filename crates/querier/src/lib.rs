@@ -12,6 +12,7 @@ mod params;
 mod query;
 mod remote_read;
 pub mod selector;
+pub mod shard;
 pub mod store_gateways;
 
 pub use api::{router, Querier};

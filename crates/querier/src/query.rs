@@ -147,6 +147,22 @@ fn engine_for(q: &Querier, p: &Params) -> Result<Engine, ApiError> {
     }))
 }
 
+/// `store` limited to the query shard the request names (`__query_shard__`, set by the
+/// query-frontend), if any.
+fn in_shard(
+    store: Arc<dyn strata_storage::Queryable>,
+    p: &crate::params::Params,
+) -> Result<Arc<dyn strata_storage::Queryable>, ApiError> {
+    match p.get(strata_model::QUERY_SHARD_PARAM) {
+        None => Ok(store),
+        Some(v) => {
+            let shard =
+                strata_model::QueryShard::parse(v).map_err(|e| ApiError::BadData(e.to_string()))?;
+            Ok(Arc::new(crate::shard::Sharded::new(store, shard)))
+        }
+    }
+}
+
 pub(crate) async fn instant(
     State(q): State<Arc<Querier>>,
     uri: Uri,
@@ -155,6 +171,7 @@ pub(crate) async fn instant(
 ) -> Result<Response, ApiError> {
     let p = params(&uri, &headers, &body);
     let (tenant, store) = q.source(&headers)?;
+    let store = in_shard(store, &p)?;
     let query = p.get("query").unwrap_or("");
     let t = p.time("time", now_ms())?;
     let engine = engine_for(&q, &p)?;
@@ -176,6 +193,7 @@ pub(crate) async fn range(
 ) -> Result<Response, ApiError> {
     let p = params(&uri, &headers, &body);
     let (tenant, store) = q.source(&headers)?;
+    let store = in_shard(store, &p)?;
     let query = p.get("query").unwrap_or("");
     let start = p
         .get("start")

@@ -37,6 +37,12 @@ pub struct QueryFrontendConfig {
     /// (`--target=query-frontend`), e.g. `http://querier:8080`. In `all` the frontend sits in
     /// front of the process's own querier and this is not used.
     pub downstream_url: Option<String>,
+    /// Shardable aggregations (`sum`, `count`, `min`, `max`, `group` over series kept apart,
+    /// see `docs/query-frontend.md`) run as this many queries, each over 1/N of the series, and
+    /// their answers are combined. 0 (default, as in Mimir): off. Each shard query still reads
+    /// its selectors in full before keeping its shard, so sharding pays off with several
+    /// queriers, not in one process.
+    pub query_sharding_total_shards: u32,
 }
 
 /// Where the results cache lives.
@@ -90,6 +96,7 @@ impl Default for QueryFrontendConfig {
             max_retries: 5,
             max_concurrent_calls: 16,
             downstream_url: None,
+            query_sharding_total_shards: 0,
         }
     }
 }
@@ -103,6 +110,16 @@ impl QueryFrontendConfig {
             return Err(bad(
                 "query_frontend.split_queries_by_interval",
                 format!("must be 0 (off) or at least 1m, got {split:?}"),
+            ));
+        }
+        if self.query_sharding_total_shards > strata_model::shard::MAX_QUERY_SHARDS {
+            return Err(bad(
+                "query_frontend.query_sharding_total_shards",
+                format!(
+                    "at most {}, got {}",
+                    strata_model::shard::MAX_QUERY_SHARDS,
+                    self.query_sharding_total_shards
+                ),
             ));
         }
         if self.max_concurrent_calls == 0 {

@@ -9,6 +9,7 @@ use crate::error::FrontendError;
 use crate::memcached::Memcached;
 use crate::metrics::Metrics;
 use crate::queue::FairQueue;
+use crate::shard::Combine;
 use crate::split::{align, split, Piece};
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -21,7 +22,7 @@ use futures::StreamExt;
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use strata_model::time::{now_ms, parse_duration_param, parse_time_param};
-use strata_model::TenancyConfig;
+use strata_model::{QueryShard, TenancyConfig, QUERY_SHARD_PARAM};
 
 /// Largest request body read (form POSTs of queries).
 const MAX_BODY_BYTES: usize = 10 << 20;
@@ -238,6 +239,7 @@ impl QueryFrontend {
         orig: &axum::http::Request<Bytes>,
         q: &RangeQuery,
         piece: Piece,
+        shard: Option<QueryShard>,
     ) -> axum::http::Request<Bytes> {
         let mut qs = form_urlencoded::Serializer::new(String::new());
         qs.append_pair("query", &q.query);
@@ -246,6 +248,9 @@ impl QueryFrontend {
         qs.append_pair("step", &seconds(q.step));
         for (k, v) in &q.rest {
             qs.append_pair(k, v);
+        }
+        if let Some(shard) = shard {
+            qs.append_pair(QUERY_SHARD_PARAM, &shard.to_string());
         }
         // A form POST: a long query does not run into URL length limits on the way.
         let uri: Uri = orig
@@ -314,16 +319,106 @@ impl QueryFrontend {
         }
     }
 
-    fn cache_key(&self, tenant: &str, q: &RangeQuery, piece: Piece) -> String {
+    fn cache_key(
+        &self,
+        tenant: &str,
+        q: &RangeQuery,
+        piece: Piece,
+        shard: Option<QueryShard>,
+    ) -> String {
         let rest: Vec<String> = q.rest.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let shard = shard.map(|s| s.to_string()).unwrap_or_default();
         format!(
-            "{tenant}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}",
+            "{tenant}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{shard}",
             q.query,
             q.step,
             piece.start,
             piece.end,
             rest.join("&")
         )
+    }
+
+    /// One piece of `q` (one shard of it, with `shard`): from the cache when `cacheable`, else
+    /// from a querier (and then cached).
+    async fn fetch_piece(
+        &self,
+        orig: &axum::http::Request<Bytes>,
+        q: &RangeQuery,
+        tenant: &str,
+        piece: Piece,
+        shard: Option<QueryShard>,
+        cacheable: bool,
+    ) -> Result<Bytes, Response> {
+        let key = self.cache_key(tenant, q, piece, shard);
+        if cacheable {
+            if let Some(c) = &self.cache {
+                if let Some(hit) = c.get(&key, &self.metrics).await {
+                    self.metrics.cache_hits.inc();
+                    return Ok(hit);
+                }
+            }
+            self.metrics.cache_misses.inc();
+        }
+        match self
+            .call_with_retries(self.piece_request(orig, q, piece, shard))
+            .await
+        {
+            Ok(resp) if resp.status() == StatusCode::OK => {
+                let body = resp.into_body();
+                if cacheable {
+                    if let Some(c) = &self.cache {
+                        c.put(key, body.clone(), &self.metrics).await;
+                    }
+                }
+                Ok(body)
+            }
+            // A piece's error is the query's error, as the querier worded it.
+            Ok(resp) => Err(resp.map(Body::from)),
+            Err(e) => Err(prometheus_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                &e.to_string(),
+            )),
+        }
+    }
+
+    /// A piece of a sharded query: every shard of it, combined.
+    async fn fetch_sharded_piece(
+        &self,
+        orig: &axum::http::Request<Bytes>,
+        q: &RangeQuery,
+        tenant: &str,
+        piece: Piece,
+        how: Combine,
+        cacheable: bool,
+    ) -> Result<Bytes, Response> {
+        let n = self.cfg.query_sharding_total_shards;
+        let parts = futures::future::join_all((0..n).map(|i| {
+            let shard = QueryShard::new(i, n).ok();
+            self.fetch_piece(orig, q, tenant, piece, shard, cacheable)
+        }))
+        .await;
+        let mut bodies = Vec::with_capacity(parts.len());
+        for p in parts {
+            let b = p?;
+            bodies.push(
+                serde_json::from_slice::<serde_json::Value>(&b).map_err(|e| {
+                    prometheus_error(
+                        StatusCode::BAD_GATEWAY,
+                        "internal",
+                        &format!("querier answer is not JSON: {e}"),
+                    )
+                })?,
+            );
+        }
+        let combined = crate::shard::combine(how, &bodies).map_err(|reason| {
+            prometheus_error(
+                StatusCode::BAD_GATEWAY,
+                "internal",
+                &format!("cannot combine the query's shards: {reason}"),
+            )
+        })?;
+        Ok(Bytes::from(combined.to_string()))
     }
 
     async fn range(&self, orig: &axum::http::Request<Bytes>, mut q: RangeQuery) -> Response {
@@ -354,39 +449,26 @@ impl QueryFrontend {
         let fresh_after = now_ms() - self.cfg.max_cache_freshness.as_millis() as i64;
         let q = &q;
         let tenant = &tenant;
+        let sharding = if self.cfg.query_sharding_total_shards > 1 {
+            crate::shard::plan(&q.query)
+        } else {
+            None
+        };
+        if sharding.is_some() {
+            self.metrics.sharded_queries.inc();
+        }
         let answers: Vec<Result<Bytes, Response>> = futures::stream::iter(pieces)
             .map(|piece| async move {
                 let cacheable = cache_ok && self.cache.is_some() && piece.end < fresh_after;
-                let key = self.cache_key(tenant, q, piece);
-                if cacheable {
-                    if let Some(c) = &self.cache {
-                        if let Some(hit) = c.get(&key, &self.metrics).await {
-                            self.metrics.cache_hits.inc();
-                            return Ok(hit);
-                        }
+                match sharding {
+                    None => {
+                        self.fetch_piece(orig, q, tenant, piece, None, cacheable)
+                            .await
                     }
-                    self.metrics.cache_misses.inc();
-                }
-                match self
-                    .call_with_retries(self.piece_request(orig, q, piece))
-                    .await
-                {
-                    Ok(resp) if resp.status() == StatusCode::OK => {
-                        let body = resp.into_body();
-                        if cacheable {
-                            if let Some(c) = &self.cache {
-                                c.put(key, body.clone(), &self.metrics).await;
-                            }
-                        }
-                        Ok(body)
+                    Some(how) => {
+                        self.fetch_sharded_piece(orig, q, tenant, piece, how, cacheable)
+                            .await
                     }
-                    // A piece's error is the query's error, as the querier worded it.
-                    Ok(resp) => Err(resp.map(Body::from)),
-                    Err(e) => Err(prometheus_error(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "unavailable",
-                        &e.to_string(),
-                    )),
                 }
             })
             .buffered(self.cfg.max_split_parallelism)

@@ -12,6 +12,7 @@ mod memcached;
 mod merge;
 mod metrics;
 mod queue;
+pub mod shard;
 pub mod split;
 
 pub use cache::ResultsCache;

@@ -6,9 +6,9 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// A series' labels as a sortable key: pairs sorted by name.
-type Key = Vec<(String, String)>;
+pub(crate) type Key = Vec<(String, String)>;
 
-fn key_of(metric: &Map<String, Value>) -> Key {
+pub(crate) fn key_of(metric: &Map<String, Value>) -> Key {
     let mut k: Key = metric
         .iter()
         .map(|(n, v)| (n.clone(), v.as_str().unwrap_or_default().to_owned()))

@@ -10,6 +10,7 @@ pub struct Metrics {
     pub cache_misses: Counter,
     pub retries: Counter,
     pub cache_errors: Counter,
+    pub sharded_queries: Counter,
 }
 
 impl Metrics {
@@ -45,6 +46,11 @@ impl Metrics {
             "results_cache_errors",
             "Results cache reads and writes that failed (counted as misses)",
             m.cache_errors.clone(),
+        );
+        r.register(
+            "sharded_queries",
+            "Range queries run as query shards and combined",
+            m.sharded_queries.clone(),
         );
         m
     }
