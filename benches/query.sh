@@ -161,9 +161,13 @@ fi
 echo "end_ms: $END_MS (last sample $(date -u -d "@$((END_MS / 1000))" +%FT%TZ))" >>"$OUT/machine.txt"
 log "last sample at $(date -u -d "@$((END_MS / 1000))" +%FT%TZ); $POINTS samples per series, seed $SEED"
 
+# Limits raised to Prometheus's as the script runs it (--query.max-samples=1e9): at 100k series a
+# 6 h selection holds 150 M samples, over the querier's default read and memory limits.
 cat >"$WORK/strata.yml" <<EOF
 querier:
   max_samples: 1000000000
+  max_samples_per_read: 1000000000
+  max_query_memory_bytes: 34359738368
   query_timeout: 10m
 EOF
 printf 'global:\n  scrape_interval: 15s\nscrape_configs: []\n' >"$WORK/prometheus.yml"
