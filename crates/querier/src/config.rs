@@ -45,6 +45,14 @@ pub struct QuerierConfig {
     /// equal but for these are deduplicated at query time and answered without them. Empty:
     /// no deduplication.
     pub replica_labels: Vec<String>,
+    /// Blocks answer only for data older than this (Mimir's `querier.query_store_after`):
+    /// newer data is what the ingesters hold, and reading both copies means decoding and
+    /// merging every recent sample twice. The process uses the smaller of this and
+    /// `ingester.blocks.retention_period` minus 10 minutes (ingesters keep answering from uploaded
+    /// blocks that long after their end), so no data is older than the ingesters hold yet newer
+    /// than what blocks are asked for. 0: blocks are asked for every range.
+    #[serde(with = "humantime_serde")]
+    pub query_store_after: std::time::Duration,
 }
 
 /// Tenant federation (Mimir's `tenant_federation`): off by default, as in Mimir.
@@ -86,6 +94,7 @@ impl Default for QuerierConfig {
             ingesters: crate::ingesters::IngesterReadConfig::default(),
             tenant_federation: TenantFederationConfig::default(),
             replica_labels: Vec::new(),
+            query_store_after: std::time::Duration::from_secs(12 * 3600),
             max_request_body_bytes: 10 << 20,
             max_query_bytes: 256 << 10,
             max_query_depth: 128,

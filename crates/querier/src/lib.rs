@@ -13,6 +13,7 @@ mod query;
 mod remote_read;
 pub mod selector;
 pub mod shard;
+pub mod store_after;
 pub mod store_gateways;
 
 pub use api::{router, Querier};

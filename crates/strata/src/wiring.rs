@@ -600,6 +600,22 @@ impl Wiring {
                 ))
             }
         };
+        // Blocks only for what the ingesters no longer hold: the recent range is read once,
+        // from the ingesters, instead of decoded from both copies and merged. Ingesters delete
+        // an uploaded block `retention_period` after its end, by their own clock: 10 minutes
+        // less leaves room for clock skew between processes (and turns it off for short
+        // retentions).
+        let store_after = self.cfg.querier.query_store_after.min(
+            self.cfg
+                .ingester
+                .blocks
+                .retention_period
+                .saturating_sub(std::time::Duration::from_secs(600)),
+        );
+        let blocks: Arc<dyn Queryable> = Arc::new(strata_querier::store_after::OlderThan::new(
+            blocks,
+            store_after,
+        ));
         // Ingesters first: on equal timestamps their samples win over blocks'.
         let source: Arc<dyn Queryable> =
             Arc::new(strata_storage::MergeQueryable::new(vec![ingesters, blocks]));
