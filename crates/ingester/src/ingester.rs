@@ -607,11 +607,8 @@ impl Queryable for Ingester {
         if blocks.is_empty() {
             return Ok(head);
         }
-        let from_blocks = block_set::select_limited(&blocks, matchers, start, end, limits)
-            .await?
-            .into_iter()
-            .map(strata_storage::ChunkedSeries::Samples)
-            .collect();
+        let from_blocks =
+            block_set::select_chunks_limited(&blocks, matchers, start, end, limits).await?;
         let merged = merge::merge_chunked(vec![head, from_blocks], start, end);
         limits.check(&merged)?;
         Ok(merged)

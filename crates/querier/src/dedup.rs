@@ -233,15 +233,9 @@ impl Queryable for Dedup {
             .map(|(labels, mut group)| {
                 if group.len() == 1 {
                     // One replica: its chunks stay compressed.
-                    return match group.remove(0) {
-                        ChunkedSeries::Chunks { chunks, .. } => {
-                            ChunkedSeries::Chunks { labels, chunks }
-                        }
-                        ChunkedSeries::Samples(s) => ChunkedSeries::Samples(Series {
-                            labels,
-                            samples: s.samples,
-                        }),
-                    };
+                    let mut one = group.remove(0);
+                    *one.labels_mut() = labels;
+                    return one;
                 }
                 let replicas: Vec<Vec<Sample>> = group
                     .iter()

@@ -81,17 +81,10 @@ fn with_tenant(labels: &Labels, tenant: &TenantId) -> Labels {
     Labels::from_sorted(v)
 }
 
-fn relabel_chunked(s: ChunkedSeries, tenant: &TenantId) -> ChunkedSeries {
-    match s {
-        ChunkedSeries::Chunks { labels, chunks } => ChunkedSeries::Chunks {
-            labels: with_tenant(&labels, tenant),
-            chunks,
-        },
-        ChunkedSeries::Samples(s) => ChunkedSeries::Samples(Series {
-            labels: with_tenant(&s.labels, tenant),
-            samples: s.samples,
-        }),
-    }
+fn relabel_chunked(mut s: ChunkedSeries, tenant: &TenantId) -> ChunkedSeries {
+    let labels = with_tenant(s.labels(), tenant);
+    *s.labels_mut() = labels;
+    s
 }
 
 #[async_trait]

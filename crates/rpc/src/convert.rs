@@ -9,11 +9,11 @@ use crate::error::RemoteStatus;
 use crate::pb::ingester::v1 as pbi;
 use crate::pb::query::v1 as pb;
 use std::sync::Arc;
-use strata_model::{Label, Labels, MatchOp, Matcher, TenantId};
+use strata_model::{Label, Labels, MatchOp, Matcher, Sample, TenantId};
 use strata_storage::chunk::XorAppender;
 use strata_storage::{
     ChunkedSeries, EncodedChunk, LimitExceeded, PushError, PushOutcome, QueryError, ReadLimit,
-    ReadLimits, Rejection, RejectionKind, SelectHints,
+    ReadLimits, Rejection, RejectionKind, SelectHints, SeriesPart,
 };
 use tonic::{Code, Status};
 
@@ -146,51 +146,51 @@ pub fn labels_from_pb(l: Vec<pb::LabelPair>) -> Labels {
     }
 }
 
-/// A series as sent on the wire: always compressed chunks.
+/// A series as sent on the wire: always compressed chunks (decoded runs are encoded again).
 pub fn series_to_pb(s: ChunkedSeries) -> pb::StreamSeries {
-    match s {
-        ChunkedSeries::Chunks { labels, chunks } => pb::StreamSeries {
-            labels: labels_to_pb(&labels),
-            chunks: chunks
-                .into_iter()
-                .map(|c| pb::Chunk {
-                    min_t: c.min_t,
-                    max_t: c.max_t,
-                    data: bytes::Bytes::copy_from_slice(&c.data),
-                })
-                .collect(),
-        },
-        ChunkedSeries::Samples(s) => {
-            let mut chunks = Vec::new();
-            let mut app = XorAppender::new();
-            let mut min_t = 0;
-            for x in &s.samples {
-                if app.is_empty() {
-                    min_t = x.t;
-                }
-                app.append(x.t, x.v);
-                if app.len() >= SAMPLES_PER_CHUNK {
-                    let max_t = app.last_t();
-                    let full = std::mem::replace(&mut app, XorAppender::new());
-                    chunks.push(pb::Chunk {
-                        min_t,
-                        max_t,
-                        data: bytes::Bytes::from(full.into_bytes().into_vec()),
-                    });
-                }
-            }
-            if !app.is_empty() {
-                chunks.push(pb::Chunk {
-                    min_t,
-                    max_t: app.last_t(),
-                    data: bytes::Bytes::from(app.into_bytes().into_vec()),
-                });
-            }
-            pb::StreamSeries {
-                labels: labels_to_pb(&s.labels),
-                chunks,
-            }
+    let (labels, parts) = s.into_parts();
+    let mut chunks = Vec::with_capacity(parts.len());
+    for p in parts {
+        match p {
+            SeriesPart::Chunk(c) => chunks.push(pb::Chunk {
+                min_t: c.min_t,
+                max_t: c.max_t,
+                data: bytes::Bytes::copy_from_slice(&c.data),
+            }),
+            SeriesPart::Samples(samples) => encode_samples(&samples, &mut chunks),
         }
+    }
+    pb::StreamSeries {
+        labels: labels_to_pb(&labels),
+        chunks,
+    }
+}
+
+/// Encodes time-sorted samples as chunks of at most [`SAMPLES_PER_CHUNK`].
+fn encode_samples(samples: &[Sample], chunks: &mut Vec<pb::Chunk>) {
+    let mut app = XorAppender::new();
+    let mut min_t = 0;
+    for x in samples {
+        if app.is_empty() {
+            min_t = x.t;
+        }
+        app.append(x.t, x.v);
+        if app.len() >= SAMPLES_PER_CHUNK {
+            let max_t = app.last_t();
+            let full = std::mem::replace(&mut app, XorAppender::new());
+            chunks.push(pb::Chunk {
+                min_t,
+                max_t,
+                data: bytes::Bytes::from(full.into_bytes().into_vec()),
+            });
+        }
+    }
+    if !app.is_empty() {
+        chunks.push(pb::Chunk {
+            min_t,
+            max_t: app.last_t(),
+            data: bytes::Bytes::from(app.into_bytes().into_vec()),
+        });
     }
 }
 

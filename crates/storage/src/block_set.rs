@@ -4,7 +4,7 @@
 
 use crate::block::{BlockError, BlockReader};
 use crate::limits::{ReadLimits, SharedBytes};
-use crate::merge::merge_series;
+use crate::merge::{merge_chunked, merge_series};
 use crate::query::{ChunkedSeries, Queryable, SelectHints, Series, SeriesMetadata};
 use crate::QueryError;
 use async_trait::async_trait;
@@ -63,6 +63,49 @@ pub async fn select_limited(
     end: i64,
     limits: &ReadLimits,
 ) -> Result<Vec<Series>, QueryError> {
+    let merged = merge_series(select_each(blocks, matchers, start, end, limits).await?);
+    if !limits.is_unlimited() {
+        let mut tally = limits.tally();
+        for s in &merged {
+            tally.add(
+                1,
+                s.samples.len(),
+                crate::limits::labels_heap_bytes(&s.labels)
+                    + crate::limits::samples_heap_bytes(s.samples.len()),
+            )?;
+        }
+    }
+    Ok(merged)
+}
+
+/// [`select_limited`] for the query engine: a series' samples from each block stay separate
+/// pieces ([`ChunkedSeries::Parts`]) instead of being copied into one list, which for a long
+/// range over many blocks is most of the cost of merging.
+pub async fn select_chunks_limited(
+    blocks: &[Arc<BlockReader>],
+    matchers: &[Matcher],
+    start: i64,
+    end: i64,
+    limits: &ReadLimits,
+) -> Result<Vec<ChunkedSeries>, QueryError> {
+    let answers = select_each(blocks, matchers, start, end, limits).await?;
+    let lists = answers
+        .into_iter()
+        .map(|l| l.into_iter().map(ChunkedSeries::Samples).collect())
+        .collect();
+    let merged = merge_chunked(lists, start, end);
+    limits.check(&merged)?;
+    Ok(merged)
+}
+
+/// Each overlapping block's answer, in the order of `blocks`.
+async fn select_each(
+    blocks: &[Arc<BlockReader>],
+    matchers: &[Matcher],
+    start: i64,
+    end: i64,
+    limits: &ReadLimits,
+) -> Result<Vec<Vec<Series>>, QueryError> {
     // One task per block: decoding is CPU work, and blocks decode in parallel across cores.
     let bytes = SharedBytes::default();
     let mut tasks = AbortOnDrop(
@@ -84,19 +127,7 @@ pub async fn select_limited(
         })?;
         answers.push(r.map_err(block_query_error)?);
     }
-    let merged = merge_series(answers);
-    if !limits.is_unlimited() {
-        let mut tally = limits.tally();
-        for s in &merged {
-            tally.add(
-                1,
-                s.samples.len(),
-                crate::limits::labels_heap_bytes(&s.labels)
-                    + crate::limits::samples_heap_bytes(s.samples.len()),
-            )?;
-        }
-    }
-    Ok(merged)
+    Ok(answers)
 }
 
 /// Label sets of matching series across blocks, sorted; stops at the first block that takes
@@ -204,13 +235,7 @@ impl Queryable for StaticBlocks {
         end: i64,
         hints: &SelectHints,
     ) -> Result<Vec<ChunkedSeries>, QueryError> {
-        Ok(
-            select_limited(self.blocks(tenant), matchers, start, end, &hints.limits)
-                .await?
-                .into_iter()
-                .map(ChunkedSeries::Samples)
-                .collect(),
-        )
+        select_chunks_limited(self.blocks(tenant), matchers, start, end, &hints.limits).await
     }
 
     async fn series(

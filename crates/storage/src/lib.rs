@@ -25,4 +25,5 @@ pub use merge::MergeQueryable;
 pub use push::{EncodedPusher, PushOutcome, Pusher, Rejection, RejectionKind};
 pub use query::{
     ChunkedSeries, EncodedChunk, HeadStats, Queryable, SelectHints, Series, SeriesMetadata,
+    SeriesPart,
 };

@@ -4,7 +4,7 @@
 //! twice by replicas, or compacted while the old blocks are still readable.
 
 use crate::limits::check_count;
-use crate::query::{ChunkedSeries, Queryable, SelectHints, Series, SeriesMetadata};
+use crate::query::{ChunkedSeries, Queryable, SelectHints, Series, SeriesMetadata, SeriesPart};
 use crate::{LimitExceeded, QueryError, ReadLimit};
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -87,8 +87,12 @@ pub fn merge_series(lists: Vec<Vec<Series>>) -> Vec<Series> {
     out
 }
 
-/// Merges chunked answers. A series found in one source only keeps its chunks untouched; one
-/// found in several is decoded within `[start, end]` and merged.
+/// Merges chunked answers (each list sorted by labels; on equal timestamps the earlier list
+/// wins). A series found in one source keeps its form. One found in several is merged piece by
+/// piece: a piece (chunk or run of decoded samples) that overlaps no other in time is kept as it
+/// is, so head chunks stay compressed next to the samples a block decoded; byte-identical chunks
+/// that replicas hold are kept once; only pieces that overlap are decoded within `[start, end]`
+/// and merged.
 pub fn merge_chunked(lists: Vec<Vec<ChunkedSeries>>, start: i64, end: i64) -> Vec<ChunkedSeries> {
     if lists.iter().filter(|l| !l.is_empty()).count() <= 1 {
         return lists.into_iter().flatten().collect();
@@ -100,32 +104,80 @@ pub fn merge_chunked(lists: Vec<Vec<ChunkedSeries>>, start: i64, end: i64) -> Ve
         .collect();
     all.sort_by(|a, b| a.1.labels().cmp(b.1.labels()).then(a.0.cmp(&b.0)));
     let mut out: Vec<ChunkedSeries> = Vec::with_capacity(all.len());
-    let mut buf = Vec::new();
+    let mut group: Vec<ChunkedSeries> = Vec::new();
     for (_, s) in all {
-        match out.last_mut() {
-            // Replicas that received the same samples hold byte-identical chunks: keep one copy
-            // compressed instead of decoding both.
-            Some(ChunkedSeries::Chunks { labels, chunks })
-                if matches!(&s, ChunkedSeries::Chunks { labels: l2, chunks: c2 }
-                    if l2 == labels && c2 == chunks) => {}
-            Some(prev) if prev.labels() == s.labels() => {
-                let mut merged = Vec::new();
-                if let ChunkedSeries::Samples(p) = prev {
-                    merged.append(&mut p.samples);
-                } else {
-                    prev.decode_into(start, end, &mut merged);
-                }
-                buf.clear();
-                s.decode_into(start, end, &mut buf);
-                merge_into(&mut merged, &buf);
-                let samples = merged;
-                let labels = prev.labels().clone();
-                *prev = ChunkedSeries::Samples(Series { labels, samples });
-            }
-            _ => out.push(s),
+        if group.first().is_some_and(|g| g.labels() != s.labels()) {
+            out.extend(merge_one_series(std::mem::take(&mut group), start, end));
+        }
+        group.push(s);
+    }
+    out.extend(merge_one_series(group, start, end));
+    out
+}
+
+/// Merges the answers for one series, in source order.
+fn merge_one_series(group: Vec<ChunkedSeries>, start: i64, end: i64) -> Option<ChunkedSeries> {
+    if group.len() <= 1 {
+        return group.into_iter().next();
+    }
+    let mut labels = None;
+    let mut pieces: Vec<(usize, SeriesPart)> = Vec::new();
+    for (src, s) in group.into_iter().enumerate() {
+        let (l, parts) = s.into_parts();
+        labels.get_or_insert(l);
+        pieces.extend(parts.into_iter().map(|p| (src, p)));
+    }
+    let labels = labels?;
+    pieces.sort_by_key(|(src, p)| (p.min_t(), *src));
+    let mut parts = Vec::with_capacity(pieces.len());
+    let mut overlapping: Vec<(usize, SeriesPart)> = Vec::new();
+    let mut overlap_end = i64::MIN;
+    for (src, p) in pieces {
+        if !overlapping.is_empty() && p.min_t() > overlap_end {
+            parts.extend(merge_overlapping(
+                std::mem::take(&mut overlapping),
+                start,
+                end,
+            ));
+        }
+        overlap_end = if overlapping.is_empty() {
+            p.max_t()
+        } else {
+            overlap_end.max(p.max_t())
+        };
+        overlapping.push((src, p));
+    }
+    parts.extend(merge_overlapping(overlapping, start, end));
+    Some(ChunkedSeries::from_parts(labels, parts))
+}
+
+/// One piece for pieces whose time ranges overlap: the piece itself when alone, one copy of
+/// identical chunks, else their samples in `[start, end]` merged (lower source index wins).
+fn merge_overlapping(
+    mut pieces: Vec<(usize, SeriesPart)>,
+    start: i64,
+    end: i64,
+) -> Option<SeriesPart> {
+    if pieces.len() <= 1 {
+        return pieces.pop().map(|(_, p)| p);
+    }
+    if let SeriesPart::Chunk(first) = &pieces[0].1 {
+        if pieces
+            .iter()
+            .all(|(_, p)| matches!(p, SeriesPart::Chunk(c) if c == first))
+        {
+            return pieces.pop().map(|(_, p)| p);
         }
     }
-    out
+    pieces.sort_by_key(|(src, _)| *src);
+    let mut merged = Vec::new();
+    let mut buf = Vec::new();
+    for (_, p) in &pieces {
+        buf.clear();
+        p.decode_into(start, end, &mut buf);
+        merge_into(&mut merged, &buf);
+    }
+    (!merged.is_empty()).then_some(SeriesPart::Samples(merged))
 }
 
 /// Merges sorted string lists into one sorted list without duplicates.
@@ -568,5 +620,158 @@ mod tests {
         assert_eq!(out.len(), 11);
         assert_eq!(out[10], s(100, 10.0));
         assert!(matches!(m[1], ChunkedSeries::Samples(_)));
+    }
+
+    fn chunk_of(samples: &[Sample]) -> crate::EncodedChunk {
+        let mut app = crate::chunk::XorAppender::new();
+        for x in samples {
+            app.append(x.t, x.v);
+        }
+        crate::EncodedChunk {
+            min_t: samples[0].t,
+            max_t: samples[samples.len() - 1].t,
+            data: app.bytes().into(),
+        }
+    }
+
+    fn chunked(parts: Vec<SeriesPart>) -> ChunkedSeries {
+        ChunkedSeries::from_parts(Labels::from_pairs([("__name__", "a")]), parts)
+    }
+
+    fn decoded(c: &ChunkedSeries, start: i64, end: i64) -> Vec<Sample> {
+        let mut out = Vec::new();
+        c.decode_into(start, end, &mut out);
+        out
+    }
+
+    #[test]
+    fn disjoint_sources_keep_chunks_compressed_beside_decoded_runs() {
+        let head = chunk_of(&[s(100, 1.0), s(110, 2.0)]);
+        let newer = chunk_of(&[s(120, 3.0), s(130, 4.0)]);
+        let ingester = vec![chunked(vec![
+            SeriesPart::Chunk(head.clone()),
+            SeriesPart::Chunk(newer.clone()),
+        ])];
+        let block = vec![chunked(vec![SeriesPart::Samples(vec![
+            s(10, 0.5),
+            s(90, 0.9),
+        ])])];
+        let m = merge_chunked(vec![ingester, block], 0, 1000);
+        assert_eq!(m.len(), 1);
+        let ChunkedSeries::Parts { parts, .. } = &m[0] else {
+            panic!("expected pieces, got {:?}", m[0]);
+        };
+        assert_eq!(
+            parts,
+            &vec![
+                SeriesPart::Samples(vec![s(10, 0.5), s(90, 0.9)]),
+                SeriesPart::Chunk(head),
+                SeriesPart::Chunk(newer),
+            ]
+        );
+        assert_eq!(
+            decoded(&m[0], 0, 1000),
+            vec![
+                s(10, 0.5),
+                s(90, 0.9),
+                s(100, 1.0),
+                s(110, 2.0),
+                s(120, 3.0),
+                s(130, 4.0)
+            ]
+        );
+        assert_eq!(
+            decoded(&m[0], 95, 125),
+            vec![s(100, 1.0), s(110, 2.0), s(120, 3.0)]
+        );
+        assert_eq!(m[0].num_samples(), 6);
+    }
+
+    #[test]
+    fn only_overlapping_pieces_are_decoded_and_the_first_source_wins() {
+        let old = chunk_of(&[s(0, 0.0), s(10, 1.0)]);
+        let shared = chunk_of(&[s(20, 2.0), s(30, 3.0)]);
+        let replica_a = vec![chunked(vec![
+            SeriesPart::Chunk(old.clone()),
+            SeriesPart::Chunk(shared.clone()),
+        ])];
+        // The second source holds the same chunk at 20–30 (a replica) and an overlapping run
+        // at 25–40 whose sample at 30 must lose to the first source's.
+        let replica_b = vec![chunked(vec![
+            SeriesPart::Chunk(shared.clone()),
+            SeriesPart::Samples(vec![s(25, 9.0), s(30, 9.0), s(40, 4.0)]),
+        ])];
+        let m = merge_chunked(vec![replica_a, replica_b], 0, 1000);
+        let ChunkedSeries::Parts { parts, .. } = &m[0] else {
+            panic!("expected pieces, got {:?}", m[0]);
+        };
+        assert_eq!(parts[0], SeriesPart::Chunk(old));
+        assert_eq!(
+            parts[1],
+            SeriesPart::Samples(vec![s(20, 2.0), s(25, 9.0), s(30, 3.0), s(40, 4.0)])
+        );
+        assert_eq!(parts.len(), 2);
+
+        // Byte-identical chunks from replicas are kept once, still compressed.
+        let a = vec![chunked(vec![SeriesPart::Chunk(shared.clone())])];
+        let b = vec![chunked(vec![SeriesPart::Chunk(shared.clone())])];
+        let m = merge_chunked(vec![a, b], 0, 1000);
+        assert_eq!(
+            m,
+            vec![ChunkedSeries::Chunks {
+                labels: Labels::from_pairs([("__name__", "a")]),
+                chunks: vec![shared],
+            }]
+        );
+    }
+
+    proptest::proptest! {
+        /// Any split of several sources' samples into chunks and runs merges to what merging the
+        /// plain sample lists gives (earlier source wins on equal timestamps).
+        #[test]
+        fn merged_pieces_decode_like_merged_samples(
+            sources in proptest::collection::vec(
+                proptest::collection::vec((0i64..400, 0u8..8, proptest::bool::ANY), 0..40),
+                1..4,
+            ),
+            window in (0i64..400, 0i64..400),
+        ) {
+            let (start, end) = (window.0.min(window.1), window.0.max(window.1));
+            let mut expected: Vec<Sample> = Vec::new();
+            let mut lists = Vec::new();
+            for (src, raw) in sources.iter().enumerate() {
+                let mut ts: Vec<i64> = raw.iter().map(|x| x.0).collect();
+                ts.sort_unstable();
+                ts.dedup();
+                let samples: Vec<Sample> =
+                    ts.iter().map(|&t| s(t, (src * 1000) as f64 + t as f64)).collect();
+                let in_window: Vec<Sample> =
+                    samples.iter().copied().filter(|x| x.t >= start && x.t <= end).collect();
+                merge_into(&mut expected, &in_window);
+                // Cut into pieces of 1–8 samples, each a chunk or a decoded run.
+                let mut parts = Vec::new();
+                let mut rest = &samples[..];
+                let mut cuts = raw.iter();
+                while !rest.is_empty() {
+                    let (n, as_chunk) = cuts.next().map_or((8, true), |c| (c.1 as usize + 1, c.2));
+                    let (piece, tail) = rest.split_at(n.min(rest.len()));
+                    parts.push(if as_chunk {
+                        SeriesPart::Chunk(chunk_of(piece))
+                    } else {
+                        SeriesPart::Samples(piece.to_vec())
+                    });
+                    rest = tail;
+                }
+                lists.push(if parts.is_empty() { vec![] } else { vec![chunked(parts)] });
+            }
+            let m = merge_chunked(lists, start, end);
+            let got = m.first().map(|c| decoded(c, start, end)).unwrap_or_default();
+            proptest::prop_assert_eq!(got, expected);
+            if let Some(ChunkedSeries::Parts { parts, .. }) = m.first() {
+                for w in parts.windows(2) {
+                    proptest::prop_assert!(w[0].max_t() < w[1].min_t());
+                }
+            }
+        }
     }
 }

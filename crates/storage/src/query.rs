@@ -54,13 +54,92 @@ pub enum ChunkedSeries {
         chunks: Vec<EncodedChunk>,
     },
     Samples(Series),
+    /// Pieces from several sources, time-disjoint and in time order: e.g. the samples a block
+    /// decoded followed by the head's chunks, so that merging two stores' answers does not
+    /// decode the chunks (see [`crate::merge::merge_chunked`]).
+    Parts {
+        labels: Labels,
+        parts: Vec<SeriesPart>,
+    },
+}
+
+/// One time-contiguous piece of a series: a compressed chunk or a run of decoded samples.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SeriesPart {
+    Chunk(EncodedChunk),
+    /// Sorted by time, not empty.
+    Samples(Vec<Sample>),
+}
+
+impl SeriesPart {
+    pub fn min_t(&self) -> i64 {
+        match self {
+            Self::Chunk(c) => c.min_t,
+            Self::Samples(s) => s.first().map_or(i64::MAX, |x| x.t),
+        }
+    }
+
+    pub fn max_t(&self) -> i64 {
+        match self {
+            Self::Chunk(c) => c.max_t,
+            Self::Samples(s) => s.last().map_or(i64::MIN, |x| x.t),
+        }
+    }
+
+    pub fn num_samples(&self) -> usize {
+        match self {
+            Self::Chunk(c) => c.num_samples(),
+            Self::Samples(s) => s.len(),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Self::Chunk(c) => chunk_heap_bytes(c),
+            Self::Samples(s) => samples_heap_bytes(s.len()),
+        }
+    }
+
+    /// Appends the samples in `[start, end]` to `out`, in time order.
+    pub fn decode_into(&self, start: i64, end: i64, out: &mut Vec<Sample>) {
+        match self {
+            Self::Samples(s) => {
+                if s.first().is_some_and(|x| x.t >= start) && s.last().is_some_and(|x| x.t <= end) {
+                    out.extend_from_slice(s);
+                } else {
+                    let from = s.partition_point(|x| x.t < start);
+                    let to = s.partition_point(|x| x.t <= end);
+                    out.extend_from_slice(&s[from..to.max(from)]);
+                }
+            }
+            Self::Chunk(c) => {
+                if c.max_t < start || c.min_t > end {
+                } else if c.min_t >= start && c.max_t <= end {
+                    out.extend(crate::chunk::XorIter::new(&c.data));
+                } else {
+                    out.extend(
+                        crate::chunk::XorIter::new(&c.data).filter(|x| x.t >= start && x.t <= end),
+                    );
+                }
+            }
+        }
+    }
 }
 
 impl ChunkedSeries {
     pub fn labels(&self) -> &Labels {
         match self {
-            Self::Chunks { labels, .. } => labels,
+            Self::Chunks { labels, .. } | Self::Parts { labels, .. } => labels,
             Self::Samples(s) => &s.labels,
+        }
+    }
+
+    /// The labels, to rewrite them (federation adds `__tenant_id__`, dedup drops replica
+    /// labels) without touching the samples.
+    pub fn labels_mut(&mut self) -> &mut Labels {
+        match self {
+            Self::Chunks { labels, .. } | Self::Parts { labels, .. } => labels,
+            Self::Samples(s) => &mut s.labels,
         }
     }
 
@@ -70,6 +149,7 @@ impl ChunkedSeries {
         match self {
             Self::Chunks { chunks, .. } => chunks.iter().map(EncodedChunk::num_samples).sum(),
             Self::Samples(s) => s.samples.len(),
+            Self::Parts { parts, .. } => parts.iter().map(SeriesPart::num_samples).sum(),
         }
     }
 
@@ -80,6 +160,9 @@ impl ChunkedSeries {
                 labels_heap_bytes(labels) + chunks.iter().map(chunk_heap_bytes).sum::<usize>()
             }
             Self::Samples(s) => labels_heap_bytes(&s.labels) + samples_heap_bytes(s.samples.len()),
+            Self::Parts { labels, parts } => {
+                labels_heap_bytes(labels) + parts.iter().map(SeriesPart::heap_bytes).sum::<usize>()
+            }
         }
     }
 
@@ -107,6 +190,46 @@ impl ChunkedSeries {
                     }
                 }
             }
+            Self::Parts { parts, .. } => {
+                for p in parts {
+                    p.decode_into(start, end, out);
+                }
+            }
+        }
+    }
+
+    /// The labels and the pieces, in time order (a `Chunks` series' chunks as they are, a
+    /// `Samples` series as one piece, none if it has no samples).
+    pub fn into_parts(self) -> (Labels, Vec<SeriesPart>) {
+        match self {
+            Self::Chunks { labels, chunks } => {
+                (labels, chunks.into_iter().map(SeriesPart::Chunk).collect())
+            }
+            Self::Samples(s) if s.samples.is_empty() => (s.labels, Vec::new()),
+            Self::Samples(s) => (s.labels, vec![SeriesPart::Samples(s.samples)]),
+            Self::Parts { labels, parts } => (labels, parts),
+        }
+    }
+
+    /// The simplest form holding `parts`: `Chunks` when all are chunks, `Samples` for one run.
+    pub fn from_parts(labels: Labels, parts: Vec<SeriesPart>) -> Self {
+        if parts.iter().all(|p| matches!(p, SeriesPart::Chunk(_))) {
+            let chunks = parts
+                .into_iter()
+                .filter_map(|p| match p {
+                    SeriesPart::Chunk(c) => Some(c),
+                    SeriesPart::Samples(_) => None,
+                })
+                .collect();
+            return Self::Chunks { labels, chunks };
+        }
+        match <[SeriesPart; 1]>::try_from(parts) {
+            Ok([SeriesPart::Samples(samples)]) => Self::Samples(Series { labels, samples }),
+            Ok(one) => Self::Parts {
+                labels,
+                parts: one.into(),
+            },
+            Err(parts) => Self::Parts { labels, parts },
         }
     }
 }

@@ -14,7 +14,7 @@ use strata_storage::block_set;
 use strata_storage::bucket::Bucket;
 use strata_storage::index::{BucketIndex, PlannedBlocks};
 use strata_storage::index_cache::{IndexCache, IndexSource};
-use strata_storage::merge::merge_series;
+use strata_storage::merge::merge_chunked;
 use strata_storage::query::{Series, SeriesMetadata};
 use strata_storage::{
     BlockQueryable, BlockSelection, BlocksAnswer, ChunkedSeries, QueryError, Queryable, ReadLimits,
@@ -233,7 +233,7 @@ impl StoreGateway {
         let mut lists = Vec::with_capacity(by_resolution.len());
         for (res, blocks) in by_resolution {
             lists.push(if res == RESOLUTION_RAW {
-                block_set::select_limited(&blocks, matchers, start, end, limits).await?
+                block_set::select_chunks_limited(&blocks, matchers, start, end, limits).await?
             } else {
                 self.select_downsampled(
                     &blocks,
@@ -244,12 +244,12 @@ impl StoreGateway {
                     limits,
                 )
                 .await?
+                .into_iter()
+                .map(ChunkedSeries::Samples)
+                .collect()
             });
         }
-        let out: Vec<ChunkedSeries> = merge_series(lists)
-            .into_iter()
-            .map(ChunkedSeries::Samples)
-            .collect();
+        let out = merge_chunked(lists, start, end);
         limits.check(&out)?;
         Ok(out)
     }

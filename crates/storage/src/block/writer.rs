@@ -298,10 +298,10 @@ impl BlockWriter {
     /// Chunked series stay compressed until [`BlockWriter::finish`].
     pub fn add_chunked(&mut self, s: &ChunkedSeries) -> Result<(), BlockError> {
         match s {
-            ChunkedSeries::Samples(series) => {
+            ChunkedSeries::Samples(_) | ChunkedSeries::Parts { .. } => {
                 let mut samples = Vec::new();
                 s.decode_into(self.min_t, self.max_t, &mut samples);
-                self.add_series(series.labels.clone(), samples)
+                self.add_series(s.labels().clone(), samples)
             }
             ChunkedSeries::Chunks { labels, chunks } => {
                 let chunks: Vec<_> = chunks
