@@ -163,6 +163,9 @@ const SHARDED_QUERIES: &[&str] = &[
     "(sum(node_memory_MemFree_bytes))",
     "avg by (mode) (rate(node_cpu_seconds_total[5m]))",
     "topk(2, rate(node_cpu_seconds_total[5m]))",
+    "bottomk by (mode) (1, max_over_time(node_cpu_seconds_total[10m]))",
+    "avg(node_load1 * 2)",
+    "quantile(0.5, node_load1)",
     "sum(sum by (mode) (node_cpu_seconds_total))",
     "sum(node_load1 / node_load5)",
 ];
@@ -191,7 +194,8 @@ fn assert_close(got: &Value, want: &Value, q: &str) {
                 b[1].as_str().unwrap().parse().unwrap(),
             );
             assert!(
-                q.starts_with("sum") && (x - y).abs() <= 1e-9 * x.abs().max(y.abs()),
+                (q.starts_with("sum") || q.starts_with("avg"))
+                    && (x - y).abs() <= 1e-9 * x.abs().max(y.abs()),
                 "{q} {} at {}: {x} != {y}",
                 ws["metric"],
                 a[0]
@@ -240,7 +244,7 @@ async fn sharded_aggregations_equal_the_querier_s() {
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
     // Each shardable query counted once per request (twice: plain then cached).
-    let shardable = 11;
+    let shardable = 15;
     assert!(
         text.contains(&format!(
             "strata_query_frontend_sharded_queries_total {}\n",
@@ -275,4 +279,24 @@ async fn sharded_aggregations_equal_the_querier_s() {
         n(&one),
         n(&all)
     );
+    // A malformed shard is the client's error, named, never a silently unsharded answer.
+    for bad in ["0_of_4", "5_of_4", "1_of_0", "1of4", "x_of_y", "1_of_4096"] {
+        let u = format!(
+            "{}&__query_shard__={bad}",
+            uri("count(node_cpu_seconds_total)", start, end, step)
+        );
+        let resp = querier
+            .clone()
+            .oneshot(Request::get(&u).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{bad}");
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["errorType"], "bad_data", "{bad}: {v}");
+        assert!(
+            v["error"].as_str().unwrap().contains("__query_shard__"),
+            "{bad}: {v}"
+        );
+    }
 }

@@ -9,7 +9,7 @@ use crate::error::FrontendError;
 use crate::memcached::Memcached;
 use crate::metrics::Metrics;
 use crate::queue::FairQueue;
-use crate::shard::Combine;
+use crate::shard::Plan;
 use crate::split::{align, split, Piece};
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -90,6 +90,7 @@ impl PieceCache {
 
 /// A range query's parameters, when they all parse; otherwise the querier answers it (and
 /// words the error) itself.
+#[derive(Clone)]
 struct RangeQuery {
     query: String,
     start: i64,
@@ -389,29 +390,37 @@ impl QueryFrontend {
         q: &RangeQuery,
         tenant: &str,
         piece: Piece,
-        how: Combine,
+        plan: &Plan,
         cacheable: bool,
     ) -> Result<Bytes, Response> {
         let n = self.cfg.query_sharding_total_shards;
-        let parts = futures::future::join_all((0..n).map(|i| {
-            let shard = QueryShard::new(i, n).ok();
-            self.fetch_piece(orig, q, tenant, piece, shard, cacheable)
+        let queries: Vec<RangeQuery> = plan
+            .queries
+            .iter()
+            .map(|query| RangeQuery {
+                query: query.clone(),
+                ..q.clone()
+            })
+            .collect();
+        let parts = futures::future::join_all(queries.iter().flat_map(|q| {
+            (0..n).map(move |i| {
+                let shard = QueryShard::new(i, n).ok();
+                self.fetch_piece(orig, q, tenant, piece, shard, cacheable)
+            })
         }))
         .await;
-        let mut bodies = Vec::with_capacity(parts.len());
-        for p in parts {
+        let mut bodies: Vec<Vec<serde_json::Value>> = vec![Vec::new(); queries.len()];
+        for (i, p) in parts.into_iter().enumerate() {
             let b = p?;
-            bodies.push(
-                serde_json::from_slice::<serde_json::Value>(&b).map_err(|e| {
-                    prometheus_error(
-                        StatusCode::BAD_GATEWAY,
-                        "internal",
-                        &format!("querier answer is not JSON: {e}"),
-                    )
-                })?,
-            );
+            bodies[i / n as usize].push(serde_json::from_slice(&b).map_err(|e| {
+                prometheus_error(
+                    StatusCode::BAD_GATEWAY,
+                    "internal",
+                    &format!("querier answer is not JSON: {e}"),
+                )
+            })?);
         }
-        let combined = crate::shard::combine(how, &bodies).map_err(|reason| {
+        let combined = crate::shard::combine(&plan.how, &bodies).map_err(|reason| {
             prometheus_error(
                 StatusCode::BAD_GATEWAY,
                 "internal",
@@ -449,11 +458,12 @@ impl QueryFrontend {
         let fresh_after = now_ms() - self.cfg.max_cache_freshness.as_millis() as i64;
         let q = &q;
         let tenant = &tenant;
-        let sharding = if self.cfg.query_sharding_total_shards > 1 {
+        let plan = if self.cfg.query_sharding_total_shards > 1 {
             crate::shard::plan(&q.query)
         } else {
             None
         };
+        let sharding = plan.as_ref();
         if sharding.is_some() {
             self.metrics.sharded_queries.inc();
         }
@@ -465,8 +475,8 @@ impl QueryFrontend {
                         self.fetch_piece(orig, q, tenant, piece, None, cacheable)
                             .await
                     }
-                    Some(how) => {
-                        self.fetch_sharded_piece(orig, q, tenant, piece, how, cacheable)
+                    Some(plan) => {
+                        self.fetch_sharded_piece(orig, q, tenant, piece, plan, cacheable)
                             .await
                     }
                 }

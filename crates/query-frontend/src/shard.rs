@@ -1,21 +1,26 @@
 //! Query sharding (Mimir's idea, done on answers rather than on an embedded query): an
-//! aggregation `sum|count|min|max|group [by|without (…)] (inner)` whose `inner` keeps every
-//! series apart (selectors, per-series functions, arithmetic with constants) is run once per
-//! shard, each over the series of that shard only (`__query_shard__=i_of_n`; the querier
-//! filters every selection), and the partial aggregates are combined point by point: sums and
-//! counts are added, minima and maxima taken again, groups kept. Every series lies in exactly
-//! one shard, so the combination covers the same series as the whole query.
+//! aggregation `sum|count|min|max|group|avg|topk|bottomk [by|without (…)] (inner)` whose `inner`
+//! keeps every series apart (selectors, per-series functions, arithmetic with constants) is run
+//! once per shard, each over the series of that shard only (`__query_shard__=i_of_n`; the
+//! querier filters every selection), and the partial aggregates are combined point by point:
+//! sums and counts are added, minima and maxima taken again, groups kept, an average is the
+//! shards' summed sums over their summed counts (each shard runs `sum` and `count` instead of
+//! `avg`), and `topk`/`bottomk` pick the k best per group and step among the shards' own k
+//! best. Every series lies in exactly one shard, so the combination covers the same series as
+//! the whole query.
 //!
-//! Sums of non-integers may differ from the unsharded answer in the last bits (floating-point
-//! addition is not associative); minima, maxima, counts, groups and integer sums are exact.
+//! Sums and averages of non-integers may differ from the unsharded answer in the last bits
+//! (floating-point addition is not associative); minima, maxima, counts, groups, integer sums
+//! and `topk`/`bottomk` without ties are exact (among equal values, which series is picked may
+//! differ, as it may between two Prometheus runs).
 
 use crate::merge::{key_of, Key};
-use promql_parser::parser::{token, Expr};
+use promql_parser::parser::{token, Expr, LabelModifier};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// How the shards' partial answers become the answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Combine {
     /// `sum`, and `count` (the count is the sum of the shards' counts).
     Sum,
@@ -25,6 +30,30 @@ pub enum Combine {
     Max,
     /// `group`: 1 wherever any shard has a point.
     Group,
+    /// `avg`: the shards answer [`Plan::queries`] `sum` then `count`.
+    Avg,
+    /// `topk` (or with `bottom`, `bottomk`): the `k` best per group of `grouping` and step.
+    TopK {
+        k: usize,
+        bottom: bool,
+        grouping: Grouping,
+    },
+}
+
+/// The labels that form the groups of `topk`/`bottomk`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grouping {
+    By(Vec<String>),
+    /// All labels but these and the metric name.
+    Without(Vec<String>),
+}
+
+/// A sharded query: what each shard runs, and how the answers combine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub how: Combine,
+    /// The queries every shard runs (two for `avg`: its `sum`, then its `count`).
+    pub queries: Vec<String>,
 }
 
 /// Functions whose output series depend on one input series each (and its own labels), so they
@@ -95,21 +124,58 @@ const PER_SERIES: &[&str] = &[
     "year",
 ];
 
-/// How to combine `query`'s shards, if it can be sharded.
-pub fn plan(query: &str) -> Option<Combine> {
+/// How to shard `query`, if it can be.
+pub fn plan(query: &str) -> Option<Plan> {
     let mut e = strata_promql::parse(query).ok()?;
     while let Expr::Paren(p) = e {
         e = *p.expr;
     }
     let Expr::Aggregate(a) = e else { return None };
-    if a.param.is_some() || !shard_safe(&a.expr) {
+    if !shard_safe(&a.expr) {
         return None;
     }
-    match a.op.id() {
-        token::T_SUM | token::T_COUNT => Some(Combine::Sum),
-        token::T_MIN => Some(Combine::Min),
-        token::T_MAX => Some(Combine::Max),
-        token::T_GROUP => Some(Combine::Group),
+    let as_is = |how| {
+        Some(Plan {
+            how,
+            queries: vec![query.to_owned()],
+        })
+    };
+    let id = a.op.id();
+    match (id, &a.param) {
+        (token::T_SUM | token::T_COUNT, None) => as_is(Combine::Sum),
+        (token::T_MIN, None) => as_is(Combine::Min),
+        (token::T_MAX, None) => as_is(Combine::Max),
+        (token::T_GROUP, None) => as_is(Combine::Group),
+        (token::T_AVG, None) => {
+            let with_op = |op| {
+                let mut b = a.clone();
+                b.op = token::TokenType::new(op);
+                Expr::Aggregate(b).to_string()
+            };
+            Some(Plan {
+                how: Combine::Avg,
+                queries: vec![with_op(token::T_SUM), with_op(token::T_COUNT)],
+            })
+        }
+        (token::T_TOPK | token::T_BOTTOMK, Some(param)) => {
+            // Only a constant k: a k computed per step would need the same evaluation here.
+            let Expr::NumberLiteral(k) = param.as_ref() else {
+                return None;
+            };
+            if !(k.val.is_finite() && k.val >= 1.0 && k.val < 1e9) {
+                return None;
+            }
+            let grouping = match &a.modifier {
+                None => Grouping::By(Vec::new()),
+                Some(LabelModifier::Include(l)) => Grouping::By(l.labels.clone()),
+                Some(LabelModifier::Exclude(l)) => Grouping::Without(l.labels.clone()),
+            };
+            as_is(Combine::TopK {
+                k: k.val as usize,
+                bottom: id == token::T_BOTTOMK,
+                grouping,
+            })
+        }
         _ => None,
     }
 }
@@ -171,12 +237,52 @@ fn parse_value(v: &Value) -> Result<f64, String> {
     }
 }
 
+/// A series' points: per timestamp (ms), the JSON timestamp as received and the value.
+type Points = BTreeMap<i64, (Value, f64)>;
+
 /// The shards' matrix answers combined into one matrix answer, or why they cannot be.
-pub fn combine(how: Combine, shards: &[Value]) -> Result<Value, String> {
-    // Per series: its labels, then per timestamp (ms) the JSON timestamp and the value so far.
-    type Points = BTreeMap<i64, (Value, f64)>;
-    let mut series: BTreeMap<Key, (Value, Points)> = BTreeMap::new();
+/// `answers[q][i]` is shard `i`'s answer to [`Plan::queries`]`[q]`.
+pub fn combine(how: &Combine, answers: &[Vec<Value>]) -> Result<Value, String> {
     let mut warnings: Vec<Value> = Vec::new();
+    let first = answers.first().ok_or("no answers")?;
+    let result = match how {
+        Combine::Avg => {
+            let [sums, counts] = answers else {
+                return Err(format!("{} answers to combine an average", answers.len()));
+            };
+            let sums = fold(sums, Combine::Sum, &mut warnings)?;
+            let mut counts = fold(counts, Combine::Sum, &mut warnings)?;
+            sums.into_iter()
+                .map(|(key, (metric, points))| {
+                    let n = counts.remove(&key).map(|(_, p)| p).unwrap_or_default();
+                    let points = points
+                        .into_iter()
+                        .filter_map(|(ms, (t, sum))| {
+                            n.get(&ms).map(|(_, count)| (ms, (t, sum / count)))
+                        })
+                        .collect();
+                    (metric, points)
+                })
+                .collect()
+        }
+        Combine::TopK {
+            k,
+            bottom,
+            grouping,
+        } => top_k(first, *k, *bottom, grouping, &mut warnings)?,
+        how => fold(first, how.clone(), &mut warnings)?
+            .into_values()
+            .collect(),
+    };
+    Ok(matrix(result, warnings))
+}
+
+/// Calls `point(metric, ms, time, value)` for every point of the shards' matrix answers.
+fn each_point(
+    shards: &[Value],
+    warnings: &mut Vec<Value>,
+    mut point: impl FnMut(&Map<String, Value>, i64, &Value, f64),
+) -> Result<(), String> {
     for p in shards {
         if p["status"] != "success" {
             return Err(format!("status {}", p["status"]));
@@ -197,36 +303,129 @@ pub fn combine(how: Combine, shards: &[Value]) -> Result<Value, String> {
                 return Err("native histograms are not combined across shards".into());
             }
             let metric = s["metric"].as_object().ok_or("a series without metric")?;
-            let (_, points) = series
-                .entry(key_of(metric))
-                .or_insert_with(|| (s["metric"].clone(), BTreeMap::new()));
-            for point in s["values"].as_array().into_iter().flatten() {
-                let t = &point[0];
+            for pt in s["values"].as_array().into_iter().flatten() {
+                let t = &pt[0];
                 let ms = t
                     .as_f64()
                     .map(|x| (x * 1000.0).round() as i64)
                     .ok_or("a point without a numeric time")?;
-                let v = parse_value(&point[1])?;
-                match points.get_mut(&ms) {
-                    None => {
-                        let v = if how == Combine::Group { 1.0 } else { v };
-                        points.insert(ms, (t.clone(), v));
-                    }
-                    Some((_, acc)) => {
-                        *acc = match how {
-                            Combine::Sum => *acc + v,
-                            // PromQL's min/max replace NaN by any number.
-                            Combine::Min if acc.is_nan() || v < *acc => v,
-                            Combine::Max if acc.is_nan() || v > *acc => v,
-                            Combine::Min | Combine::Max | Combine::Group => *acc,
-                        }
-                    }
-                }
+                point(metric, ms, t, parse_value(&pt[1])?);
             }
         }
     }
+    Ok(())
+}
+
+/// Points of equal series and time folded into one (`Sum`, `Min`, `Max` or `Group`).
+fn fold(
+    shards: &[Value],
+    how: Combine,
+    warnings: &mut Vec<Value>,
+) -> Result<BTreeMap<Key, (Value, Points)>, String> {
+    let mut series: BTreeMap<Key, (Value, Points)> = BTreeMap::new();
+    let mut last: Option<(Map<String, Value>, Key)> = None;
+    each_point(shards, warnings, |metric, ms, t, v| {
+        // Points come series by series: compute a series' key once.
+        if last.as_ref().is_none_or(|(m, _)| m != metric) {
+            last = Some((metric.clone(), key_of(metric)));
+        }
+        let Some((metric, key)) = &last else { return };
+        let points = &mut series
+            .entry(key.clone())
+            .or_insert_with(|| (Value::Object(metric.clone()), BTreeMap::new()))
+            .1;
+        match points.get_mut(&ms) {
+            None => {
+                let v = if how == Combine::Group { 1.0 } else { v };
+                points.insert(ms, (t.clone(), v));
+            }
+            Some((_, acc)) => {
+                *acc = match how {
+                    Combine::Sum => *acc + v,
+                    // PromQL's min/max replace NaN by any number.
+                    Combine::Min if acc.is_nan() || v < *acc => v,
+                    Combine::Max if acc.is_nan() || v > *acc => v,
+                    _ => *acc,
+                }
+            }
+        }
+    })?;
+    Ok(series)
+}
+
+/// `topk`/`bottomk` over the shards' own `topk`/`bottomk` answers: per step and group, the `k`
+/// best points (NaN last, as in PromQL), each kept in its own series.
+fn top_k(
+    shards: &[Value],
+    k: usize,
+    bottom: bool,
+    grouping: &Grouping,
+    warnings: &mut Vec<Value>,
+) -> Result<Vec<(Value, Points)>, String> {
+    let mut series: BTreeMap<Key, Value> = BTreeMap::new();
+    // Per step: (group, series, JSON time, value) of every candidate.
+    let mut steps: BTreeMap<i64, Vec<(Key, Key, Value, f64)>> = BTreeMap::new();
+    each_point(shards, warnings, |metric, ms, t, v| {
+        let key = key_of(metric);
+        let group = group_of(&key, grouping);
+        series
+            .entry(key.clone())
+            .or_insert_with(|| Value::Object(metric.clone()));
+        steps
+            .entry(ms)
+            .or_default()
+            .push((group, key, t.clone(), v));
+    })?;
+    let mut kept: BTreeMap<Key, Points> = BTreeMap::new();
+    for (ms, mut cands) in steps {
+        cands.sort_by(|a, b| {
+            a.0.cmp(&b.0).then_with(|| {
+                // NaN sorts after every number; equal values keep the series order.
+                match (a.3.is_nan(), b.3.is_nan()) {
+                    (true, true) => std::cmp::Ordering::Equal,
+                    (true, false) => std::cmp::Ordering::Greater,
+                    (false, true) => std::cmp::Ordering::Less,
+                    _ if bottom => a.3.total_cmp(&b.3),
+                    _ => b.3.total_cmp(&a.3),
+                }
+            })
+        });
+        let mut taken = 0;
+        for i in 0..cands.len() {
+            if i > 0 && cands[i].0 != cands[i - 1].0 {
+                taken = 0;
+            }
+            if taken < k {
+                taken += 1;
+                let (_, key, t, v) = &cands[i];
+                kept.entry(key.clone())
+                    .or_default()
+                    .insert(ms, (t.clone(), *v));
+            }
+        }
+    }
+    Ok(kept
+        .into_iter()
+        .filter_map(|(key, points)| series.remove(&key).map(|metric| (metric, points)))
+        .collect())
+}
+
+/// The labels of `key` that `grouping` groups by.
+fn group_of(key: &Key, grouping: &Grouping) -> Key {
+    key.iter()
+        .filter(|(name, _)| match grouping {
+            Grouping::By(by) => by.contains(name),
+            Grouping::Without(without) => name != "__name__" && !without.contains(name),
+        })
+        .cloned()
+        .collect()
+}
+
+/// A matrix answer of `series`, sorted by labels as they come.
+fn matrix(series: Vec<(Value, Points)>, warnings: Vec<Value>) -> Value {
     let result: Vec<Value> = series
-        .into_values()
+        .into_iter()
+        .filter(|(_, points)| !points.is_empty())
         .map(|(metric, points)| {
             let values: Vec<Value> = points
                 .into_values()
@@ -245,13 +444,17 @@ pub fn combine(how: Combine, shards: &[Value]) -> Result<Value, String> {
     if !warnings.is_empty() {
         out["warnings"] = Value::Array(warnings);
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn how(q: &str) -> Option<Combine> {
+        plan(q).map(|p| p.how)
+    }
 
     #[test]
     fn plans_only_aggregations_of_series_kept_apart() {
@@ -265,9 +468,27 @@ mod tests {
                 "group by (job) (label_replace(x, \"a\", \"$1\", \"b\", \"(.*)\"))",
                 Some(Combine::Group),
             ),
+            ("avg(x)", Some(Combine::Avg)),
+            (
+                "topk(3, x)",
+                Some(Combine::TopK {
+                    k: 3,
+                    bottom: false,
+                    grouping: Grouping::By(vec![]),
+                }),
+            ),
+            (
+                "bottomk without (cpu) (2.7, rate(x[5m]))",
+                Some(Combine::TopK {
+                    k: 2,
+                    bottom: true,
+                    grouping: Grouping::Without(vec!["cpu".into()]),
+                }),
+            ),
+            ("topk(scalar(y), x)", None),
+            ("topk(0, x)", None),
+            ("quantile(0.5, x)", None),
             ("sum(x) + 1", None),
-            ("avg(x)", None),
-            ("topk(3, x)", None),
             ("sum(x / y)", None),
             ("sum(sum by (a) (x))", None),
             ("sum(histogram_quantile(0.9, x))", None),
@@ -276,20 +497,39 @@ mod tests {
             ("x", None),
             ("sum(", None),
         ] {
-            assert_eq!(plan(q), want, "{q}");
+            assert_eq!(how(q), want, "{q}");
         }
+        // An average runs as its sum and its count, with the same grouping and argument.
+        let p = plan("avg by (mode) (rate(x{a=\"b\"}[5m]))").unwrap();
+        assert_eq!(p.queries.len(), 2);
+        for (q, op) in p.queries.iter().zip(["sum", "count"]) {
+            let e = strata_promql::parse(q).unwrap();
+            let Expr::Aggregate(a) = e else { panic!("{q}") };
+            assert_eq!(a.op.to_string(), op, "{q}");
+            assert!(
+                q.contains("by (mode)") && q.contains("rate(x{a=\"b\"}[5m])"),
+                "{q}"
+            );
+        }
+        assert_eq!(plan("sum(x)").unwrap().queries, vec!["sum(x)".to_owned()]);
+    }
+
+    fn answer(result: Value) -> Value {
+        json!({"status": "success", "data": {"resultType": "matrix", "result": result}})
     }
 
     #[test]
     fn combines_points_per_series_and_time() {
-        let a = json!({"status": "success", "data": {"resultType": "matrix", "result": [
+        let a = answer(json!([
             {"metric": {"job": "a"}, "values": [[1, "1"], [2, "NaN"], [3, "5"]]},
-        ]}});
-        let b = json!({"status": "success", "data": {"resultType": "matrix", "result": [
+        ]));
+        let b = answer(json!([
             {"metric": {"job": "a"}, "values": [[2, "4"], [3, "2"], [4, "+Inf"]]},
             {"metric": {"job": "b"}, "values": [[1.5, "7"]]},
-        ]}});
-        let got = |how| combine(how, &[a.clone(), b.clone()]).unwrap()["data"]["result"].clone();
+        ]));
+        let got = |how: Combine| {
+            combine(&how, &[vec![a.clone(), b.clone()]]).unwrap()["data"]["result"].clone()
+        };
         assert_eq!(
             got(Combine::Sum),
             json!([
@@ -310,6 +550,66 @@ mod tests {
             json!([[1, "1"], [2, "1"], [3, "1"], [4, "1"]])
         );
         let bad = json!({"status": "success", "data": {"resultType": "vector", "result": []}});
-        assert!(combine(Combine::Sum, &[bad]).is_err());
+        assert!(combine(&Combine::Sum, &[vec![bad]]).is_err());
+    }
+
+    #[test]
+    fn averages_divide_summed_sums_by_summed_counts() {
+        let sums = [
+            answer(json!([{"metric": {"m": "x"}, "values": [[1, "3"], [2, "1"]]}])),
+            answer(json!([{"metric": {"m": "x"}, "values": [[1, "6"]]}])),
+        ];
+        let counts = [
+            answer(json!([{"metric": {"m": "x"}, "values": [[1, "1"], [2, "1"]]}])),
+            answer(json!([{"metric": {"m": "x"}, "values": [[1, "2"]]}])),
+        ];
+        let got = combine(&Combine::Avg, &[sums.to_vec(), counts.to_vec()]).unwrap();
+        assert_eq!(
+            got["data"]["result"],
+            json!([{"metric": {"m": "x"}, "values": [[1, "3"], [2, "1"]]}])
+        );
+        assert!(combine(&Combine::Avg, &[sums.to_vec()]).is_err());
+    }
+
+    #[test]
+    fn topk_keeps_the_k_best_per_group_and_step() {
+        // Shard answers of `topk by (g) (1, …)`: each shard's best per group and step.
+        let s1 = answer(json!([
+            {"metric": {"__name__": "x", "g": "a", "i": "1"}, "values": [[1, "5"], [2, "1"]]},
+            {"metric": {"__name__": "x", "g": "b", "i": "2"}, "values": [[1, "NaN"]]},
+        ]));
+        let s2 = answer(json!([
+            {"metric": {"__name__": "x", "g": "a", "i": "3"}, "values": [[1, "4"], [2, "9"]]},
+            {"metric": {"__name__": "x", "g": "b", "i": "4"}, "values": [[1, "-1"]]},
+        ]));
+        let by_g = Combine::TopK {
+            k: 1,
+            bottom: false,
+            grouping: Grouping::By(vec!["g".into()]),
+        };
+        let got = combine(&by_g, &[vec![s1.clone(), s2.clone()]]).unwrap();
+        assert_eq!(
+            got["data"]["result"],
+            json!([
+                {"metric": {"__name__": "x", "g": "a", "i": "1"}, "values": [[1, "5"]]},
+                {"metric": {"__name__": "x", "g": "a", "i": "3"}, "values": [[2, "9"]]},
+                {"metric": {"__name__": "x", "g": "b", "i": "4"}, "values": [[1, "-1"]]},
+            ])
+        );
+        // bottomk without (i): one group per g; NaN is still the last choice.
+        let bottom = Combine::TopK {
+            k: 1,
+            bottom: true,
+            grouping: Grouping::Without(vec!["i".into()]),
+        };
+        let got = combine(&bottom, &[vec![s1, s2]]).unwrap();
+        assert_eq!(
+            got["data"]["result"],
+            json!([
+                {"metric": {"__name__": "x", "g": "a", "i": "1"}, "values": [[2, "1"]]},
+                {"metric": {"__name__": "x", "g": "a", "i": "3"}, "values": [[1, "4"]]},
+                {"metric": {"__name__": "x", "g": "b", "i": "4"}, "values": [[1, "-1"]]},
+            ])
+        );
     }
 }
