@@ -9,7 +9,7 @@ use crate::rules::{
     labels_from_map, restored_active_at, Alert, AlertContext, AlertState, AlertingRule, Health,
     OutSample, Rule,
 };
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 use strata_model::{is_stale_nan, Labels, Matcher, Sample, TenantId, WriteBatch, STALE_NAN};
 use strata_promql::{Engine, QueryValue};
@@ -334,7 +334,19 @@ impl Group {
         };
         let samples = match &mut self.rules[i] {
             Rule::Recording(r) => r.apply(vector, query_ts, self.limit)?,
-            Rule::Alerting(r) => r.apply(vector, ts, query_ts, self.limit, env.alert_ctx)?,
+            Rule::Alerting(r) => {
+                let querier = r
+                    .templates_query()
+                    .then_some(EngineQuerier { env, ts: query_ts });
+                r.apply(
+                    vector,
+                    ts,
+                    query_ts,
+                    self.limit,
+                    env.alert_ctx,
+                    querier.as_ref().map(|q| q as _),
+                )?
+            }
         };
         let current: HashSet<Labels> = samples.iter().map(|s| s.labels.clone()).collect();
         let stale: Vec<OutSample> = self.prev_series[i]
@@ -385,6 +397,40 @@ impl Group {
             Rule::Alerting(a) => Some(a),
             Rule::Recording(_) => None,
         })
+    }
+}
+
+/// Runs the `query` calls of an alerting rule's templates with the rule's engine, tenant and
+/// query time, as Prometheus's expander does.
+struct EngineQuerier<'a> {
+    env: EvalEnv<'a>,
+    ts: i64,
+}
+
+impl strata_template::TemplateQuerier for EngineQuerier<'_> {
+    fn query(&self, query: &str) -> Result<Vec<strata_template::QuerySample>, String> {
+        // Templates expand synchronously inside the async evaluation: the query blocks this
+        // worker thread while the runtime's other workers run the rest.
+        let handle = tokio::runtime::Handle::try_current().map_err(|e| e.to_string())?;
+        if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+            return Err("templates can query only on a multi-threaded runtime".into());
+        }
+        let env = self.env;
+        let answer = tokio::task::block_in_place(|| {
+            handle.block_on(
+                env.engine
+                    .instant(env.queryable, env.tenant, query, self.ts),
+            )
+        })
+        .map_err(|e| e.to_string())?;
+        match answer.value {
+            QueryValue::Vector(v) => Ok(v
+                .into_iter()
+                .map(|s| (crate::rules::labels_to_map(&s.labels), s.v))
+                .collect()),
+            QueryValue::Scalar { v, .. } => Ok(vec![(BTreeMap::new(), v)]),
+            _ => Err("rule result is not a vector or scalar".into()),
+        }
     }
 }
 

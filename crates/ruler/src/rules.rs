@@ -228,7 +228,7 @@ pub(crate) fn labels_from_map(m: &BTreeMap<String, String>) -> Labels {
     )
 }
 
-fn labels_to_map(l: &Labels) -> BTreeMap<String, String> {
+pub(crate) fn labels_to_map(l: &Labels) -> BTreeMap<String, String> {
     l.iter()
         .map(|l| (l.name.clone(), l.value.clone()))
         .collect()
@@ -279,6 +279,15 @@ pub struct AlertContext {
 }
 
 impl AlertingRule {
+    /// Whether a label or annotation template may call `query` (then the evaluation gives
+    /// the templates an engine to ask).
+    pub fn templates_query(&self) -> bool {
+        self.labels
+            .values()
+            .chain(self.annotations.values())
+            .any(|t| t.contains("{{") && t.contains("query"))
+    }
+
     /// Advances the alerts with the query result of the evaluation at `ts` (the query ran at
     /// `query_ts` = `ts` − query offset) and returns the `ALERTS` and `ALERTS_FOR_STATE`
     /// samples (timestamped `query_ts`).
@@ -289,6 +298,7 @@ impl AlertingRule {
         query_ts: i64,
         limit: i64,
         ctx: &AlertContext,
+        querier: Option<&dyn strata_template::TemplateQuerier>,
     ) -> Result<Vec<OutSample>, EvalFailure> {
         let mut current: HashMap<Labels, Alert> = HashMap::with_capacity(result.len());
         for (series, value) in result {
@@ -298,6 +308,7 @@ impl AlertingRule {
                 external_labels: &ctx.external_labels,
                 external_url: &ctx.external_url,
                 value,
+                querier,
             };
             let mut m = series_map.clone();
             m.remove(METRIC_NAME);

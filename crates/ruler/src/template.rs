@@ -1,17 +1,30 @@
 //! Expanding alert label and annotation templates as Prometheus does: each text runs with
-//! `$labels`, `$externalLabels`, `$externalURL` and `$value` declared; a failing template
-//! expands to `<error expanding template: ...>` instead of failing the rule.
+//! `$labels`, `$externalLabels`, `$externalURL` and `$value` declared, and `query` asks the
+//! engine at the evaluation's time; a failing template expands to
+//! `<error expanding template: ...>` instead of failing the rule.
 
 use std::collections::BTreeMap;
-use strata_template::{Dialect, Templates, Value};
+use strata_template::{Dialect, TemplateQuerier, Templates, Value};
 
 /// The values a rule's templates see.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TemplateData<'a> {
     pub labels: &'a BTreeMap<String, String>,
     pub external_labels: &'a BTreeMap<String, String>,
     pub external_url: &'a str,
     pub value: f64,
+    /// Answers `query` calls; without it they fail.
+    pub querier: Option<&'a dyn TemplateQuerier>,
+}
+
+impl std::fmt::Debug for TemplateData<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TemplateData")
+            .field("labels", self.labels)
+            .field("value", &self.value)
+            .field("querier", &self.querier.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 const PRELUDE: &str = "{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}{{$externalURL := .ExternalURL}}{{$value := .Value}}";
@@ -29,7 +42,7 @@ pub fn expand(alert_name: &str, text: &str, data: &TemplateData<'_>) -> String {
         ("Value", Value::Float(data.value)),
     ]));
     let set = Templates::new(Dialect::Prometheus);
-    match set.render_text(&format!("{PRELUDE}{text}"), &value) {
+    match set.render_text_with(&format!("{PRELUDE}{text}"), &value, data.querier) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(alert = alert_name, error = %e, "expanding alert template failed");
@@ -56,6 +69,7 @@ mod tests {
                 external_labels: &ext,
                 external_url: "http://strata:9009/prometheus",
                 value,
+                querier: None,
             },
         )
     }
@@ -83,6 +97,79 @@ mod tests {
         assert_eq!(ex("{{ printf \"%.1f\" $value }}", 2.25), "2.2");
         assert_eq!(ex("{{ $labels.missing }}", 0.0), "");
         assert_eq!(ex("plain", 0.0), "plain");
+    }
+
+    /// Answers `up` with two series (out of instance order) and anything else with none.
+    struct FakeEngine;
+
+    impl TemplateQuerier for FakeEngine {
+        fn query(&self, q: &str) -> Result<Vec<strata_template::QuerySample>, String> {
+            let series = |instance: &str, v: f64| {
+                let l = [
+                    ("__name__", "up"),
+                    ("instance", instance),
+                    ("__value__", "s"),
+                ];
+                (
+                    l.iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                    v,
+                )
+            };
+            match q {
+                "up" => Ok(vec![series("b:9100", 0.0), series("a:9100", 1234.5)]),
+                "bad(" => Err("parse error: unclosed left parenthesis".into()),
+                _ => Ok(Vec::new()),
+            }
+        }
+    }
+
+    fn ex_query(text: &str) -> String {
+        let labels = BTreeMap::new();
+        expand(
+            "A",
+            text,
+            &TemplateData {
+                labels: &labels,
+                external_labels: &labels,
+                external_url: "",
+                value: 0.0,
+                querier: Some(&FakeEngine),
+            },
+        )
+    }
+
+    #[test]
+    fn templates_query_the_engine() {
+        assert_eq!(
+            ex_query("{{ with query \"up\" }}{{ . | first | value | humanize }}{{ end }}"),
+            "0"
+        );
+        assert_eq!(
+            ex_query(
+                "{{ range query \"up\" | sortByLabel \"instance\" }}{{ .Labels.instance }}={{ .Value }};{{ end }}"
+            ),
+            "a:9100=1234.5;b:9100=0;"
+        );
+        assert_eq!(
+            ex_query("{{ query \"up\" | first | label \"instance\" }}"),
+            "b:9100"
+        );
+        assert_eq!(ex_query("{{ query \"up\" | first | strvalue }}"), "s");
+        assert_eq!(
+            ex_query("{{ with query \"none\" }}some{{ else }}none{{ end }}"),
+            "none"
+        );
+        let e = ex_query("{{ query \"none\" | first | value }}");
+        assert!(
+            e.contains("first() called on vector with no elements"),
+            "{e}"
+        );
+        let e = ex_query("{{ query \"bad(\" }}");
+        assert!(e.contains("unclosed left parenthesis"), "{e}");
+        let e = ex_query("{{ value 1.5 }}");
+        assert!(e.contains("expected *template.sample"), "{e}");
     }
 
     #[test]

@@ -719,7 +719,18 @@ struct Exec<'a> {
     name: String,
     vars: Vec<(String, Value)>,
     depth: usize,
+    querier: Option<&'a dyn TemplateQuerier>,
 }
+
+/// Runs Prometheus's `query` template function: an instant PromQL query at the rule
+/// evaluation's time, answered as its series' labels and values (a scalar as one series
+/// without labels).
+pub trait TemplateQuerier {
+    fn query(&self, query: &str) -> Result<Vec<QuerySample>, String>;
+}
+
+/// One series of a template query's answer: its labels and value.
+pub type QuerySample = (BTreeMap<String, String>, f64);
 
 impl Exec<'_> {
     fn err(&self, message: impl Into<String>) -> RenderError {
@@ -782,7 +793,7 @@ impl Exec<'_> {
                         Some(p) => self.pipeline(p, dot)?,
                         None => Value::Nil,
                     };
-                    out.push_str(&self.set.run(name, &arg, self.depth + 1)?);
+                    out.push_str(&self.set.run(name, &arg, self.depth + 1, self.querier)?);
                 }
             }
         }
@@ -960,6 +971,12 @@ impl Exec<'_> {
             } else {
                 prometheus::url_path(&url.to_string())
             }));
+        }
+        if self.set.dialect == Dialect::Prometheus && name == "query" {
+            if let Some(q) = self.querier {
+                return prometheus::query(q, &args)
+                    .map_err(|m| self.err(format!("error calling {name}: {m}")));
+            }
         }
         call_function(name, args).map_err(|m| self.err(format!("error calling {name}: {m}")))
     }
@@ -1507,7 +1524,13 @@ impl Templates {
         self.defs.contains_key(name)
     }
 
-    fn run(&self, name: &str, dot: &Value, depth: usize) -> Result<String, RenderError> {
+    fn run(
+        &self,
+        name: &str,
+        dot: &Value,
+        depth: usize,
+        querier: Option<&dyn TemplateQuerier>,
+    ) -> Result<String, RenderError> {
         if depth > MAX_DEPTH {
             return Err(RenderError::TooDeep(name.to_string()));
         }
@@ -1520,6 +1543,7 @@ impl Templates {
             name: name.to_string(),
             vars: vec![("$".to_string(), dot.clone())],
             depth,
+            querier,
         };
         let mut out = String::new();
         exec.walk(body, dot, &mut out)?;
@@ -1528,31 +1552,48 @@ impl Templates {
 
     /// Renders a named template.
     pub fn render(&self, name: &str, data: &Value) -> Result<String, RenderError> {
-        self.run(name, data, 0)
+        self.run(name, data, 0, None)
     }
 
     /// Renders a template text from a notifier setting (e.g. `title:`), which may call the
     /// named templates.
     pub fn render_text(&self, text: &str, data: &Value) -> Result<String, RenderError> {
+        self.render_text_with(text, data, None)
+    }
+
+    /// [`Templates::render_text`] for a rule template whose `query` calls run on `querier`
+    /// (without one, `query` fails when called, as it has no engine to ask).
+    pub fn render_text_with(
+        &self,
+        text: &str,
+        data: &Value,
+        querier: Option<&dyn TemplateQuerier>,
+    ) -> Result<String, RenderError> {
         // Plain text is by far the most common setting; skip parsing it.
         if !text.contains("{{") {
             return Ok(text.to_string());
         }
         let (body, defines) = parse("setting", text, self.dialect)?;
         if defines.is_empty() {
-            return self.render_text_body(&body, data);
+            return self.render_text_body(&body, data, querier);
         }
         let mut with = self.clone();
         with.defs.extend(defines);
-        with.render_text_body(&body, data)
+        with.render_text_body(&body, data, querier)
     }
 
-    fn render_text_body(&self, body: &[Node], data: &Value) -> Result<String, RenderError> {
+    fn render_text_body(
+        &self,
+        body: &[Node],
+        data: &Value,
+        querier: Option<&dyn TemplateQuerier>,
+    ) -> Result<String, RenderError> {
         let mut exec = Exec {
             set: self,
             name: "setting".to_string(),
             vars: vec![("$".to_string(), data.clone())],
             depth: 0,
+            querier,
         };
         let mut out = String::new();
         exec.walk(body, data, &mut out)?;

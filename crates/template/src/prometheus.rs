@@ -1,8 +1,8 @@
 //! The functions Prometheus (2.42) adds to rule templates: `humanize*`, `title`, `match`,
-//! `reReplaceAll`, `stripPort`, `graphLink`, `parseDuration`, ... Those that query the TSDB
-//! (`query`, `first`, `label`, `value`, `strvalue`, `sortByLabel`) are defined, so that
-//! templates using them validate as Prometheus validates them, but fail when executed: the
-//! expander has no engine.
+//! `reReplaceAll`, `stripPort`, `graphLink`, `parseDuration`, ..., and those over query results:
+//! `query` (run by the caller's [`crate::TemplateQuerier`]; without one it fails when called),
+//! `first`, `label`, `value`, `strvalue`, `sortByLabel`. A query result is a list of samples,
+//! each a struct with `Labels` (a string map) and `Value` (a float), as upstream's `sample`.
 
 use crate::Value;
 use std::collections::BTreeMap;
@@ -98,11 +98,91 @@ pub(crate) fn call(name: &str, args: &[Value]) -> Option<Result<Value, String>> 
                 .map(|(i, a)| (format!("arg{i}"), a.to_string()))
                 .collect::<BTreeMap<_, _>>(),
         )),
-        "query" | "first" | "label" | "value" | "strvalue" | "sortByLabel" => Err(format!(
-            "{name}: querying from templates is not supported by Strata's ruler"
-        )),
+        "query" => Err("query: templates here have no query engine to ask".to_string()),
+        "first" => match args {
+            [Value::List(v)] => v
+                .first()
+                .cloned()
+                .ok_or_else(|| "first() called on vector with no elements".to_string()),
+            [other] => Err(wrong_type("template.queryResult", other)),
+            _ => Err(format!("wrong number of args: want 1 got {}", args.len())),
+        },
+        "label" => match args {
+            [name, sample] => sample_labels(sample)
+                .map(|l| Value::Str(l.get(&name.to_string()).cloned().unwrap_or_default())),
+            _ => Err(format!("wrong number of args: want 2 got {}", args.len())),
+        },
+        "strvalue" => match args {
+            [sample] => sample_labels(sample)
+                .map(|l| Value::Str(l.get("__value__").cloned().unwrap_or_default())),
+            _ => Err(format!("wrong number of args: want 1 got {}", args.len())),
+        },
+        "value" => match args {
+            [Value::Struct(m)] if m.contains_key("Labels") => {
+                Ok(m.get("Value").cloned().unwrap_or(Value::Float(0.0)))
+            }
+            [other] => Err(wrong_type("*template.sample", other)),
+            _ => Err(format!("wrong number of args: want 1 got {}", args.len())),
+        },
+        "sortByLabel" => match args {
+            [name, Value::List(v)] => sort_by_label(&name.to_string(), v),
+            [_, other] => Err(wrong_type("template.queryResult", other)),
+            _ => Err(format!("wrong number of args: want 2 got {}", args.len())),
+        },
         _ => return None,
     })
+}
+
+/// Runs `query` on `querier`: the answer as a list of samples.
+pub(crate) fn query(querier: &dyn crate::TemplateQuerier, args: &[Value]) -> Result<Value, String> {
+    let [q] = args else {
+        return Err(format!("wrong number of args: want 1 got {}", args.len()));
+    };
+    let rows = querier.query(&q.to_string())?;
+    Ok(Value::List(
+        rows.into_iter()
+            .map(|(labels, v)| {
+                Value::Struct(BTreeMap::from([
+                    ("Labels", Value::Kv(labels)),
+                    ("Value", Value::Float(v)),
+                ]))
+            })
+            .collect(),
+    ))
+}
+
+/// `sortByLabel`: the samples ordered by the value of label `name`, stably (as upstream's
+/// `sort.Stable`).
+fn sort_by_label(name: &str, samples: &[Value]) -> Result<Value, String> {
+    let mut keyed: Vec<(String, Value)> = Vec::with_capacity(samples.len());
+    for sample in samples {
+        let key = sample_labels(sample)?
+            .get(name)
+            .cloned()
+            .unwrap_or_default();
+        keyed.push((key, sample.clone()));
+    }
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(Value::List(keyed.into_iter().map(|(_, s)| s).collect()))
+}
+
+/// The labels of a query-result sample.
+fn sample_labels(v: &Value) -> Result<&BTreeMap<String, String>, String> {
+    match v {
+        Value::Struct(m) => match m.get("Labels") {
+            Some(Value::Kv(l)) => Ok(l),
+            _ => Err(wrong_type("*template.sample", v)),
+        },
+        other => Err(wrong_type("*template.sample", other)),
+    }
+}
+
+/// Go's message for an argument of the wrong type.
+fn wrong_type(want: &str, got: &Value) -> String {
+    format!(
+        "wrong type for value; expected {want}; got {}",
+        got.type_name()
+    )
 }
 
 /// Go's `%.<prec>g`: shortest of `%e`/`%f` by the exponent, trailing zeros removed.

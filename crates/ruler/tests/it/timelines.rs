@@ -228,7 +228,8 @@ fn fmt_ms(ms: i64) -> String {
     strata_ruler::duration::PromDuration(std::time::Duration::from_millis(ms as u64)).to_string()
 }
 
-#[tokio::test]
+// Multi-threaded: templates that query block their worker while the query runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeline_fixtures() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/timelines");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
