@@ -28,8 +28,17 @@ mod prometheus_series;
 mod promql_side_by_side;
 mod promtool;
 mod query_frontend;
+// The promqltest harness's parsers of the upstream test files (named `script` and `series` as
+// they refer to each other by those paths), for promqltest_frontend.
+mod promqltest_frontend;
 mod ruler;
 mod ruler_ha;
+#[allow(dead_code)]
+#[path = "../../crates/promql/tests/promqltest/script.rs"]
+mod script;
+#[allow(dead_code)]
+#[path = "../../crates/promql/tests/promqltest/series.rs"]
+mod series;
 mod store_gateway_sharding;
 
 use strata_tests::{check_executable, node_exporter_bin, prometheus_bin, strata_bin};
