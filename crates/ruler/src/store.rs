@@ -12,7 +12,9 @@ use crate::rulefmt::RuleGroup;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use bytes::Bytes;
-use std::collections::BTreeMap;
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use strata_model::TenantId;
 use strata_storage::bucket::{Bucket, BucketError};
 
@@ -24,6 +26,10 @@ pub type Namespaces = BTreeMap<String, Vec<RuleGroup>>;
 pub struct RuleStore {
     bucket: Bucket,
     prefix: String,
+    /// Groups as last decoded, by object path, with the hash of the bytes they came from: the
+    /// ruler reads every group at every poll, and most polls find them unchanged, so decoding
+    /// (YAML) is skipped for bytes seen before.
+    decoded: Arc<Mutex<HashMap<String, (u64, RuleGroup)>>>,
 }
 
 fn enc(s: &str) -> String {
@@ -42,6 +48,7 @@ impl RuleStore {
         Self {
             bucket,
             prefix: prefix.trim_end_matches('/').to_string(),
+            decoded: Arc::default(),
         }
     }
 
@@ -77,7 +84,9 @@ impl RuleStore {
     pub async fn groups(&self, tenant: &TenantId) -> Result<Namespaces, RulerError> {
         let dir = self.tenant_dir(tenant);
         let mut out = Namespaces::new();
-        for o in self.bucket.list(&dir).await.map_err(store_err)? {
+        let listed = self.bucket.list(&dir).await.map_err(store_err)?;
+        let mut seen = HashMap::with_capacity(listed.len());
+        for o in listed {
             let rest = o
                 .path
                 .strip_prefix(&dir)
@@ -93,14 +102,33 @@ impl RuleStore {
                 Err(BucketError::NotFound { .. }) => continue,
                 Err(e) => return Err(store_err(e)),
             };
-            match serde_yaml::from_slice::<RuleGroup>(&data) {
-                Ok(g) => out.entry(ns).or_default().push(g),
+            let hash = xxhash_rust::xxh3::xxh3_64(&data);
+            let cached = self
+                .decoded
+                .lock()
+                .get(&o.path)
+                .filter(|(h, _)| *h == hash)
+                .map(|(_, g)| g.clone());
+            let decoded = match cached {
+                Some(g) => Ok(g),
+                None => serde_yaml::from_slice::<RuleGroup>(&data),
+            };
+            match decoded {
+                Ok(g) => {
+                    seen.insert(o.path, (hash, g.clone()));
+                    out.entry(ns).or_default().push(g);
+                }
                 Err(e) => tracing::warn!(
                     tenant = %tenant, object = %o.path, error = %e,
                     "skipping a rule group object that does not decode"
                 ),
             }
         }
+        // Keep this tenant's current groups only (deleted ones are forgotten).
+        let mut decoded = self.decoded.lock();
+        decoded.retain(|path, _| !path.starts_with(&format!("{dir}/")));
+        decoded.extend(seen);
+        drop(decoded);
         for groups in out.values_mut() {
             groups.sort_by(|a, b| a.name.cmp(&b.name));
         }
@@ -196,5 +224,36 @@ mod tests {
             );
             assert_eq!(dec(&e).as_deref(), Some(evil));
         }
+    }
+
+    #[tokio::test]
+    async fn unchanged_groups_are_not_decoded_again_and_changes_are_seen() {
+        let bucket = Bucket::from_store(
+            Arc::new(object_store::memory::InMemory::new()),
+            std::time::Duration::from_secs(10),
+        );
+        let store = RuleStore::new(bucket.clone(), "@rules");
+        let tenant = TenantId::new("t").unwrap();
+        let path = store.group_path(&tenant, "ns", "g");
+        let yaml = |for_: &str| {
+            format!("name: g\nrules:\n  - alert: A\n    expr: up == 0\n    for: {for_}\n")
+        };
+        bucket.put(&path, Bytes::from(yaml("1m"))).await.unwrap();
+        let first = store.groups(&tenant).await.unwrap();
+        let for_ = |n: &Namespaces| n["ns"][0].rules[0].for_.map(|d| d.0.as_secs());
+        assert_eq!(for_(&first), Some(60));
+        assert_eq!(store.decoded.lock().len(), 1);
+        // Same size, other content: decoded again.
+        bucket.put(&path, Bytes::from(yaml("2m"))).await.unwrap();
+        let second = store.groups(&tenant).await.unwrap();
+        assert_eq!(for_(&second), Some(120));
+        // Unchanged: the cached group is served (poisoned here to prove it).
+        store.decoded.lock().get_mut(&path).unwrap().1.limit = 7;
+        let third = store.groups(&tenant).await.unwrap();
+        assert_eq!(third["ns"][0].limit, 7);
+        // Deleted: forgotten.
+        store.delete(&tenant, "ns", "g").await.unwrap();
+        assert!(store.groups(&tenant).await.unwrap().is_empty());
+        assert!(store.decoded.lock().is_empty());
     }
 }
