@@ -17,6 +17,7 @@ use std::time::Duration;
 use strata_model::{Labels, Sample, TenancyConfig};
 use strata_promql::testing::MemStore;
 use strata_querier::{router, Querier, QuerierConfig};
+use strata_query_frontend::shard::{Combine, Grouping};
 use strata_query_frontend::{in_front_of, QueryFrontend, QueryFrontendConfig, RouterDownstream};
 use tower::ServiceExt;
 
@@ -60,14 +61,30 @@ fn load_into(data: &mut Vec<(Labels, Vec<Sample>)>, load: &Load) {
     }
 }
 
-/// For `topk`/`bottomk`: the same values at every step. Among equal values, which series is
-/// picked may differ (docs/query-frontend.md), so the series themselves are not compared.
-fn same_values_per_step(got: &Value, want: &Value) -> Result<(), String> {
+/// For `topk`/`bottomk`: the same values at every step in every group. Among equal values,
+/// which series is picked may differ (docs/query-frontend.md), so the series themselves are not
+/// compared.
+fn same_values_per_step(got: &Value, want: &Value, grouping: &Grouping) -> Result<(), String> {
+    let group = |metric: &Value| -> String {
+        let mut kept: Vec<(String, String)> = metric
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(name, _)| match grouping {
+                Grouping::By(by) => by.contains(name),
+                Grouping::Without(w) => *name != "__name__" && !w.contains(name),
+            })
+            .map(|(n, v)| (n.clone(), v.to_string()))
+            .collect();
+        kept.sort();
+        format!("{kept:?}")
+    };
     let per_step = |v: &Value| {
         let mut m: std::collections::BTreeMap<String, Vec<String>> = Default::default();
         for s in v["data"]["result"].as_array().into_iter().flatten() {
+            let g = group(&s["metric"]);
             for p in s["values"].as_array().into_iter().flatten() {
-                m.entry(p[0].to_string())
+                m.entry(format!("{} {g}", p[0]))
                     .or_default()
                     .push(p[1].as_str().unwrap_or_default().to_owned());
             }
@@ -243,14 +260,11 @@ async fn promqltest_files_through_a_sharding_frontend() {
                     let plan = strata_query_frontend::shard::plan(&e.query);
                     sharded += usize::from(plan.is_some());
                     let sums = e.query.contains("sum") || e.query.contains("avg");
-                    let ranked = matches!(
-                        plan.as_ref().map(|p| &p.how),
-                        Some(strata_query_frontend::shard::Combine::TopK { .. })
-                    );
-                    let verdict = if ranked {
-                        same_values_per_step(&got, &want)
-                    } else {
-                        same(&got, &want, sums)
+                    let verdict = match plan.as_ref().map(|p| &p.how) {
+                        Some(Combine::TopK { grouping, .. }) => {
+                            same_values_per_step(&got, &want, grouping)
+                        }
+                        _ => same(&got, &want, sums),
                     };
                     if gs != 200 {
                         failures.push(format!("{at}: status {gs}: {got}"));

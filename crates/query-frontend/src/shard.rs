@@ -153,7 +153,9 @@ pub fn plan(query: &str) -> Option<Plan> {
         (token::T_MIN, None) => as_is(Combine::Min),
         (token::T_MAX, None) => as_is(Combine::Max),
         (token::T_GROUP, None) => as_is(Combine::Group),
-        (token::T_AVG, None) => {
+        // The rewrite is printed back by promql-parser, which prints an `@` time before 1970
+        // as 0: averages with `@` are not sharded.
+        (token::T_AVG, None) if !query.contains('@') => {
             let with_op = |op| {
                 let mut b = a.clone();
                 b.op = token::TokenType::new(op);
@@ -476,6 +478,7 @@ mod tests {
                 Some(Combine::Group),
             ),
             ("avg(x)", Some(Combine::Avg)),
+            ("avg(x @ -60)", None),
             (
                 "topk(3, x)",
                 Some(Combine::TopK {

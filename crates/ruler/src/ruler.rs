@@ -155,6 +155,7 @@ impl Ruler {
         for t in gone {
             self.sync_tenant(&t, Namespaces::new()).await;
         }
+        self.store.forget_other_tenants(&seen);
         Ok(())
     }
 

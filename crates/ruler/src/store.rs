@@ -135,6 +135,17 @@ impl RuleStore {
         Ok(out)
     }
 
+    /// Drops the decoded groups of tenants not in `tenants` (those without groups any more).
+    pub fn forget_other_tenants(&self, tenants: &std::collections::HashSet<TenantId>) {
+        let dirs: Vec<String> = tenants
+            .iter()
+            .map(|t| format!("{}/", self.tenant_dir(t)))
+            .collect();
+        self.decoded
+            .lock()
+            .retain(|path, _| dirs.iter().any(|d| path.starts_with(d.as_str())));
+    }
+
     /// One group, if it exists.
     pub async fn group(
         &self,
@@ -254,6 +265,14 @@ mod tests {
         // Deleted: forgotten.
         store.delete(&tenant, "ns", "g").await.unwrap();
         assert!(store.groups(&tenant).await.unwrap().is_empty());
+        assert!(store.decoded.lock().is_empty());
+        // A tenant whose last group went away (no longer listed) is forgotten by the sync.
+        bucket.put(&path, Bytes::from(yaml("1m"))).await.unwrap();
+        store.groups(&tenant).await.unwrap();
+        assert_eq!(store.decoded.lock().len(), 1);
+        store.forget_other_tenants(&[tenant.clone()].into_iter().collect());
+        assert_eq!(store.decoded.lock().len(), 1);
+        store.forget_other_tenants(&std::collections::HashSet::new());
         assert!(store.decoded.lock().is_empty());
     }
 }

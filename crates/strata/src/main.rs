@@ -93,7 +93,9 @@ fn main() -> std::process::ExitCode {
 /// `strata rules test FILE...`: promtool's report on standard output, exit status 1 when a
 /// test failed.
 fn rules_test(files: &[PathBuf]) -> std::process::ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread()
+    // Multi-threaded: alert templates that `query` block their worker while the query runs.
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
     {

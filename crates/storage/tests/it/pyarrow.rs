@@ -1,6 +1,9 @@
 //! pyarrow reads `series.parquet` and `samples.parquet` without Strata and must find exactly the
 //! stored samples, bit for bit, in the documented sort order (format v3: time bucket after time
 //! bucket as `meta.json` lists them, each sorted by series id then time, in its own row groups).
+//! DuckDB, another Parquet reader, answers SQL over the same files (a join of the two files by
+//! series id, the label map and the bucket-count list) with the stored samples' counts and
+//! ranges per series.
 
 use std::process::Command;
 use std::time::Duration;
@@ -96,17 +99,50 @@ assert samples.num_rows == total, (samples.num_rows, total)
 print("ok", series.num_rows, "series", samples.num_rows, "samples")
 "#;
 
-fn pyarrow_available() -> bool {
+const DUCKDB_CHECK: &str = r#"
+import json, sys
+import duckdb
+
+block, expected_path = sys.argv[1], sys.argv[2]
+expected = json.load(open(expected_path))
+con = duckdb.connect()
+series = f"read_parquet('{block}/series.parquet')"
+samples = f"read_parquet('{block}/samples.parquet')"
+# Per series: rows, first and last timestamp, through a join on series_id.
+got = con.execute(f"""
+    select s.series_id, count(*), min(x.timestamp), max(x.timestamp),
+           sum(list_sum(s.bucket_num_samples)) / count(*)
+    from {series} s join {samples} x on x.series_id = s.series_id
+    group by s.series_id order by s.series_id""").fetchall()
+want = sorted((len(e["samples"]), e["samples"][0][0], e["samples"][-1][0])
+              for e in expected if e["samples"])
+assert sorted((n, lo, hi) for _, n, lo, hi, _ in got) == want, ("per-series counts", got[:3], want[:3])
+# bucket_num_samples adds up to each series' rows.
+assert all(n == b for _, n, _, _, b in got), "bucket_num_samples"
+# The label map holds the labels without a column of their own.
+rare = con.execute(f"select count(*) from {series} where map_contains(labels, 'rare_label')").fetchone()[0]
+assert rare == sum(1 for e in expected if "rare_label" in e["labels"]), rare
+total = con.execute(f"select count(*) from {samples}").fetchone()[0]
+assert total == sum(len(e["samples"]) for e in expected), total
+print("ok", len(got), "series", total, "samples")
+"#;
+
+fn python_has(module: &str) -> bool {
     Command::new("python3")
-        .args(["-c", "import pyarrow"])
+        .args(["-c", &format!("import {module}")])
         .status()
         .is_ok_and(|s| s.success())
 }
 
 fn run_check(block_dir: &std::path::Path, expected: &std::path::Path) {
+    run_script("pyarrow", CHECK, block_dir, expected);
+    run_script("duckdb", DUCKDB_CHECK, block_dir, expected);
+}
+
+fn run_script(what: &str, script: &str, block_dir: &std::path::Path, expected: &std::path::Path) {
     let mut child = Command::new("python3")
         .arg("-c")
-        .arg(CHECK)
+        .arg(script)
         .arg(block_dir)
         .arg(expected)
         .stdout(std::process::Stdio::piped())
@@ -122,7 +158,7 @@ fn run_check(block_dir: &std::path::Path, expected: &std::path::Path) {
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("pyarrow check did not finish within 120 s");
+            panic!("{what} check did not finish within 120 s");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -131,7 +167,7 @@ fn run_check(block_dir: &std::path::Path, expected: &std::path::Path) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "pyarrow check failed:\n{stdout}\n{stderr}"
+        "{what} check failed:\n{stdout}\n{stderr}"
     );
     assert!(stdout.starts_with("ok "), "{stdout}");
 }
@@ -156,10 +192,12 @@ fn expected_json(input: &[(Labels, Vec<Sample>)]) -> String {
 
 #[tokio::test]
 async fn pyarrow_reads_exactly_the_stored_samples() {
-    assert!(
-        pyarrow_available(),
-        "python3 with pyarrow is required for this test: pip install pyarrow"
-    );
+    for module in ["pyarrow", "duckdb"] {
+        assert!(
+            python_has(module),
+            "python3 with {module} is required for this test: pip install {module}"
+        );
+    }
     let mut input = synth::node_exporter_like(3, 1_700_000_000_000, 2 * 3_600_000, 7);
     // Special values, including NaN payloads, -0.0 and a rare label that lands in the map.
     let special = [
