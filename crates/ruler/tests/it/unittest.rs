@@ -28,7 +28,8 @@ fn promtool() -> Option<PathBuf> {
     p.exists().then_some(p)
 }
 
-#[tokio::test]
+// Multi-threaded, as `strata rules test` runs: templates that query block their worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_corpus_passes_and_fails_as_named_and_as_promtool_says() {
     let promtool = promtool();
     for f in corpus() {
